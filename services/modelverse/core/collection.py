@@ -1,0 +1,59 @@
+"""A set of models' statistics as column arrays, the shape every scorer works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from modelverse.core.scores import SampleSets
+from modelverse.core.second_order import CompressedCovariances, FullCovariances
+from modelverse.core.stats import ModelStats
+
+
+@dataclass(frozen=True)
+class Collection:
+    ids: np.ndarray  # (M,) str
+    means: np.ndarray  # (M, d) first moments, not normalised
+    compressed: CompressedCovariances
+    full: FullCovariances | None = None  # present only when every model kept its covariance
+    samples: SampleSets | None = None  # present only when every model kept its samples
+
+    def __post_init__(self) -> None:
+        if len(set(self.ids.tolist())) != len(self.ids):
+            raise ValueError("model ids in a collection must be unique")
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def row_of(self, model_id: str) -> int:
+        rows = np.flatnonzero(self.ids == model_id)
+        if rows.size == 0:
+            raise KeyError(model_id)
+        return int(rows[0])
+
+    @classmethod
+    def from_stats(cls, ids: Sequence[str], stats: Sequence[ModelStats]) -> Collection:
+        if len(ids) != len(stats) or not stats:
+            raise ValueError("need one statistics record per id, and at least one")
+        dims = {s.dim for s in stats}
+        if len(dims) != 1:
+            raise ValueError(f"statistics of different dimensions in one collection: {dims}")
+        full = None
+        if all(s.covariance is not None for s in stats):
+            full = FullCovariances.stack([s.covariance for s in stats])
+        samples = None
+        if all(s.samples is not None for s in stats):
+            samples = SampleSets.from_list([s.samples for s in stats])
+        return cls(
+            ids=np.array(list(ids), dtype=str),
+            means=np.stack([s.mean for s in stats]),
+            compressed=CompressedCovariances.stack([s.compressed for s in stats]),
+            full=full,
+            samples=samples,
+        )

@@ -1,0 +1,123 @@
+"""Exact reference search: every model scored, nothing approximated but what you ask for.
+
+This is the oracle that the fast paths (FAISS recall, sharding, gRPC) are tested against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from modelverse.core import scores
+from modelverse.core.collection import Collection
+from modelverse.core.ranking import Hit, top_k
+from modelverse.core.second_order import SecondOrder
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU
+
+
+class Method(str, Enum):
+    FIRST_MOMENT = "first_moment"
+    MGF = "mgf"  # 1st + 2nd moment
+    GAUSSIAN = "gaussian"
+    MONTE_CARLO = "monte_carlo"
+    FRECHET = "frechet"
+
+
+class SecondOrderForm(str, Enum):
+    FULL = "full"
+    COMPRESSED = "compressed"
+
+
+VECTOR_METHODS = (Method.FIRST_MOMENT, Method.MGF, Method.GAUSSIAN, Method.MONTE_CARLO)
+
+
+class MissingStatisticsError(ValueError):
+    """The collection lacks what a method needs (full covariances, raw samples)."""
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    vector: np.ndarray
+    weight: float = 1.0
+
+
+class ExactSearch:
+    def __init__(
+        self, collection: Collection, *, tau: float = DEFAULT_TAU, eps: float = DEFAULT_EPS
+    ) -> None:
+        self.collection = collection
+        self.tau = tau
+        self.eps = eps
+
+    def _second_order(self, form: SecondOrderForm) -> SecondOrder:
+        if form is SecondOrderForm.COMPRESSED:
+            return self.collection.compressed
+        if self.collection.full is None:
+            raise MissingStatisticsError(
+                "full covariances are not stored for every model; use the compressed form"
+            )
+        return self.collection.full
+
+    def score_vector(
+        self, q: np.ndarray, method: Method, form: SecondOrderForm = SecondOrderForm.COMPRESSED
+    ) -> np.ndarray:
+        """Scores of every model for one normalised query vector."""
+        means = self.collection.means
+        if method is Method.FIRST_MOMENT:
+            return scores.first_moment(q, means)
+        if method is Method.MGF:
+            return scores.mgf(q, means, self._second_order(form), self.tau)
+        if method is Method.GAUSSIAN:
+            return scores.gaussian(q, means, self._second_order(form), self.eps)
+        if method is Method.MONTE_CARLO:
+            if self.collection.samples is None:
+                raise MissingStatisticsError(
+                    "Monte Carlo needs every model's raw sample features; add them with samples kept"
+                )
+            return scores.monte_carlo(q, self.collection.samples, self.tau)
+        raise ValueError(f"method {method.value!r} does not take a query vector")
+
+    def score_parts(
+        self,
+        parts: list[QueryPart],
+        method: Method,
+        form: SecondOrderForm = SecondOrderForm.COMPRESSED,
+    ) -> np.ndarray:
+        dim = self.collection.dim
+        normalized = [scores.normalize_query(p.vector, dim) for p in parts]
+        return scores.combine(
+            [self.score_vector(q, method, form) for q in normalized], [p.weight for p in parts]
+        )
+
+    def search(
+        self,
+        parts: list[QueryPart],
+        method: Method = Method.FIRST_MOMENT,
+        k: int = 10,
+        form: SecondOrderForm = SecondOrderForm.COMPRESSED,
+    ) -> list[Hit]:
+        return top_k(self.collection.ids, self.score_parts(parts, method, form), k)
+
+    def score_similar(
+        self, model_id: str, form: SecondOrderForm = SecondOrderForm.COMPRESSED
+    ) -> np.ndarray:
+        """Negative Frechet distance from a stored model to every model (itself included)."""
+        row = self.collection.row_of(model_id)
+        means = self.collection.means
+        if form is SecondOrderForm.COMPRESSED:
+            compressed = self.collection.compressed
+            return scores.frechet_compressed(
+                means[row], compressed.take(np.array([row])), means, compressed
+            )
+        full = self._second_order(SecondOrderForm.FULL)
+        return scores.frechet_full(means[row], full.covariances[row], means, full)
+
+    def similar(
+        self, model_id: str, k: int = 10, form: SecondOrderForm = SecondOrderForm.COMPRESSED
+    ) -> list[Hit]:
+        """Models closest to a stored model by Frechet distance; the model itself is left out."""
+        others = self.collection.ids != model_id
+        all_scores = self.score_similar(model_id, form)
+        return top_k(self.collection.ids[others], all_scores[others], k)

@@ -1,0 +1,70 @@
+"""Finalised per-model statistics: what the index and the scores are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelverse.core.compression import CompressedCovariance, compress_covariance
+from modelverse.core.moments import PartialMoments, l2_normalize_rows
+
+# The paper's constants (Lu et al., "Content-Based Search for Deep Generative Models").
+DEFAULT_TAU = 100.0
+DEFAULT_EPS = 1e-3
+DEFAULT_RANK = 16
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One model's summary: first moment, second order in two forms, optionally raw samples."""
+
+    count: int
+    mean: np.ndarray  # (d,) float64, not re-normalised
+    compressed: CompressedCovariance
+    covariance: np.ndarray | None = None  # (d, d) full covariance, for small collections
+    samples: np.ndarray | None = None  # (n, d) L2-normalised features, for Monte Carlo
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+
+def summarize(
+    moments: PartialMoments,
+    *,
+    rank: int = DEFAULT_RANK,
+    eps: float = DEFAULT_EPS,
+    keep_covariance: bool = True,
+    samples: np.ndarray | None = None,
+) -> ModelStats:
+    """Finalise merged partial moments into the statistics the store keeps."""
+    if moments.count < 1:
+        raise ValueError("cannot summarise a model from zero samples")
+    covariance = moments.covariance()
+    return ModelStats(
+        count=moments.count,
+        mean=moments.mean.copy(),
+        compressed=compress_covariance(covariance, rank=min(rank, moments.dim), eps=eps),
+        covariance=covariance if keep_covariance else None,
+        samples=None if samples is None else np.asarray(samples, dtype=np.float32),
+    )
+
+
+def stats_from_features(
+    features: np.ndarray,
+    *,
+    rank: int = DEFAULT_RANK,
+    eps: float = DEFAULT_EPS,
+    keep_covariance: bool = True,
+    keep_samples: bool = False,
+) -> ModelStats:
+    """Statistics of a model from its samples' raw features (N x d); rows are L2-normalised."""
+    z = l2_normalize_rows(features)
+    return summarize(
+        PartialMoments.from_samples(z),
+        rank=rank,
+        eps=eps,
+        keep_covariance=keep_covariance,
+        samples=z if keep_samples else None,
+    )
