@@ -19,9 +19,13 @@ class Collection:
     compressed: CompressedCovariances
     full: FullCovariances | None = None  # present only when every model kept its covariance
     samples: SampleSets | None = None  # present only when every model kept its samples
+    # Rows to serve; None means all. A packed store keeps rows of replaced or removed models
+    # until it compacts, and masking them is cheaper than copying the live ones out.
+    live: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if len(set(self.ids.tolist())) != len(self.ids):
+        live_ids = self.ids if self.live is None else self.ids[self.live]
+        if len(set(live_ids.tolist())) != len(live_ids):
             raise ValueError("model ids in a collection must be unique")
 
     def __len__(self) -> int:
@@ -31,8 +35,11 @@ class Collection:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
+    def live_mask(self) -> np.ndarray:
+        return np.ones(len(self), dtype=bool) if self.live is None else self.live
+
     def row_of(self, model_id: str) -> int:
-        rows = np.flatnonzero(self.ids == model_id)
+        rows = np.flatnonzero((self.ids == model_id) & self.live_mask())
         if rows.size == 0:
             raise KeyError(model_id)
         return int(rows[0])

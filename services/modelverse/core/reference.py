@@ -98,7 +98,8 @@ class ExactSearch:
         k: int = 10,
         form: SecondOrderForm = SecondOrderForm.COMPRESSED,
     ) -> list[Hit]:
-        return top_k(self.collection.ids, self.score_parts(parts, method, form), k)
+        live = self.collection.live_mask()
+        return top_k(self.collection.ids[live], self.score_parts(parts, method, form)[live], k)
 
     def score_similar(
         self, model_id: str, form: SecondOrderForm = SecondOrderForm.COMPRESSED
@@ -118,6 +119,6 @@ class ExactSearch:
         self, model_id: str, k: int = 10, form: SecondOrderForm = SecondOrderForm.COMPRESSED
     ) -> list[Hit]:
         """Models closest to a stored model by Frechet distance; the model itself is left out."""
-        others = self.collection.ids != model_id
+        others = (self.collection.ids != model_id) & self.collection.live_mask()
         all_scores = self.score_similar(model_id, form)
         return top_k(self.collection.ids[others], all_scores[others], k)

@@ -1,0 +1,356 @@
+"""The embedded model store: one directory on the local filesystem, nothing else to run.
+
+Layout::
+
+    STORE/store.json                       format, version, dimension, rank, eps
+    STORE/models/<name>-<hash>/meta.json   metadata + record (stats version, checksum, ...)
+    STORE/models/<name>-<hash>/stats-v<N>.npz
+    STORE/pack/...                         packed serving table (see ``pack``)
+
+The per-model files are the source of truth; the pack is derived from them and can always be
+rebuilt (``modelverse repack``). Writers take an exclusive lock on ``STORE/.lock``; readers take
+none. Every file is replaced atomically, and a model becomes visible only once its statistics
+and metadata are both on disk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import re
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from modelverse.core.collection import Collection
+from modelverse.core.reference import MissingStatisticsError
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats
+from modelverse.store.errors import (
+    IncompatibleStatsError,
+    ModelExistsError,
+    ModelNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFoundError,
+)
+from modelverse.store.files import atomic_write_bytes, atomic_write_json, read_json
+from modelverse.store.metadata import ModelMetadata, validate_model_id
+from modelverse.store.pack import Pack, PackRow, PackWriter
+from modelverse.store.stats_io import read_stats, stats_to_bytes
+
+STORE_FORMAT = "modelverse-store"
+STORE_FORMAT_VERSION = 1
+META_FORMAT_VERSION = 1
+COMPACT_WHEN_DEAD_FRACTION = 0.25
+COMPACT_MIN_ROWS = 256
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    dim: int
+    rank: int = DEFAULT_RANK
+    eps: float = DEFAULT_EPS
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """What the store knows of a model besides its arrays."""
+
+    metadata: ModelMetadata
+    stats_version: int
+    count: int
+    has_covariance: bool
+    has_samples: bool
+    added_at: str
+    stats_file: str
+    stats_sha256: str
+    encoder: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.metadata.to_dict(),
+            "stats_version": self.stats_version,
+            "count": self.count,
+            "has_covariance": self.has_covariance,
+            "has_samples": self.has_samples,
+            "added_at": self.added_at,
+            "encoder": self.encoder,
+        }
+
+
+def model_dir_name(model_id: str) -> str:
+    """A readable, filesystem-safe and collision-free directory name for any valid id."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)[:64].lstrip(".") or "model"
+    return f"{readable}-{hashlib.sha256(model_id.encode()).hexdigest()[:16]}"
+
+
+class DirectoryStore:
+    def __init__(self, root: Path, config: StoreConfig) -> None:
+        self.root = root
+        self.config = config
+
+    # -- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
+        root = Path(root)
+        if (root / "store.json").exists():
+            raise StoreError(f"{root}: a store already exists here")
+        if config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0:
+            raise ValueError(f"invalid store configuration {config}")
+        (root / "models").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            root / "store.json",
+            {
+                "format": STORE_FORMAT,
+                "format_version": STORE_FORMAT_VERSION,
+                "dim": config.dim,
+                "rank": config.rank,
+                "eps": config.eps,
+                "created_at": _now(),
+            },
+        )
+        return cls(root, config)
+
+    @classmethod
+    def open(cls, root: Path | str) -> DirectoryStore:
+        root = Path(root)
+        path = root / "store.json"
+        if not path.exists():
+            raise StoreNotFoundError(f"{root}: no model store here (create one with `modelverse add`)")
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("format") != STORE_FORMAT:
+            raise StoreCorruptError(f"{path}: not a modelverse store manifest")
+        if data.get("format_version") != STORE_FORMAT_VERSION:
+            raise StoreCorruptError(
+                f"{path}: store format version {data.get('format_version')}, this program reads "
+                f"{STORE_FORMAT_VERSION}"
+            )
+        try:
+            config = StoreConfig(dim=int(data["dim"]), rank=int(data["rank"]), eps=float(data["eps"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc
+        return cls(root, config)
+
+    @classmethod
+    def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
+        root = Path(root)
+        if (root / "store.json").exists():
+            return cls.open(root)
+        return cls.create(root, config)
+
+    # -- paths and locking ------------------------------------------------------------------
+
+    def _model_dir(self, model_id: str) -> Path:
+        return self.root / "models" / model_dir_name(validate_model_id(model_id))
+
+    def _pack_writer(self) -> PackWriter:
+        return PackWriter(self.root / "pack", self.config.dim, self.config.rank, self.config.eps)
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        with open(self.root / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def pack(self) -> Pack | None:
+        return Pack.open(self.root / "pack")
+
+    def ids(self) -> list[str]:
+        pack = self.pack()
+        return [] if pack is None else sorted(pack.live_rows())
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def __contains__(self, model_id: str) -> bool:
+        return (self._model_dir(model_id) / "meta.json").exists()
+
+    def get(self, model_id: str) -> StoredModel:
+        path = self._model_dir(model_id) / "meta.json"
+        if not path.exists():
+            raise ModelNotFoundError(f"no model {model_id!r} in {self.root}")
+        data = read_json(path)
+        try:
+            record = data["record"]
+            return StoredModel(
+                metadata=ModelMetadata.from_dict(data["metadata"]),
+                stats_version=int(record["stats_version"]),
+                count=int(record["count"]),
+                has_covariance=bool(record["has_covariance"]),
+                has_samples=bool(record["has_samples"]),
+                added_at=str(record["added_at"]),
+                stats_file=str(record["stats_file"]),
+                stats_sha256=str(record["stats_sha256"]),
+                encoder=record.get("encoder"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreCorruptError(f"{path}: malformed model record ({exc!r})") from exc
+
+    def get_stats(self, model_id: str) -> ModelStats:
+        stored = self.get(model_id)
+        path = self._model_dir(model_id) / stored.stats_file
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except FileNotFoundError as exc:
+            raise StoreCorruptError(f"{path}: statistics file is missing") from exc
+        if digest != stored.stats_sha256:
+            raise StoreCorruptError(f"{path}: checksum mismatch; the file is corrupt or truncated")
+        return read_stats(path)
+
+    def collection(self, *, full: bool = False, samples: bool = False) -> Collection:
+        """Every model's statistics for scoring.
+
+        By default: the memory-mapped pack (first moments and compressed second order), which
+        opens in milliseconds at any size. ``full`` / ``samples`` also load each model's full
+        covariance / raw samples from its own file: meant for small collections.
+        """
+        pack = self.pack()
+        if pack is None or not pack.live_rows():
+            raise StoreError(f"{self.root}: the store holds no models yet")
+        if not (full or samples):
+            return pack.collection()
+        ids = sorted(pack.live_rows())
+        stats = [self.get_stats(model_id) for model_id in ids]
+        lacking = [
+            model_id
+            for model_id, s in zip(ids, stats)
+            if (full and s.covariance is None) or (samples and s.samples is None)
+        ]
+        if lacking:
+            what = "full covariance" if full else "raw samples"
+            raise MissingStatisticsError(
+                f"{len(lacking)} model(s) have no stored {what} (for example {lacking[0]!r}); "
+                "re-add them keeping it, or use the compressed second order"
+            )
+        collection = Collection.from_stats(ids, stats)
+        return collection if samples else Collection(collection.ids, collection.means, collection.compressed, collection.full)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _check_stats(self, stats: ModelStats) -> None:
+        c = stats.compressed
+        if stats.dim != self.config.dim:
+            raise IncompatibleStatsError(
+                f"features have dimension {stats.dim}, the store at {self.root} holds dimension {self.config.dim}"
+            )
+        if c.rank != self.config.rank or c.eps != self.config.eps:
+            raise IncompatibleStatsError(
+                f"statistics were compressed with rank {c.rank}, eps {c.eps}; the store uses "
+                f"rank {self.config.rank}, eps {self.config.eps}"
+            )
+
+    def _write_model_files(
+        self, metadata: ModelMetadata, stats: ModelStats, replace: bool, encoder: dict[str, Any] | None
+    ) -> tuple[PackRow, Path | None]:
+        model_dir = self._model_dir(metadata.id)
+        meta_path = model_dir / "meta.json"
+        previous = self.get(metadata.id) if meta_path.exists() else None
+        if previous is not None and not replace:
+            raise ModelExistsError(f"model {metadata.id!r} is already in the store (use --replace to replace it)")
+        version = 1 if previous is None else previous.stats_version + 1
+        stats_file = f"stats-v{version}.npz"
+        payload = stats_to_bytes(stats)
+        atomic_write_bytes(model_dir / stats_file, payload)
+        atomic_write_json(
+            meta_path,
+            {
+                "format_version": META_FORMAT_VERSION,
+                "metadata": metadata.to_dict(),
+                "record": {
+                    "stats_version": version,
+                    "stats_file": stats_file,
+                    "stats_sha256": hashlib.sha256(payload).hexdigest(),
+                    "count": stats.count,
+                    "dim": stats.dim,
+                    "has_covariance": stats.covariance is not None,
+                    "has_samples": stats.samples is not None,
+                    "added_at": _now(),
+                    "encoder": encoder,
+                },
+            },
+        )
+        old_file = None if previous is None else model_dir / previous.stats_file
+        return PackRow(metadata.id, stats, version), old_file
+
+    def put_many(
+        self,
+        items: list[tuple[ModelMetadata, ModelStats]],
+        *,
+        replace: bool = False,
+        encoder: dict[str, Any] | None = None,
+    ) -> None:
+        """Add (or with ``replace``, replace) models; the pack is updated once for all."""
+        ids = [metadata.id for metadata, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the same model id appears twice in one batch")
+        for _, stats in items:
+            self._check_stats(stats)
+        with self._writer_lock():
+            written = [self._write_model_files(m, s, replace, encoder) for m, s in items]
+            writer = self._pack_writer()
+            writer.append([row for row, _ in written])
+            for _, old_file in written:
+                if old_file is not None:
+                    old_file.unlink(missing_ok=True)
+            self._maybe_compact(writer)
+
+    def put(
+        self,
+        metadata: ModelMetadata,
+        stats: ModelStats,
+        *,
+        replace: bool = False,
+        encoder: dict[str, Any] | None = None,
+    ) -> StoredModel:
+        self.put_many([(metadata, stats)], replace=replace, encoder=encoder)
+        return self.get(metadata.id)
+
+    def remove(self, model_id: str) -> None:
+        with self._writer_lock():
+            model_dir = self._model_dir(model_id)
+            if not (model_dir / "meta.json").exists():
+                raise ModelNotFoundError(f"no model {model_id!r} in {self.root}")
+            # Out of sight first (a crash here leaves it served until the next repack, but
+            # never resurrected by one), then out of the pack, then off the disk.
+            trash = model_dir.with_name(f".removed-{model_dir.name}-{uuid.uuid4().hex[:8]}")
+            model_dir.rename(trash)
+            writer = self._pack_writer()
+            writer.remove(model_id)
+            shutil.rmtree(trash, ignore_errors=True)
+            self._maybe_compact(writer)
+
+    def _maybe_compact(self, writer: PackWriter) -> None:
+        pack = self.pack()
+        if pack is not None and pack.rows >= COMPACT_MIN_ROWS and writer.dead_fraction() > COMPACT_WHEN_DEAD_FRACTION:
+            writer.compact()
+
+    def repack(self) -> int:
+        """Rebuild the pack from the per-model files; returns the number of models packed."""
+        with self._writer_lock():
+            models_dir = self.root / "models"
+            for trash in models_dir.glob(".removed-*"):
+                shutil.rmtree(trash, ignore_errors=True)
+            ids = []
+            for meta_path in sorted(models_dir.glob("*/meta.json")):
+                data = read_json(meta_path)
+                try:
+                    ids.append(str(data["metadata"]["id"]))
+                except (KeyError, TypeError) as exc:
+                    raise StoreCorruptError(f"{meta_path}: malformed model record ({exc!r})") from exc
+            rows = (PackRow(i, self.get_stats(i), self.get(i).stats_version) for i in sorted(ids))
+            self._pack_writer().rebuild(rows)
+            return len(ids)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,293 @@
+"""The packed serving table: every model's first moment and compressed second order in
+fixed-size rows of a few column files, memory-mapped by readers.
+
+Layout under ``pack/``::
+
+    pack.json               manifest: generation, shapes, row count, the id of every row
+                            (null for a row whose model was replaced or removed)
+    g000001/means.bin       (rows, d) float32
+    g000001/diag.bin        (rows, d) float16
+    g000001/factor.bin      (rows, d, r) float16
+    g000001/woodbury.bin    (rows, r, r) float32
+    g000001/scalars.bin     (rows,) count, logdet, trace, stats version, flags
+
+Rows are only ever appended within a generation and the manifest is replaced atomically after
+the rows are on disk, so a reader's snapshot (the rows its manifest names) never changes
+under it. Compaction writes a new generation and switches the manifest to it; a reader that
+still maps the old files keeps them alive until it closes them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from modelverse.core.collection import Collection
+from modelverse.core.second_order import CompressedCovariances
+from modelverse.core.stats import ModelStats
+from modelverse.store.errors import IncompatibleStatsError, StoreCorruptError
+from modelverse.store.files import atomic_write_json, fsync_directory, read_json
+
+PACK_FORMAT_VERSION = 1
+MANIFEST = "pack.json"
+
+FLAG_COVARIANCE = 1  # the model's stats file holds its full covariance
+FLAG_SAMPLES = 2  # ... and its raw sample features
+
+SCALARS_DTYPE = np.dtype(
+    [("count", "<i8"), ("logdet", "<f8"), ("trace", "<f8"), ("stats_version", "<i4"), ("flags", "u1")]
+)
+
+
+def _columns(dim: int, rank: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+    return {
+        "means": (np.dtype("<f4"), (dim,)),
+        "diag": (np.dtype("<f2"), (dim,)),
+        "factor": (np.dtype("<f2"), (dim, rank)),
+        "woodbury": (np.dtype("<f4"), (rank, rank)),
+        "scalars": (SCALARS_DTYPE, ()),
+    }
+
+
+def stats_flags(stats: ModelStats) -> int:
+    return (FLAG_COVARIANCE if stats.covariance is not None else 0) | (
+        FLAG_SAMPLES if stats.samples is not None else 0
+    )
+
+
+@dataclass(frozen=True)
+class PackRow:
+    model_id: str
+    stats: ModelStats
+    stats_version: int
+
+
+@dataclass
+class Pack:
+    """A snapshot of the pack: what one manifest names, memory-mapped."""
+
+    directory: Path
+    generation: int
+    dim: int
+    rank: int
+    eps: float
+    row_ids: list[str | None]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def rows(self) -> int:
+        return len(self.row_ids)
+
+    def live_rows(self) -> dict[str, int]:
+        return {model_id: row for row, model_id in enumerate(self.row_ids) if model_id is not None}
+
+    def collection(self) -> Collection:
+        """All rows as a Collection; rows of removed or replaced models are masked out."""
+        live = np.array([model_id is not None for model_id in self.row_ids], dtype=bool)
+        ids = np.array([model_id or "" for model_id in self.row_ids], dtype=str)
+        scalars = self.arrays["scalars"]
+        return Collection(
+            ids=ids,
+            means=self.arrays["means"],
+            compressed=CompressedCovariances(
+                diag=self.arrays["diag"],
+                factor=self.arrays["factor"],
+                woodbury=self.arrays["woodbury"],
+                logdet=scalars["logdet"],
+                traces=scalars["trace"],
+                eps=self.eps,
+            ),
+            live=None if live.all() else live,
+        )
+
+    @classmethod
+    def open(cls, directory: Path) -> Pack | None:
+        """The current snapshot, or None if nothing was ever packed."""
+        manifest_path = directory / MANIFEST
+        for _attempt in range(3):
+            if not manifest_path.exists():
+                return None
+            manifest = read_json(manifest_path)
+            try:
+                return cls._from_manifest(directory, manifest)
+            except FileNotFoundError:
+                continue  # compaction switched generations between our two reads: read again
+        raise StoreCorruptError(f"{manifest_path}: names column files that do not exist; run `modelverse repack`")
+
+    @classmethod
+    def _from_manifest(cls, directory: Path, manifest: dict) -> Pack:
+        path = directory / MANIFEST
+        try:
+            version = manifest["format_version"]
+            generation, dim, rank, eps = (
+                int(manifest["generation"]), int(manifest["dim"]), int(manifest["rank"]), float(manifest["eps"])
+            )
+            row_ids = list(manifest["ids"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreCorruptError(f"{path}: malformed pack manifest ({exc!r}); run `modelverse repack`") from exc
+        if version != PACK_FORMAT_VERSION:
+            raise StoreCorruptError(f"{path}: pack format version {version}, this program reads {PACK_FORMAT_VERSION}")
+        arrays = {}
+        generation_dir = directory / f"g{generation:06d}"
+        for name, (dtype, shape) in _columns(dim, rank).items():
+            arrays[name] = _map_column(generation_dir / f"{name}.bin", dtype, shape, len(row_ids))
+        return cls(directory, generation, dim, rank, eps, row_ids, arrays)
+
+
+def _map_column(path: Path, dtype: np.dtype, shape: tuple[int, ...], rows: int) -> np.ndarray:
+    row_bytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    size = path.stat().st_size  # FileNotFoundError is handled by the caller
+    if size < rows * row_bytes:
+        raise StoreCorruptError(
+            f"{path}: truncated ({size} bytes, the manifest needs {rows * row_bytes}); "
+            "rebuild the pack from the per-model files with `modelverse repack`"
+        )
+    if rows == 0:
+        return np.empty((0, *shape), dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, *shape))
+
+
+class PackWriter:
+    """Appends, removes and compacts. Callers hold the store's writer lock."""
+
+    def __init__(self, directory: Path, dim: int, rank: int, eps: float) -> None:
+        self.directory = directory
+        self.dim, self.rank, self.eps = dim, rank, eps
+
+    def _manifest(self) -> tuple[int, list[str | None]]:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            return 1, []
+        manifest = read_json(path)
+        return int(manifest["generation"]), list(manifest["ids"])
+
+    def _write_manifest(self, generation: int, row_ids: list[str | None]) -> None:
+        atomic_write_json(
+            self.directory / MANIFEST,
+            {
+                "format_version": PACK_FORMAT_VERSION,
+                "generation": generation,
+                "dim": self.dim,
+                "rank": self.rank,
+                "eps": self.eps,
+                "rows": len(row_ids),
+                "ids": row_ids,
+            },
+        )
+
+    def _check(self, stats: ModelStats) -> None:
+        c = stats.compressed
+        if stats.dim != self.dim or c.rank != self.rank or c.eps != self.eps:
+            raise IncompatibleStatsError(
+                f"statistics of dimension {stats.dim}, rank {c.rank}, eps {c.eps} do not fit a "
+                f"store of dimension {self.dim}, rank {self.rank}, eps {self.eps}"
+            )
+
+    @staticmethod
+    def _encode(rows: list[PackRow]) -> dict[str, np.ndarray]:
+        return {
+            "means": np.stack([r.stats.mean for r in rows]).astype("<f4"),
+            "diag": np.stack([r.stats.compressed.diag for r in rows]).astype("<f2"),
+            "factor": np.stack([r.stats.compressed.factor for r in rows]).astype("<f2"),
+            "woodbury": np.stack([r.stats.compressed.woodbury for r in rows]).astype("<f4"),
+            "scalars": np.array(
+                [
+                    (r.stats.count, r.stats.compressed.logdet, r.stats.compressed.trace,
+                     r.stats_version, stats_flags(r.stats))
+                    for r in rows
+                ],
+                dtype=SCALARS_DTYPE,
+            ),
+        }
+
+    def _write_rows(self, generation: int, start: int, encoded: dict[str, np.ndarray]) -> None:
+        generation_dir = self.directory / f"g{generation:06d}"
+        generation_dir.mkdir(parents=True, exist_ok=True)
+        for name, (dtype, shape) in _columns(self.dim, self.rank).items():
+            path = generation_dir / f"{name}.bin"
+            offset = start * dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+            with open(path, "r+b" if path.exists() else "w+b") as handle:
+                # Bytes past the manifest's rows are from an append that crashed before its
+                # manifest landed: overwrite them rather than append after them.
+                handle.truncate(offset)
+                handle.seek(offset)
+                handle.write(encoded[name].tobytes())
+                handle.flush()
+                os.fsync(handle.fileno())
+        fsync_directory(generation_dir)
+
+    def append(self, rows: list[PackRow]) -> None:
+        """Add rows; a row whose id is already packed supersedes the old one."""
+        if not rows:
+            return
+        for row in rows:
+            self._check(row.stats)
+        generation, row_ids = self._manifest()
+        self._write_rows(generation, len(row_ids), self._encode(rows))
+        replaced = {r.model_id for r in rows}
+        row_ids = [None if model_id in replaced else model_id for model_id in row_ids]
+        self._write_manifest(generation, row_ids + [r.model_id for r in rows])
+
+    def remove(self, model_id: str) -> None:
+        generation, row_ids = self._manifest()
+        self._write_manifest(generation, [None if m == model_id else m for m in row_ids])
+
+    def dead_fraction(self) -> float:
+        _, row_ids = self._manifest()
+        return 0.0 if not row_ids else sum(m is None for m in row_ids) / len(row_ids)
+
+    def rewrite(self, batches: Iterable[tuple[list[str], dict[str, np.ndarray]]]) -> None:
+        """Write a new generation holding exactly the given (ids, encoded rows) batches and
+        switch the manifest to it; the old generation is deleted afterwards."""
+        old_generation, _ = self._manifest()
+        generation = old_generation + 1
+        generation_dir = self.directory / f"g{generation:06d}"
+        if generation_dir.exists():  # left by a rewrite that crashed
+            shutil.rmtree(generation_dir)
+        generation_dir.mkdir(parents=True)
+        for name in _columns(self.dim, self.rank):
+            (generation_dir / f"{name}.bin").touch()
+        row_ids: list[str | None] = []
+        for ids, encoded in batches:
+            self._write_rows(generation, len(row_ids), encoded)
+            row_ids += ids
+        self._write_manifest(generation, row_ids)
+        for path in self.directory.glob("g*"):
+            if path.is_dir() and path != generation_dir:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def rebuild(self, rows: Iterable[PackRow], batch: int = 4096) -> None:
+        """A new generation from full statistics records (``modelverse repack``)."""
+
+        def batches() -> Iterable[tuple[list[str], dict[str, np.ndarray]]]:
+            pending: list[PackRow] = []
+            for row in rows:
+                self._check(row.stats)
+                pending.append(row)
+                if len(pending) == batch:
+                    yield [r.model_id for r in pending], self._encode(pending)
+                    pending = []
+            if pending:
+                yield [r.model_id for r in pending], self._encode(pending)
+
+        self.rewrite(batches())
+
+    def compact(self, batch: int = 65536) -> None:
+        """Drop superseded rows by copying the live ones into a new generation."""
+        pack = Pack.open(self.directory)
+        if pack is None:
+            return
+        live = [(row, model_id) for row, model_id in enumerate(pack.row_ids) if model_id is not None]
+
+        def batches() -> Iterable[tuple[list[str], dict[str, np.ndarray]]]:
+            for start in range(0, len(live), batch):
+                chunk = live[start : start + batch]
+                rows = np.array([row for row, _ in chunk], dtype=np.int64)
+                yield [m for _, m in chunk], {n: np.asarray(a[rows]) for n, a in pack.arrays.items()}
+
+        self.rewrite(batches())
