@@ -83,6 +83,10 @@ class Pack:
     def rows(self) -> int:
         return len(self.row_ids)
 
+    def all_live_have(self, flag: int) -> bool:
+        flags = self.arrays["scalars"]["flags"]
+        return all(int(flags[row]) & flag for row, m in enumerate(self.row_ids) if m is not None)
+
     def live_rows(self) -> dict[str, int]:
         return {model_id: row for row, model_id in enumerate(self.row_ids) if model_id is not None}
 

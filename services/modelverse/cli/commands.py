@@ -1,0 +1,213 @@
+"""The store and search subcommands of `modelverse`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from modelverse.cli.output import print_json, print_table
+from modelverse.core.ranking import Hit
+from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, stats_from_features
+from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.errors import ModelNotFoundError
+from modelverse.store.metadata import ModelMetadata
+from modelverse.store.pack import FLAG_COVARIANCE
+
+SECOND_ORDER_METHODS = {Method.MGF, Method.GAUSSIAN, Method.FRECHET}
+
+
+class CommandError(Exception):
+    """Something the user can fix; printed as one line."""
+
+
+def load_array(path: str, what: str) -> np.ndarray:
+    file = Path(path)
+    if not file.is_file():
+        raise CommandError(f"{path}: no such file ({what})")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise CommandError(f"{path}: cannot read it as a .npy array ({exc})") from exc
+    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
+        raise CommandError(f"{path}: expected a numeric array, got {getattr(array, 'dtype', type(array))}")
+    if np.iscomplexobj(array):
+        raise CommandError(f"{path}: complex numbers are not features")
+    return array
+
+
+# -- add ---------------------------------------------------------------------------------
+
+
+def add(args: argparse.Namespace) -> int:
+    features = load_array(args.features, "sample features")
+    if features.ndim != 2 or features.shape[0] < 1 or features.shape[1] < 2:
+        raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
+    dim = int(features.shape[1])
+    root = Path(args.store)
+    if (root / "store.json").exists():
+        store = DirectoryStore.open(root)
+        if dim != store.config.dim:
+            raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
+        for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps)):
+            if given is not None and given != kept:
+                raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
+    else:
+        rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
+        store = DirectoryStore.create(root, StoreConfig(dim, rank, args.eps if args.eps is not None else DEFAULT_EPS))
+    metadata = ModelMetadata(
+        id=args.id,
+        name=args.name,
+        description=args.description,
+        tags=tuple(t for t in args.tags.split(",") if t.strip()),
+        family=args.family,
+        resolution=args.resolution,
+        creator=args.creator,
+        license=args.license,
+        source=args.source,
+    )
+    if args.id in store and not args.replace:
+        raise CommandError(f"model {args.id!r} is already in the store (use --replace to replace it)")
+    stats = stats_from_features(
+        features,
+        rank=store.config.rank,
+        eps=store.config.eps,
+        keep_covariance=not args.no_covariance,
+        keep_samples=args.keep_samples,
+    )
+    stored = store.put(metadata, stats, replace=args.replace)
+    if args.json:
+        print_json(stored.to_dict())
+    else:
+        print(f"added {args.id} ({stats.count} samples, d={dim}, stats version {stored.stats_version}) to {root}")
+    return 0
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def _resolve_method(args: argparse.Namespace) -> Method:
+    if args.like is not None:
+        if args.method not in (None, Method.FRECHET.value):
+            raise CommandError(f"--like ranks by Frechet distance; --method {args.method} takes --vector")
+        return Method.FRECHET
+    method = Method(args.method or Method.FIRST_MOMENT.value)
+    if method is Method.FRECHET:
+        raise CommandError("--method frechet compares models: use --like MODEL_ID")
+    return method
+
+
+def _resolve_form(args: argparse.Namespace, store: DirectoryStore, method: Method) -> SecondOrderForm:
+    if args.second_order != "auto":
+        return SecondOrderForm(args.second_order)
+    pack = store.pack()
+    has_full = pack is not None and pack.all_live_have(FLAG_COVARIANCE)
+    return SecondOrderForm.FULL if has_full and method in SECOND_ORDER_METHODS else SecondOrderForm.COMPRESSED
+
+
+def _query_parts(args: argparse.Namespace) -> list[QueryPart]:
+    vectors = [load_array(path, "query vector") for path in args.vector]
+    if args.weights is None:
+        weights = [1.0] * len(vectors)
+    else:
+        try:
+            weights = [float(w) for w in args.weights.split(",")]
+        except ValueError as exc:
+            raise CommandError(f"--weights: expected comma-separated numbers, got {args.weights!r}") from exc
+        if len(weights) != len(vectors):
+            raise CommandError(f"--weights has {len(weights)} values for {len(vectors)} --vector files")
+    return [QueryPart(v, w) for v, w in zip(vectors, weights)]
+
+
+def search(args: argparse.Namespace) -> int:
+    if args.top_k <= 0:
+        raise CommandError(f"--top-k must be positive, got {args.top_k}")
+    store = DirectoryStore.open(args.store)
+    method = _resolve_method(args)
+    form = _resolve_form(args, store, method)
+    collection = store.collection(
+        full=form is SecondOrderForm.FULL and method in SECOND_ORDER_METHODS,
+        samples=method is Method.MONTE_CARLO,
+    )
+    engine = ExactSearch(collection)
+    if args.like is not None:
+        if args.like not in store:
+            raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")
+        hits = engine.similar(args.like, args.top_k, form)
+    else:
+        hits = engine.search(_query_parts(args), method, args.top_k, form)
+    _print_hits(store, hits, method, form, args.json)
+    return 0
+
+
+def _print_hits(store: DirectoryStore, hits: list[Hit], method: Method, form: SecondOrderForm, as_json: bool) -> None:
+    records = [store.get(hit.id).metadata for hit in hits]
+    if as_json:
+        print_json(
+            [
+                {"rank": h.rank, "id": h.id, "score": h.score, "name": m.display_name, "tags": list(m.tags)}
+                for h, m in zip(hits, records)
+            ]
+        )
+        return
+    uses_second = method in SECOND_ORDER_METHODS
+    print(f"method: {method.value}" + (f" ({form.value} second order)" if uses_second else ""))
+    print_table(
+        ["rank", "score", "id", "name", "tags"],
+        [[h.rank, h.score, h.id, m.display_name, m.tags] for h, m in zip(hits, records)],
+    )
+
+
+# -- list, info, remove, repack ----------------------------------------------------------------
+
+
+def list_models(args: argparse.Namespace) -> int:
+    store = DirectoryStore.open(args.store)
+    ids = store.ids()
+    if args.limit is not None:
+        ids = ids[: max(args.limit, 0)]
+    models = [store.get(model_id) for model_id in ids]
+    if args.json:
+        print_json([m.to_dict() for m in models])
+        return 0
+    print_table(
+        ["id", "name", "tags", "samples", "version"],
+        [[m.metadata.id, m.metadata.display_name, m.metadata.tags, m.count, m.stats_version] for m in models],
+    )
+    print(f"{len(store)} model(s) in {args.store}")
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    store = DirectoryStore.open(args.store)
+    record = store.get(args.id).to_dict()
+    if args.json:
+        print_json(record)
+        return 0
+    width = max(len(k) for k in record)
+    for key, value in record.items():
+        shown = ", ".join(value) if isinstance(value, list) else ("" if value is None else value)
+        print(f"{key.ljust(width)}  {shown}")
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    store = DirectoryStore.open(args.store)
+    store.remove(args.id)
+    if args.json:
+        print_json({"removed": args.id})
+    else:
+        print(f"removed {args.id} from {args.store}")
+    return 0
+
+
+def repack(args: argparse.Namespace) -> int:
+    store = DirectoryStore.open(args.store)
+    count = store.repack()
+    if args.json:
+        print_json({"packed": count})
+    else:
+        print(f"repacked {count} model(s) in {args.store}")
+    return 0

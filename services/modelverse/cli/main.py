@@ -1,0 +1,127 @@
+"""`modelverse`: the command line for people and scripts.
+
+User errors (missing store, wrong dimension, NaN, unknown id, unreadable file) end with a one-line
+message on stderr and exit status 1; usage errors exit 2, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from modelverse.cli import commands, demo
+from modelverse.core.reference import Method
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
+from modelverse.store.errors import StoreError
+
+EXIT_USER_ERROR = 1
+
+
+def _store_argument(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("MODELVERSE_STORE")
+    parser.add_argument(
+        "--store",
+        default=default,
+        required=default is None,
+        metavar="DIR",
+        help="model store directory (default: $MODELVERSE_STORE)",
+    )
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelverse",
+        description="Content-based search over deep generative image models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    add = sub.add_parser("add", help="add a model from its samples' features")
+    _store_argument(add)
+    add.add_argument("--id", required=True, help="model id (unique in the store)")
+    add.add_argument("--features", required=True, metavar="FILE.npy", help="N x d array of sample features")
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--description", default="")
+    add.add_argument("--tags", default="", help="comma-separated tags")
+    add.add_argument("--family", default="", help="architecture family (gan, diffusion, vae, ...)")
+    add.add_argument("--resolution", type=int, default=None, help="output resolution in pixels")
+    add.add_argument("--creator", default="")
+    add.add_argument("--license", default="")
+    add.add_argument("--source", default="", help="where the model comes from")
+    add.add_argument("--replace", action="store_true", help="replace a model with the same id")
+    add.add_argument("--keep-samples", action="store_true", help="also store the raw features (Monte Carlo scoring)")
+    add.add_argument("--no-covariance", action="store_true", help="store only the compressed second order")
+    add.add_argument("--rank", type=int, default=None, help=f"rank of the compressed covariance, fixed when the store is created (default: {DEFAULT_RANK})")
+    add.add_argument("--eps", type=float, default=None, help=f"Gaussian regulariser, fixed when the store is created (default: {DEFAULT_EPS})")
+    _json_argument(add)
+    add.set_defaults(handler=commands.add)
+
+    search = sub.add_parser("search", help="rank the stored models for a query")
+    _store_argument(search)
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--vector", action="append", metavar="FILE.npy", help="a raw query feature (repeat for a multimodal query)")
+    query.add_argument("--like", metavar="MODEL_ID", help="models similar to a stored model (Frechet distance)")
+    search.add_argument("--weights", default=None, help="comma-separated weight per --vector (default: all 1)")
+    search.add_argument("--method", choices=[m.value for m in Method], default=None,
+                        help="score (default: first_moment for vectors, frechet for --like)")
+    search.add_argument("--second-order", choices=["auto", "full", "compressed"], default="auto",
+                        help="covariance form for second-order scores; auto = full when every model has it")
+    search.add_argument("--top-k", type=int, default=10, metavar="K")
+    _json_argument(search)
+    search.set_defaults(handler=commands.search)
+
+    listing = sub.add_parser("list", help="list the stored models")
+    _store_argument(listing)
+    listing.add_argument("--limit", type=int, default=None, help="show at most this many")
+    _json_argument(listing)
+    listing.set_defaults(handler=commands.list_models)
+
+    info = sub.add_parser("info", help="show one model")
+    _store_argument(info)
+    info.add_argument("id", metavar="ID")
+    _json_argument(info)
+    info.set_defaults(handler=commands.info)
+
+    remove = sub.add_parser("remove", help="remove a model")
+    _store_argument(remove)
+    remove.add_argument("id", metavar="ID")
+    _json_argument(remove)
+    remove.set_defaults(handler=commands.remove)
+
+    repack = sub.add_parser("repack", help="rebuild the packed search table from the per-model files")
+    _store_argument(repack)
+    _json_argument(repack)
+    repack.set_defaults(handler=commands.repack)
+
+    demo_parser = sub.add_parser("demo", help="build a demo collection, index it and search it")
+    demo_parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
+                             help="where to build the demo store (default: %(default)s)")
+    demo_parser.add_argument("--models", type=int, default=40)
+    demo_parser.add_argument("--samples", type=int, default=2000, help="samples per model")
+    demo_parser.set_defaults(handler=demo.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int | None] = args.handler
+    try:
+        return handler(args) or 0
+    except (commands.CommandError, StoreError, ValueError) as exc:
+        print(f"modelverse {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("modelverse: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `modelverse list | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
