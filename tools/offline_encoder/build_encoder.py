@@ -679,7 +679,7 @@ def train_heads(model, img_feats: np.ndarray, cap_feats: np.ndarray, sample_caps
             opt.step()
             sched.step()
             step += 1
-            losses.append(float(loss))
+            losses.append(loss.item())
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch == epochs - 1:
             print(f"  epoch {epoch + 1}/{epochs} loss {np.mean(losses[-steps_per_epoch:]):.3f} "
                   f"scale {float(model.logit_scale.exp()):.1f}", flush=True)
