@@ -82,3 +82,9 @@ def test_missing_statistics_are_reported() -> None:
         engine.search([QueryPart(np.ones(8))], Method.GAUSSIAN, form=SecondOrderForm.FULL)
     with pytest.raises(MissingStatisticsError, match="raw sample"):
         engine.search([QueryPart(np.ones(8))], Method.MONTE_CARLO)
+
+
+def test_scores_equal_to_float32_precision_tie() -> None:
+    ids = np.array(["b", "a"])
+    assert [h.id for h in top_k(ids, np.array([1.0 + 1e-12, 1.0]), 2)] == ["a", "b"]
+    assert [h.id for h in top_k(ids, np.array([1.0 + 1e-5, 1.0]), 2)] == ["b", "a"]

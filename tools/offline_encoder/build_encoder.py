@@ -587,21 +587,28 @@ def check_image_tower_matches_reference(model) -> float:
     return float((a - b).abs().max())
 
 
-def image_trunk_features(model, preprocess, samples: Sequence[Sample], batch: int = 64,
+def image_trunk_features(model, preprocess, samples: Sequence[Sample], batch: int = 16,
                          log_every: int = 2000) -> np.ndarray:
-    """Frozen pooled 1280-d image features (input of the trained image head)."""
+    """Frozen pooled 1280-d image features (input of the trained image head).
+
+    Speed on 2 CPU cores (measured): channels_last and batches of 16 run at ~17 ms/image,
+    while default layout in batches of 64 took ~120 ms/image. The layout is restored after."""
     import torch
 
-    out = np.zeros((len(samples), model.visual.trunk.num_features), dtype=np.float32)
+    trunk = model.visual.trunk.to(memory_format=torch.channels_last)
+    out = np.zeros((len(samples), trunk.num_features), dtype=np.float32)
     t0 = time.time()
-    for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
-        x = torch.stack([preprocess(s.load()) for s in chunk])
-        with torch.no_grad():
-            f = model.visual.trunk.forward_head(model.visual.trunk.forward_features(x))
-        out[start:start + len(chunk)] = f.numpy()
-        if (start // batch) % max(1, log_every // batch) == 0:
-            print(f"  image features {start + len(chunk)}/{len(samples)}  {time.time() - t0:.0f}s", flush=True)
+    try:
+        for start in range(0, len(samples), batch):
+            chunk = samples[start:start + batch]
+            x = torch.stack([preprocess(s.load()) for s in chunk]).to(memory_format=torch.channels_last)
+            with torch.no_grad():
+                f = trunk.forward_head(trunk.forward_features(x))
+            out[start:start + len(chunk)] = f.numpy()
+            if (start // batch) % max(1, log_every // batch) == 0:
+                print(f"  image features {start + len(chunk)}/{len(samples)}  {time.time() - t0:.0f}s", flush=True)
+    finally:
+        model.visual.trunk.to(memory_format=torch.contiguous_format)
     return out
 
 
@@ -610,13 +617,19 @@ def text_pooled_features(model, tokenizer, texts: Sequence[str], batch: int = 25
     import torch
 
     out = np.zeros((len(texts), model.text.config.hidden_size), dtype=np.float32)
+    # Sort by length and cut each batch's padding: the mean pooler only sees unmasked tokens,
+    # so this equals encoding at the full context length, ~3x faster for short captions.
+    order = sorted(range(len(texts)), key=lambda k: len(texts[k]))
     for start in range(0, len(texts), batch):
-        tok = tokenizer(list(texts[start:start + batch]))
+        ids = order[start:start + batch]
+        tok = tokenizer([texts[k] for k in ids])
         with torch.no_grad():
             mask = (tok != model.text.config.pad_token_id).long()
+            keep = int(mask.sum(1).max())
+            tok, mask = tok[:, :keep], mask[:, :keep]
             hidden = model.text.transformer(input_ids=tok, attention_mask=mask)
             pooled = model.text.pooler(hidden, mask)
-        out[start:start + len(tok)] = pooled.numpy()
+        out[ids] = pooled.numpy()
     return out
 
 
