@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,19 @@ def test_full_collection_requires_stored_covariances(tmp_path) -> None:
     with pytest.raises(ValueError, match="full covariance"):
         store.collection(full=True)
     assert Pack.open(store.root / "pack").all_live_have(1) is False
+
+
+def test_statistics_of_another_encoder_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    store = DirectoryStore.create(tmp_path / "s", StoreConfig(dim=8, rank=4, encoder="enc-a:0123"))
+    store.put(ModelMetadata(id="a"), stats_from_features(rng.normal(size=(50, 8)), rank=4, encoder="enc-a:0123"))
+    foreign = stats_from_features(rng.normal(size=(50, 8)), rank=4, encoder="enc-b:4567")
+    with pytest.raises(IncompatibleStatsError, match="enc-b:4567"):
+        store.put(ModelMetadata(id="b"), foreign)
+    reopened = DirectoryStore.open(tmp_path / "s")
+    assert reopened.ids() == ["a"]
+    assert reopened.get_stats("a").encoder == "enc-a:0123"
+    assert reopened.get("a").encoder == "enc-a:0123"
+    reopened.check_query_encoder("enc-a:0123")
+    with pytest.raises(IncompatibleStatsError, match="query was encoded with 'enc-b:4567'"):
+        reopened.check_query_encoder("enc-b:4567")

@@ -56,7 +56,8 @@ def add(args: argparse.Namespace) -> int:
                 raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
     else:
         rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
-        store = DirectoryStore.create(root, StoreConfig(dim, rank, args.eps if args.eps is not None else DEFAULT_EPS))
+        eps = args.eps if args.eps is not None else DEFAULT_EPS
+        store = DirectoryStore.create(root, StoreConfig(dim, rank, eps, encoder=args.encoder))
     metadata = ModelMetadata(
         id=args.id,
         name=args.name,
@@ -76,6 +77,7 @@ def add(args: argparse.Namespace) -> int:
         eps=store.config.eps,
         keep_covariance=not args.no_covariance,
         keep_samples=args.keep_samples,
+        encoder=args.encoder,
     )
     stored = store.put(metadata, stats, replace=args.replace)
     if args.json:

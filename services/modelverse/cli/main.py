@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--creator", default="")
     add.add_argument("--license", default="")
     add.add_argument("--source", default="", help="where the model comes from")
+    add.add_argument("--encoder", default="", metavar="NAME",
+                     help="the encoder that made the features; a store holds one encoder's features")
     add.add_argument("--replace", action="store_true", help="replace a model with the same id")
     add.add_argument("--keep-samples", action="store_true", help="also store the raw features (Monte Carlo scoring)")
     add.add_argument("--no-covariance", action="store_true", help="store only the compressed second order")

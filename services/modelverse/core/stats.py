@@ -24,6 +24,9 @@ class ModelStats:
     compressed: CompressedCovariance
     covariance: np.ndarray | None = None  # (d, d) full covariance, for small collections
     samples: np.ndarray | None = None  # (n, d) L2-normalised features, for Monte Carlo
+    # Identity ("name:fingerprint") of the encoder that made the features: statistics are only
+    # comparable with queries encoded by the same weights. "" = features of unstated origin.
+    encoder: str = ""
 
     @property
     def dim(self) -> int:
@@ -37,6 +40,7 @@ def summarize(
     eps: float = DEFAULT_EPS,
     keep_covariance: bool = True,
     samples: np.ndarray | None = None,
+    encoder: str = "",
 ) -> ModelStats:
     """Finalise merged partial moments into the statistics the store keeps."""
     if moments.count < 1:
@@ -48,6 +52,7 @@ def summarize(
         compressed=compress_covariance(covariance, rank=min(rank, moments.dim), eps=eps),
         covariance=covariance if keep_covariance else None,
         samples=None if samples is None else np.asarray(samples, dtype=np.float32),
+        encoder=encoder,
     )
 
 
@@ -58,6 +63,7 @@ def stats_from_features(
     eps: float = DEFAULT_EPS,
     keep_covariance: bool = True,
     keep_samples: bool = False,
+    encoder: str = "",
 ) -> ModelStats:
     """Statistics of a model from its samples' raw features (N x d); rows are L2-normalised."""
     z = l2_normalize_rows(features)
@@ -67,4 +73,5 @@ def stats_from_features(
         eps=eps,
         keep_covariance=keep_covariance,
         samples=z if keep_samples else None,
+        encoder=encoder,
     )

@@ -2,7 +2,7 @@
 
 Layout::
 
-    STORE/store.json                       format, version, dimension, rank, eps
+    STORE/store.json                       format, version, dimension, rank, eps, encoder
     STORE/models/<name>-<hash>/meta.json   metadata + record (stats version, checksum, ...)
     STORE/models/<name>-<hash>/stats-v<N>.npz
     STORE/pack/...                         packed serving table (see ``pack``)
@@ -54,6 +54,9 @@ class StoreConfig:
     dim: int
     rank: int = DEFAULT_RANK
     eps: float = DEFAULT_EPS
+    # The feature space: every model's statistics and every query must come from this encoder
+    # ("name:fingerprint"; "" for features added without naming their encoder).
+    encoder: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class StoredModel:
     added_at: str
     stats_file: str
     stats_sha256: str
-    encoder: dict[str, Any] | None = None
+    encoder: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +114,7 @@ class DirectoryStore:
                 "dim": config.dim,
                 "rank": config.rank,
                 "eps": config.eps,
+                "encoder": config.encoder,
                 "created_at": _now(),
             },
         )
@@ -131,7 +135,12 @@ class DirectoryStore:
                 f"{STORE_FORMAT_VERSION}"
             )
         try:
-            config = StoreConfig(dim=int(data["dim"]), rank=int(data["rank"]), eps=float(data["eps"]))
+            config = StoreConfig(
+                dim=int(data["dim"]),
+                rank=int(data["rank"]),
+                eps=float(data["eps"]),
+                encoder=str(data.get("encoder", "")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc
         return cls(root, config)
@@ -191,7 +200,7 @@ class DirectoryStore:
                 added_at=str(record["added_at"]),
                 stats_file=str(record["stats_file"]),
                 stats_sha256=str(record["stats_sha256"]),
-                encoder=record.get("encoder"),
+                encoder=str(record.get("encoder") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"{path}: malformed model record ({exc!r})") from exc
@@ -248,9 +257,24 @@ class DirectoryStore:
                 f"statistics were compressed with rank {c.rank}, eps {c.eps}; the store uses "
                 f"rank {self.config.rank}, eps {self.config.eps}"
             )
+        if stats.encoder != self.config.encoder:
+            raise IncompatibleStatsError(
+                f"statistics were made with encoder {_encoder_label(stats.encoder)}, the store at "
+                f"{self.root} holds features of encoder {_encoder_label(self.config.encoder)}: "
+                "index into another store, or re-encode with the store's encoder"
+            )
+
+    def check_query_encoder(self, encoder: str) -> None:
+        """Refuse a query whose features come from another encoder than the store's."""
+        if encoder != self.config.encoder:
+            raise IncompatibleStatsError(
+                f"the query was encoded with {_encoder_label(encoder)}, but the store at {self.root} "
+                f"holds statistics made with {_encoder_label(self.config.encoder)}: use that "
+                "encoder (--encoder / $MODELVERSE_ENCODER) or a store indexed with yours"
+            )
 
     def _write_model_files(
-        self, metadata: ModelMetadata, stats: ModelStats, replace: bool, encoder: dict[str, Any] | None
+        self, metadata: ModelMetadata, stats: ModelStats, replace: bool
     ) -> tuple[PackRow, Path | None]:
         model_dir = self._model_dir(metadata.id)
         meta_path = model_dir / "meta.json"
@@ -275,7 +299,7 @@ class DirectoryStore:
                     "has_covariance": stats.covariance is not None,
                     "has_samples": stats.samples is not None,
                     "added_at": _now(),
-                    "encoder": encoder,
+                    "encoder": stats.encoder,
                 },
             },
         )
@@ -287,7 +311,6 @@ class DirectoryStore:
         items: list[tuple[ModelMetadata, ModelStats]],
         *,
         replace: bool = False,
-        encoder: dict[str, Any] | None = None,
     ) -> None:
         """Add (or with ``replace``, replace) models; the pack is updated once for all."""
         ids = [metadata.id for metadata, _ in items]
@@ -296,7 +319,7 @@ class DirectoryStore:
         for _, stats in items:
             self._check_stats(stats)
         with self._writer_lock():
-            written = [self._write_model_files(m, s, replace, encoder) for m, s in items]
+            written = [self._write_model_files(m, s, replace) for m, s in items]
             writer = self._pack_writer()
             writer.append([row for row, _ in written])
             for _, old_file in written:
@@ -310,9 +333,8 @@ class DirectoryStore:
         stats: ModelStats,
         *,
         replace: bool = False,
-        encoder: dict[str, Any] | None = None,
     ) -> StoredModel:
-        self.put_many([(metadata, stats)], replace=replace, encoder=encoder)
+        self.put_many([(metadata, stats)], replace=replace)
         return self.get(metadata.id)
 
     def remove(self, model_id: str) -> None:
@@ -350,6 +372,10 @@ class DirectoryStore:
             rows = (PackRow(i, self.get_stats(i), self.get(i).stats_version) for i in sorted(ids))
             self._pack_writer().rebuild(rows)
             return len(ids)
+
+
+def _encoder_label(encoder: str) -> str:
+    return repr(encoder) if encoder else "an unstated encoder (features added directly)"
 
 
 def _now() -> str:

@@ -26,6 +26,7 @@ def stats_to_bytes(stats: ModelStats) -> bytes:
         "eps": np.array(stats.compressed.eps),
         "logdet": np.array(stats.compressed.logdet),
         "trace": np.array(stats.compressed.trace),
+        "encoder": np.array(stats.encoder),  # a unicode scalar: readable without pickles
     }
     if stats.covariance is not None:
         arrays["covariance"] = stats.covariance.astype(np.float32)
@@ -58,6 +59,7 @@ def read_stats(path: Path) -> ModelStats:
                 ),
                 covariance=data["covariance"].astype(np.float64) if "covariance" in data else None,
                 samples=data["samples"] if "samples" in data else None,
+                encoder=str(data["encoder"]) if "encoder" in data else "",
             )
     except FileNotFoundError as exc:
         raise StoreCorruptError(f"{path}: statistics file is missing") from exc
