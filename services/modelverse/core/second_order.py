@@ -12,7 +12,7 @@ per-model Python loop (work is done in blocks of models to bound memory):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Protocol, Sequence
 
 import numpy as np
@@ -53,6 +53,11 @@ class FullCovariances:
     """Full covariances, (M, d, d). Arithmetic in float64."""
 
     covariances: np.ndarray
+    # Precisions and log-determinants of (Sigma + eps I) per eps: the factorisation is the
+    # expensive part of the Gaussian score and depends on the collection only, not the query.
+    _precision_cache: dict[float, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return int(self.covariances.shape[0])
@@ -74,16 +79,26 @@ class FullCovariances:
     def mahalanobis_and_logdet(
         self, diffs: np.ndarray, eps: float
     ) -> tuple[np.ndarray, np.ndarray]:
+        precisions, logdet = self._precisions(eps)
         maha = np.empty(len(self))
-        logdet = np.empty(len(self))
-        d = self.covariances.shape[1]
         for block in _blocks(len(self), FULL_BLOCK):
-            cov = self.covariances[block].astype(np.float64) + eps * np.eye(d)
-            chol = np.linalg.cholesky(cov)
-            solved = np.linalg.solve(cov, diffs[block][..., None])[..., 0]
-            maha[block] = np.einsum("md,md->m", diffs[block], solved)
-            logdet[block] = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            x = diffs[block]
+            maha[block] = np.einsum("md,md->m", x, (precisions[block] @ x[..., None])[..., 0])
         return maha, logdet
+
+    def _precisions(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
+        if eps not in self._precision_cache:
+            d = self.covariances.shape[1]
+            precisions = np.empty(self.covariances.shape, dtype=np.float64)
+            logdet = np.empty(len(self))
+            identity = np.eye(d)
+            for block in _blocks(len(self), FULL_BLOCK):
+                chol = np.linalg.cholesky(self.covariances[block].astype(np.float64) + eps * identity)
+                chol_inv = np.linalg.solve(chol, np.broadcast_to(identity, chol.shape))
+                precisions[block] = np.swapaxes(chol_inv, 1, 2) @ chol_inv
+                logdet[block] = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            self._precision_cache[eps] = (precisions, logdet)
+        return self._precision_cache[eps]
 
     def trace(self) -> np.ndarray:
         return np.trace(self.covariances, axis1=1, axis2=2).astype(np.float64)
