@@ -11,6 +11,8 @@ from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, stats_from_features
+from modelverse.query.images import ImageError, image_files, read_image
+from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError
 from modelverse.store.metadata import ModelMetadata
@@ -90,12 +92,46 @@ def add(args: argparse.Namespace) -> int:
 # -- search --------------------------------------------------------------------------------
 
 
-def _resolve_method(args: argparse.Namespace) -> Method:
-    if args.like is not None:
+def _parse_weights(text: str | None, count: int) -> list[float]:
+    if text is None:
+        return [1.0] * count
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError as exc:
+        raise CommandError(f"--weights: expected comma-separated numbers, got {text!r}") from exc
+    if len(weights) != count:
+        raise CommandError(f"--weights has {len(weights)} values for {count} query parts")
+    return weights
+
+
+def _build_query(args: argparse.Namespace) -> Query:
+    """The query in the documented part order: texts, images, sketches, image folders, vectors."""
+    texts = [t for t in args.text]
+    if any(not t.strip() for t in texts):
+        raise CommandError("--text is empty: describe the images you want")
+    try:
+        images = [read_image(p) for p in args.image]
+        sketches = [read_image(p) for p in args.sketch]
+        image_sets = [[read_image(f) for f in image_files(d)] for d in args.images]
+    except ImageError as exc:
+        raise CommandError(str(exc)) from exc
+    vectors = [load_array(path, "query vector") for path in args.vector]
+    weights = iter(_parse_weights(args.weights, len(texts) + len(images) + len(sketches) + len(image_sets) + len(vectors)))
+    return Query(
+        texts=[(t, next(weights)) for t in texts],
+        images=[(i, next(weights)) for i in images],
+        sketches=[(s, next(weights)) for s in sketches],
+        image_sets=[(s, next(weights)) for s in image_sets],
+        vectors=[(v, next(weights)) for v in vectors],
+    )
+
+
+def _resolve_method(args: argparse.Namespace, query: Query | None) -> Method:
+    if query is None:  # --like
         if args.method not in (None, Method.FRECHET.value):
-            raise CommandError(f"--like ranks by Frechet distance; --method {args.method} takes --vector")
+            raise CommandError(f"--like ranks by Frechet distance; --method {args.method} takes a query")
         return Method.FRECHET
-    method = Method(args.method or Method.FIRST_MOMENT.value)
+    method = Method(args.method) if args.method else default_method(query.modalities())
     if method is Method.FRECHET:
         raise CommandError("--method frechet compares models: use --like MODEL_ID")
     return method
@@ -109,37 +145,39 @@ def _resolve_form(args: argparse.Namespace, store: DirectoryStore, method: Metho
     return SecondOrderForm.FULL if has_full and method in SECOND_ORDER_METHODS else SecondOrderForm.COMPRESSED
 
 
-def _query_parts(args: argparse.Namespace) -> list[QueryPart]:
-    vectors = [load_array(path, "query vector") for path in args.vector]
-    if args.weights is None:
-        weights = [1.0] * len(vectors)
-    else:
-        try:
-            weights = [float(w) for w in args.weights.split(",")]
-        except ValueError as exc:
-            raise CommandError(f"--weights: expected comma-separated numbers, got {args.weights!r}") from exc
-        if len(weights) != len(vectors):
-            raise CommandError(f"--weights has {len(weights)} values for {len(vectors)} --vector files")
-    return [QueryPart(v, w) for v, w in zip(vectors, weights)]
+def _encoded_parts(args: argparse.Namespace, store: DirectoryStore, query: Query) -> list[QueryPart]:
+    encoder = None
+    if query.needs_encoder():
+        from modelverse.encoders import encoder_id, load_encoder  # torch: only when needed
+
+        encoder = load_encoder(args.encoder)
+        store.check_query_encoder(encoder_id(encoder))
+    return encode_query(query, encoder)
 
 
 def search(args: argparse.Namespace) -> int:
     if args.top_k <= 0:
         raise CommandError(f"--top-k must be positive, got {args.top_k}")
+    has_query = any((args.text, args.image, args.sketch, args.images, args.vector))
+    if args.like is not None and has_query:
+        raise CommandError("--like finds models similar to a stored model; it takes no other query")
+    if args.like is None and not has_query:
+        raise CommandError("give a query: --text, --image, --sketch, --images, --vector or --like")
     store = DirectoryStore.open(args.store)
-    method = _resolve_method(args)
+    query = None if args.like is not None else _build_query(args)
+    method = _resolve_method(args, query)
     form = _resolve_form(args, store, method)
     collection = store.collection(
         full=form is SecondOrderForm.FULL and method in SECOND_ORDER_METHODS,
         samples=method is Method.MONTE_CARLO,
     )
     engine = ExactSearch(collection)
-    if args.like is not None:
+    if query is None:
         if args.like not in store:
             raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")
         hits = engine.similar(args.like, args.top_k, form)
     else:
-        hits = engine.search(_query_parts(args), method, args.top_k, form)
+        hits = engine.search(_encoded_parts(args, store, query), method, args.top_k, form)
     _print_hits(store, hits, method, form, args.json)
     return 0
 

@@ -65,12 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="rank the stored models for a query")
     _store_argument(search)
-    query = search.add_mutually_exclusive_group(required=True)
-    query.add_argument("--vector", action="append", metavar="FILE.npy", help="a raw query feature (repeat for a multimodal query)")
-    query.add_argument("--like", metavar="MODEL_ID", help="models similar to a stored model (Frechet distance)")
-    search.add_argument("--weights", default=None, help="comma-separated weight per --vector (default: all 1)")
+    search.add_argument("--text", action="append", default=[], metavar="TEXT", help="describe the images you want")
+    search.add_argument("--image", action="append", default=[], metavar="FILE", help="an image like those you want")
+    search.add_argument("--sketch", action="append", default=[], metavar="FILE", help="a line drawing of what you want")
+    search.add_argument("--images", action="append", default=[], metavar="DIR",
+                        help="a folder of images: which model could have made these?")
+    search.add_argument("--vector", action="append", default=[], metavar="FILE.npy", help="a raw query feature")
+    search.add_argument("--like", metavar="MODEL_ID", help="models similar to a stored model (Frechet distance); alone")
+    search.add_argument("--weights", default=None,
+                        help="comma-separated weight per query part, in the order texts, images, sketches, "
+                             "image folders, vectors (default: all 1)")
     search.add_argument("--method", choices=[m.value for m in Method], default=None,
-                        help="score (default: first_moment for vectors, frechet for --like)")
+                        help="score (default: gaussian with any picture, mgf for text alone, first_moment "
+                             "for vectors, frechet for --like)")
+    search.add_argument("--encoder", default=None, metavar="SPEC",
+                        help="encoder for text and pictures (default: $MODELVERSE_ENCODER or the bundled one); "
+                             "it must be the one the store was indexed with")
     search.add_argument("--second-order", choices=["auto", "full", "compressed"], default="auto",
                         help="covariance form for second-order scores; auto = full when every model has it")
     search.add_argument("--top-k", type=int, default=10, metavar="K")

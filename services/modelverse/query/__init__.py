@@ -1,0 +1,1 @@
+"""Turning what a user asks (text, images, sketches, vectors) into scored query parts."""

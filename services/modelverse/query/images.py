@@ -1,0 +1,70 @@
+"""Decoding user images with limits, so a corrupt or huge upload is a clear error, not a crash."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+# 40 megapixels: far above any generator's output, far below what exhausts a worker's memory.
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+class ImageError(ValueError):
+    """An image that cannot be used as a query: unreadable, corrupt, empty or too large."""
+
+
+def decode_image(data: bytes, *, label: str = "image", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Decode image bytes into an RGB picture; transparent areas become white (sketches)."""
+    if not data:
+        raise ImageError(f"{label}: empty image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageError(f"{label}: {len(data)} bytes, more than the {MAX_IMAGE_BYTES} allowed")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data))
+            width, height = picture.size
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"{label}: {width}x{height} pixels, more than the {max_pixels} allowed; downscale it"
+                )
+            picture.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{label}: not a readable image ({exc})") from exc
+    return to_rgb(picture)
+
+
+def to_rgb(picture: Image.Image) -> Image.Image:
+    if picture.mode in ("RGBA", "LA", "P", "PA") or "transparency" in picture.info:
+        rgba = picture.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return picture.convert("RGB")
+
+
+def read_image(path: Path | str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, label=str(path), max_pixels=max_pixels)
+
+
+def image_files(directory: Path | str) -> list[Path]:
+    """The image files of a folder, sorted by name; an error if there are none."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ImageError(f"{directory}: not a directory")
+    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ImageError(f"{directory}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files
