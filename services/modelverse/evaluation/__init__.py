@@ -1,0 +1,1 @@
+"""Retrieval-quality evaluation: the paper's metrics and its metadata-only baseline."""
