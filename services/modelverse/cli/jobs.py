@@ -1,0 +1,178 @@
+"""`modelverse jobs` (follow indexing jobs) and the fleet half of `modelverse index --broker`.
+
+For ``modelverse index``: ``add_fleet_arguments(parser)`` adds the sampling and broker options,
+``plan_from_args(args)`` turns them into a SamplePlan, and ``submit_index(args)`` queues the
+models of ``--zoo bundled`` / ``--manifest FILE`` on ``--broker`` and prints the job ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime
+
+from modelverse.cli.output import print_json, print_table
+from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
+from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
+from modelverse.fleet.jobs import JobRecord, JobState
+from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+
+DEFAULT_SAMPLES = 50_000  # the paper's N: the ceiling when sampling adaptively
+DEFAULT_MIN_SAMPLES = 2_000
+DEFAULT_ROUND_SAMPLES = 2_000
+BAR_WIDTH = 20
+
+
+# -- modelverse index: sampling options and the submit path ----------------------------------
+
+
+def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by embedded and fleet indexing (``--broker`` selects the fleet)."""
+    parser.add_argument("--broker", default=None, metavar="URL",
+                        help="submit to the fleet on this Redis broker and return (default: index in this process)")
+    parser.add_argument("--encoder", default=os.environ.get("MODELVERSE_ENCODER", "bundled"),
+                        help="encoder spec (default: $MODELVERSE_ENCODER or bundled)")
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                        help="samples per model; with --adaptive the ceiling (default: %(default)s, the paper's N)")
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
+                        help="samples per chunk task (default: %(default)s)")
+    parser.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=True,
+                        help="stop sampling a model once its statistics converge (default: on)")
+    parser.add_argument("--min-samples", type=int, default=DEFAULT_MIN_SAMPLES, metavar="N",
+                        help="adaptive floor (default: %(default)s)")
+    parser.add_argument("--round-samples", type=int, default=DEFAULT_ROUND_SAMPLES, metavar="N",
+                        help="samples added per adaptive round (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="NATS",
+                        help="adaptive: converged when no probe score moves more than this between rounds "
+                        "(default: %(default)s)")
+
+
+def plan_from_args(args: argparse.Namespace) -> SamplePlan:
+    if not args.adaptive:
+        return SamplePlan(args.samples, args.chunk_size)
+    return SamplePlan(
+        args.samples,
+        args.chunk_size,
+        min_samples=min(args.min_samples, args.samples),
+        round_samples=args.round_samples,
+        tolerance=args.tolerance,
+    )
+
+
+def requests_from_args(args: argparse.Namespace) -> tuple[list[ModelRequest], str]:
+    """The models to index and the encoder spec (a manifest may name its own encoder)."""
+    if getattr(args, "manifest", None):
+        requests, encoder = read_manifest(args.manifest)
+        return requests, encoder or args.encoder
+    if getattr(args, "zoo", None) == "bundled":
+        return bundled_requests(), args.encoder
+    raise ValueError("name the models to index: --zoo bundled or --manifest FILE")
+
+
+def submit_index(args: argparse.Namespace) -> int:
+    """`modelverse index --broker URL ...`: queue one job per model and print their ids."""
+    from modelverse.fleet.submit import submit_jobs
+
+    requests, encoder = requests_from_args(args)
+    config = FleetConfig.from_env(broker_url=args.broker)
+    records = submit_jobs(
+        config,
+        requests,
+        encoder,
+        plan_from_args(args),
+        rank=getattr(args, "rank", None),
+        eps=getattr(args, "eps", None),
+        keep_covariance=not getattr(args, "no_covariance", False),
+    )
+    if getattr(args, "json", False):
+        print_json([{"job_id": r.job_id, "model_id": r.spec.model_id, "stats_version": r.spec.stats_version}
+                    for r in records])
+    else:
+        for record in records:
+            print(f"{record.job_id}  {record.spec.model_id}  (stats version {record.spec.stats_version})")
+        print(f"submitted {len(records)} job(s) to {config.broker_url}; follow them with `modelverse jobs --watch`")
+    return 0
+
+
+# -- modelverse jobs ------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("jobs", help="show indexing jobs of the fleet")
+    parser.add_argument("job_ids", nargs="*", metavar="JOB_ID", help="only these jobs (default: the most recent)")
+    parser.add_argument("--broker", default=None, metavar="URL",
+                        help="the fleet's Redis (default: $MODELVERSE_REDIS_STORE, $MODELVERSE_BROKER or local)")
+    parser.add_argument("--limit", type=int, default=50, metavar="N", help="most recent N jobs (default: %(default)s)")
+    parser.add_argument("--watch", action="store_true", help="refresh until every shown job finished")
+    parser.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch refresh period")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.set_defaults(handler=run_jobs)
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    filled = 0 if total <= 0 else min(width, round(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S") if timestamp else ""
+
+
+def _row(record: JobRecord, now: float) -> list[object]:
+    done, planned = len(record.chunks_done), record.chunks_planned
+    rate = record.samples_per_second(now)
+    return [
+        record.job_id[:12],
+        record.spec.model_id,
+        record.state.value,
+        f"{progress_bar(done, planned)} {done}/{planned}",
+        f"{record.samples_done}",
+        "" if rate is None else f"{rate:.0f}",
+        record.spec.stats_version,
+        _when(record.finished_at),
+        record.error,
+    ]
+
+
+def _load(args: argparse.Namespace) -> list[JobRecord]:
+    from modelverse.store.redis_store import RedisStore
+
+    config = FleetConfig.from_env(broker_url=args.broker)
+    store = RedisStore.from_url(args.broker or config.redis_store_url, config.store_prefix)
+    if args.job_ids:
+        records = [store.get_job(job_id) for job_id in args.job_ids]
+        missing = [j for j, r in zip(args.job_ids, records) if r is None]
+        if missing:
+            raise ValueError(f"no job {missing[0]!r} in {store!r}")
+        return [r for r in records if r is not None]
+    return store.jobs(limit=max(args.limit, 1))
+
+
+def _show(records: list[JobRecord], as_json: bool) -> None:
+    now = time.time()
+    if as_json:
+        print_json([r.summary(now) for r in records])
+        return
+    print_table(["job", "model", "state", "chunks", "samples", "samples/s", "version", "finished", "error"],
+                [_row(r, now) for r in records])
+    counts = {state: sum(r.state is state for r in records) for state in JobState}
+    print(", ".join(f"{n} {state.value}" for state, n in counts.items() if n) or "no jobs")
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    records = _load(args)
+    if not args.watch:
+        _show(records, args.json)
+        return 0
+    while True:
+        if sys.stdout.isatty() and not args.json:
+            sys.stdout.write("\x1b[2J\x1b[H")  # clear the screen between refreshes
+        _show(records, args.json)
+        sys.stdout.flush()
+        if all(r.state.finished for r in records):
+            return 1 if any(r.state is JobState.FAILED for r in records) else 0
+        time.sleep(args.interval)
+        records = _load(args)

@@ -1,0 +1,53 @@
+"""The Celery application of the fleet, configured for at-least-once delivery made safe.
+
+Why each setting:
+
+- ``task_acks_late``: a message is acknowledged after its task ran, so a worker that dies
+  mid-chunk leaves the message to be delivered again (chunk writes are idempotent).
+- ``worker_prefetch_multiplier = 1``: a worker reserves one message per process; chunks are
+  long, and a prefetched chunk would wait behind a busy process while another worker idles.
+- ``task_reject_on_worker_lost``: a pool process killed mid-task (OOM, kill -9) requeues its
+  message at once instead of marking it failed.
+- ``visibility_timeout``: how long Redis waits for an acknowledgement before it hands an
+  unacknowledged message to another worker (after the whole worker died). It must exceed the
+  longest chunk, or chunks run twice.
+- results carry only partial-moment keys (short strings); arrays stay in the store.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from modelverse.fleet.config import FleetConfig
+
+app = Celery("modelverse.fleet", include=["modelverse.fleet.tasks"])
+
+
+def configure(config: FleetConfig) -> Celery:
+    transport = {"visibility_timeout": config.visibility_timeout_s}
+    app.conf.update(
+        broker_url=config.broker_url,
+        result_backend=config.backend_url,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=7 * 24 * 3600,
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker waits for Redis to come back
+        worker_hijack_root_logger=False,
+        task_default_queue="modelverse",
+        modelverse_config=config,  # read by the tasks (one process, one fleet)
+    )
+    return app
+
+
+def current_config() -> FleetConfig:
+    config = app.conf.get("modelverse_config")
+    return config if isinstance(config, FleetConfig) else FleetConfig.from_env()

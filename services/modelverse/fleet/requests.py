@@ -1,0 +1,80 @@
+"""Which models to index: from a manifest file or the bundled zoo.
+
+A manifest is JSON, either a list of models or ``{"encoder": SPEC, "models": [...]}``; each
+model is its metadata (``id`` required; ``name``, ``description``, ``tags``, ``family``,
+``resolution``, ``creator``, ``license``, ``source``) plus ``generator``, a generator spec
+(``zoo:ID`` or ``py:MODULE:FACTORY?k=v``; see ``resolve``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelverse.store.metadata import ModelMetadata
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    metadata: ModelMetadata
+    generator: str
+
+    @property
+    def model_id(self) -> str:
+        return self.metadata.id
+
+
+def request_from_dict(entry: dict[str, Any], where: str) -> ModelRequest:
+    if not isinstance(entry, dict):
+        raise ManifestError(f"{where}: a model entry must be an object, got {type(entry).__name__}")
+    fields = dict(entry)
+    generator = fields.pop("generator", None)
+    if not isinstance(generator, str) or not generator:
+        raise ManifestError(f"{where}: model {fields.get('id')!r} has no generator spec")
+    try:
+        return ModelRequest(ModelMetadata.from_dict(fields), generator)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"{where}: {exc}") from exc
+
+
+def read_manifest(path: str | Path) -> tuple[list[ModelRequest], str | None]:
+    """The models of a manifest file, and the encoder spec it names (None: not named)."""
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path}: no such manifest file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
+    encoder = None
+    if isinstance(data, dict):
+        encoder = data.get("encoder")
+        data = data.get("models")
+    if not isinstance(data, list) or not data:
+        raise ManifestError(f"{path}: expected a non-empty list of models")
+    requests = [request_from_dict(entry, f"{path}[{i}]") for i, entry in enumerate(data)]
+    ids = [r.model_id for r in requests]
+    if len(set(ids)) != len(ids):
+        raise ManifestError(f"{path}: a model id appears twice")
+    return requests, encoder
+
+
+def bundled_requests() -> list[ModelRequest]:
+    """Every model of the bundled zoo, as ``zoo:ID`` generator specs."""
+    try:
+        zoo = importlib.import_module("modelverse.zoo")
+    except ImportError as exc:
+        raise ManifestError("the bundled zoo (modelverse.zoo) is not installed") from exc
+    requests = []
+    for entry in zoo.bundled_manifest():
+        data = entry.to_dict() if hasattr(entry, "to_dict") else dict(entry)
+        metadata = data.get("metadata", data)
+        requests.append(ModelRequest(ModelMetadata.from_dict(metadata), f"zoo:{metadata['id']}"))
+    return requests

@@ -1,0 +1,148 @@
+"""Model and encoder specs -> live objects, loaded lazily and once per worker process.
+
+Specs are strings so that they travel in task messages:
+
+- ``zoo:ID``                         a bundled zoo model, ``modelverse.zoo.load_generator(ID)``
+- ``py:MODULE:FACTORY?k=v&k2=v2``    ``MODULE.FACTORY(k=v, ...)`` (ints and floats parsed);
+                                     for models outside the zoo, and for tests
+- anything else, for encoders        ``modelverse.encoders.factory.load_encoder(SPEC)``
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from modelverse.encoders.base import Encoder
+from modelverse.generators.base import Generator
+
+
+class SpecError(ValueError):
+    """A spec that names nothing loadable; the job fails with this message."""
+
+
+def _coerce(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _load_python(spec: str) -> Any:
+    target, _, query = spec[len("py:"):].partition("?")
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise SpecError(f"{spec!r}: expected py:MODULE:FACTORY[?key=value&...]")
+    try:
+        factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"{spec!r}: cannot import {attribute} from {module_name} ({exc})") from exc
+    kwargs = {key: _coerce(value) for key, value in parse_qsl(query, keep_blank_values=True)}
+    return factory(**kwargs)
+
+
+def load_generator(spec: str) -> Generator:
+    if spec.startswith("py:"):
+        generator = _load_python(spec)
+    elif spec.startswith("zoo:"):
+        try:
+            zoo = importlib.import_module("modelverse.zoo")
+        except ImportError as exc:
+            raise SpecError(f"{spec!r}: the model zoo (modelverse.zoo) is not installed") from exc
+        generator = zoo.load_generator(spec[len("zoo:"):])
+    else:
+        raise SpecError(f"{spec!r}: a generator spec starts with zoo: or py:")
+    if not isinstance(generator, Generator):
+        raise SpecError(f"{spec!r}: {type(generator).__name__} does not implement the Generator protocol")
+    return generator
+
+
+def load_encoder(spec: str) -> Encoder:
+    if spec.startswith("py:"):
+        encoder = _load_python(spec)
+    else:
+        try:
+            encoders = importlib.import_module("modelverse.encoders.factory")
+            loader = getattr(encoders, "load_encoder")
+        except (ImportError, AttributeError) as exc:
+            raise SpecError(f"{spec!r}: modelverse.encoders.factory.load_encoder is not available") from exc
+        encoder = loader(spec)
+    if not isinstance(encoder, Encoder):
+        raise SpecError(f"{spec!r}: {type(encoder).__name__} does not implement the Encoder protocol")
+    return encoder
+
+
+def encoder_identity(encoder: Encoder) -> str:
+    """The identity the store records with statistics (``modelverse.encoders``' format)."""
+    from modelverse.encoders.factory import encoder_id  # imported late: it pulls in open_clip
+
+    return encoder_id(encoder)
+
+
+class Runtime:
+    """Per-process cache of loaded generators and encoders.
+
+    A worker process serves many chunks of the same few models, and loading a network costs
+    far more than one chunk, so each spec is loaded once and kept. The most recently used
+    ``max_generators`` generators stay loaded.
+    """
+
+    def __init__(self, torch_threads: int | None = 1, max_generators: int = 8) -> None:
+        self.torch_threads = torch_threads
+        self.max_generators = max_generators
+        self._generators: dict[str, Generator] = {}
+        self._encoders: dict[str, Encoder] = {}
+        self._lock = threading.Lock()
+        self._threads_set = False
+
+    def _set_threads(self) -> None:
+        if self._threads_set or self.torch_threads is None:
+            return
+        import torch
+
+        torch.set_num_threads(self.torch_threads)
+        self._threads_set = True
+
+    def generator(self, spec: str) -> Generator:
+        with self._lock:
+            self._set_threads()
+            if spec in self._generators:
+                self._generators[spec] = self._generators.pop(spec)  # most recently used last
+                return self._generators[spec]
+            generator = load_generator(spec)
+            self._generators[spec] = generator
+            while len(self._generators) > self.max_generators:
+                self._generators.pop(next(iter(self._generators)))
+            return generator
+
+    def encoder(self, spec: str) -> Encoder:
+        with self._lock:
+            self._set_threads()
+            if spec not in self._encoders:
+                self._encoders[spec] = load_encoder(spec)
+            return self._encoders[spec]
+
+
+def check_images(images: object, n: int, resolution: int) -> np.ndarray:
+    """The generator's output as the Protocol promises it, or a readable reason why not."""
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"generator returned {type(images).__name__}, expected a numpy uint8 array")
+    expected = (n, resolution, resolution, 3)
+    if images.shape != expected:
+        raise ValueError(f"generator returned images of shape {images.shape}, expected {expected}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"generator returned {images.dtype} images, expected uint8")
+    return images
+
+
+def check_features(features: object, n: int, dim: int) -> np.ndarray:
+    if not isinstance(features, np.ndarray) or features.shape != (n, dim):
+        shape = getattr(features, "shape", type(features).__name__)
+        raise ValueError(f"encoder returned features of shape {shape}, expected {(n, dim)}")
+    return features

@@ -1,0 +1,132 @@
+"""Where the fleet keeps partial moments, job records and finished statistics.
+
+Two implementations: :class:`~modelverse.store.redis_store.RedisStore` for a cluster, and
+:class:`LocalState` (a dict of partials and jobs in front of a ``DirectoryStore``) for the
+embedded mode. The work functions only see this Protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from typing import Any, Protocol
+
+from modelverse.core.moments import PartialMoments
+from modelverse.core.stats import ModelStats
+from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.errors import ModelNotFoundError, StoreNotFoundError
+
+
+def partial_name(model_id: str, stats_version: int, chunk_index: int) -> str:
+    """The idempotency key of one chunk: the same chunk always lands on the same key."""
+    digest = hashlib.sha256(model_id.encode()).hexdigest()[:32]
+    return f"{digest}:v{stats_version}:c{chunk_index}"
+
+
+class FleetState(Protocol):
+    def put_partial(self, name: str, moments: PartialMoments) -> bool:
+        """Store unless already there; False when another delivery of the chunk wrote it first."""
+        ...
+
+    def get_partial(self, name: str) -> PartialMoments | None: ...
+
+    def delete_partials(self, names: list[str]) -> None: ...
+
+    def create_job(self, record: JobRecord) -> None: ...
+
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
+        """Record a finished chunk (idempotent) and move a queued job to running."""
+        ...
+
+    def update_job(self, job_id: str, **fields: Any) -> bool:
+        """Set fields unless the job already finished; False when it had."""
+        ...
+
+    def stats_version(self, model_id: str) -> int:
+        """The model's current stats version, 0 when it has none."""
+        ...
+
+    def publish(self, spec: JobSpec, stats: ModelStats) -> int:
+        """Write the model's statistics and metadata as ``spec.stats_version``; returns it."""
+        ...
+
+
+class LocalState:
+    """Embedded mode: partials and jobs in memory, statistics in a directory store."""
+
+    def __init__(self, store_root: str, keep_partials: bool = False) -> None:
+        self.store_root = store_root
+        self.keep_partials = keep_partials
+        self._partials: dict[str, PartialMoments] = {}
+        self._jobs: dict[str, JobRecord] = {}
+        self._lock = threading.Lock()
+
+    def _store(self, spec: JobSpec | None = None, dim: int | None = None, encoder: str = "") -> DirectoryStore:
+        if spec is None or dim is None:
+            return DirectoryStore.open(self.store_root)
+        return DirectoryStore.open_or_create(self.store_root, StoreConfig(dim, min(spec.rank, dim), spec.eps, encoder))
+
+    def put_partial(self, name: str, moments: PartialMoments) -> bool:
+        with self._lock:
+            if name in self._partials:
+                return False
+            self._partials[name] = moments
+            return True
+
+    def get_partial(self, name: str) -> PartialMoments | None:
+        return self._partials.get(name)
+
+    def delete_partials(self, names: list[str]) -> None:
+        if self.keep_partials:
+            return
+        with self._lock:
+            for name in names:
+                self._partials.pop(name, None)
+
+    def create_job(self, record: JobRecord) -> None:
+        self._jobs[record.job_id] = record
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        return self._jobs.get(job_id)
+
+    def jobs(self) -> list[JobRecord]:
+        return list(self._jobs.values())
+
+    def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            changes: dict[str, Any] = {"chunks_done": job.chunks_done | {chunk_index}}
+            if job.state is JobState.QUEUED:
+                changes.update(state=JobState.RUNNING, started_at=job.started_at or time.time())
+            self._jobs[job_id] = job.with_(**changes)
+
+    def update_job(self, job_id: str, **fields: Any) -> bool:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.state.finished:
+                return False
+            self._jobs[job_id] = job.with_(**fields)
+            return True
+
+    def stats_version(self, model_id: str) -> int:
+        try:
+            return self._store().get(model_id).stats_version
+        except (ModelNotFoundError, StoreNotFoundError):  # no store yet: nothing indexed
+            return 0
+
+    def publish(self, spec: JobSpec, stats: ModelStats) -> int:
+        store = self._store(spec, stats.dim, stats.encoder)
+        current = self.stats_version(spec.model_id)
+        if current == spec.stats_version:  # a redelivered finaliser: the same bits are there
+            return current
+        if current + 1 != spec.stats_version:
+            raise RuntimeError(
+                f"{spec.model_id}: the store holds stats version {current}, this job computed "
+                f"version {spec.stats_version}; another writer indexed the model meanwhile"
+            )
+        stored = store.put(spec.metadata, stats, replace=current > 0)
+        return stored.stats_version

@@ -1,0 +1,123 @@
+"""The fleet's two steps as plain functions: the Celery tasks and the embedded executor both
+call these, so the cluster and the single process compute the same bits.
+
+``run_chunk`` samples, encodes and reduces one chunk; ``close_round`` (a round's chord callback)
+merges the partials in chunk order and either finalises the model or opens another round.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+
+from modelverse.core.moments import PartialMoments, l2_normalize_rows, merge_all
+from modelverse.core.stats import summarize
+from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
+from modelverse.fleet.jobs import JobSpec, JobState
+from modelverse.fleet.plan import chunk_seed
+from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
+from modelverse.fleet.state import FleetState, partial_name
+
+
+class ModelFailure(Exception):
+    """The model (or its encoder) is broken: retrying gives the same error, so the job fails."""
+
+
+class ChunksMissing(Exception):
+    """A round closed before all its partials were written (a duplicate delivery raced ahead
+    of a chunk still running); the caller retries later."""
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What ``close_round`` decided: finished (done or failed), or run ``next_chunks``."""
+
+    state: JobState
+    next_round: int | None = None
+    next_chunks: range | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    return f"{type(exc).__name__}: {exc}{at}"
+
+
+def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> PartialMoments:
+    """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure."""
+    n = spec.plan.chunk_samples(chunk_index)
+    seed = chunk_seed(spec.model_id, spec.stats_version, chunk_index)
+    try:
+        generator = runtime.generator(spec.generator)
+        encoder = runtime.encoder(spec.encoder)
+        images = check_images(generator.sample(n, seed), n, generator.resolution)
+        features = check_features(encoder.encode_pixels(images), n, encoder.dim)
+        return PartialMoments.from_samples(l2_normalize_rows(features))
+    except Exception as exc:  # whatever a model's own code raises, the model is at fault
+        raise ModelFailure(f"chunk {chunk_index} of {spec.model_id}: {_describe(exc)}") from exc
+
+
+def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runtime) -> str | None:
+    """Make sure chunk ``chunk_index``'s partial is stored; returns its key (None: job over).
+
+    Idempotent: a redelivered chunk whose partial exists is not computed again, and if two
+    deliveries compute it at once, the first write wins and both write the same bits anyway.
+    A ModelFailure marks the job failed and is not raised: retrying cannot help.
+    """
+    job = state.get_job(spec.job_id)
+    if job is None or job.state.finished:
+        return None
+    name = partial_name(spec.model_id, spec.stats_version, chunk_index)
+    if state.get_partial(name) is None:
+        try:
+            moments = compute_chunk(spec, chunk_index, runtime)
+        except ModelFailure as exc:
+            state.update_job(spec.job_id, state=JobState.FAILED, error=str(exc), finished_at=time.time())
+            return None
+        state.put_partial(name, moments)
+    state.mark_chunk_done(spec.job_id, chunk_index)
+    return name
+
+
+def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Runtime) -> RoundOutcome:
+    """Merge chunks [0, round end) in chunk order; finalise, or ask for the next round."""
+    job = state.get_job(spec.job_id)
+    if job is None:
+        return RoundOutcome(JobState.FAILED)
+    if job.state.finished or job.round_index > round_index:  # a duplicate delivery
+        return RoundOutcome(job.state)
+    plan = spec.plan
+    names = [partial_name(spec.model_id, spec.stats_version, i) for i in range(plan.round_end(round_index))]
+    partials = [state.get_partial(name) for name in names]
+    missing = [i for i, p in enumerate(partials) if p is None]
+    if missing:
+        raise ChunksMissing(f"{spec.model_id}: round {round_index} closed without chunks {missing[:8]}")
+    merged = merge_all(p for p in partials if p is not None)  # chunk order: reproducible bits
+
+    if plan.adaptive and not plan.is_last_round(round_index):
+        scores = probe_scores(merged, probe_set(merged.dim))
+        change = score_change(job.probe_scores, scores) if job.probe_scores else None
+        enough = merged.count >= plan.min_samples
+        if not (enough and change is not None and change <= (plan.tolerance or 0.0)):
+            state.update_job(
+                spec.job_id, round_index=round_index + 1, probe_scores=tuple(scores.tolist()), converged_change=change
+            )
+            return RoundOutcome(JobState.RUNNING, round_index + 1, plan.round_chunks(round_index + 1))
+        state.update_job(spec.job_id, converged_change=change)
+
+    return _finalise(state, spec, merged, names, runtime)
+
+
+def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: list[str], runtime: Runtime) -> RoundOutcome:
+    try:
+        encoder = encoder_identity(runtime.encoder(spec.encoder))
+        stats = summarize(merged, rank=spec.rank, eps=spec.eps, keep_covariance=spec.keep_covariance, encoder=encoder)
+    except Exception as exc:
+        reason = f"finalising {spec.model_id}: {_describe(exc)}"
+        state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
+        return RoundOutcome(JobState.FAILED)
+    state.publish(spec, stats)
+    state.update_job(spec.job_id, state=JobState.DONE, finished_at=time.time(), samples_used=merged.count)
+    state.delete_partials(names)
+    return RoundOutcome(JobState.DONE)

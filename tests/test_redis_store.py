@@ -1,0 +1,115 @@
+"""The Redis store against a real redis-server on a free port, and against the directory
+store on the same statistics (the same interface must give the same answers)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from modelverse.core.moments import PartialMoments
+from modelverse.core.stats import stats_from_features
+from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.local_cluster import RedisServer
+from modelverse.fleet.plan import SamplePlan
+from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.errors import IncompatibleStatsError, ModelExistsError, ModelNotFoundError
+from modelverse.store.metadata import ModelMetadata
+from modelverse.store.redis_store import MODEL_READY, RedisStore
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(server: RedisServer, request: pytest.FixtureRequest) -> RedisStore:
+    return RedisStore.from_url(server.url, prefix=f"t-{request.node.name}")
+
+
+def test_put_get_and_collection_match_the_directory_store(store: RedisStore, small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    directory = DirectoryStore.create(tmp_path / "d", StoreConfig(dim=64, rank=8))
+    for model_id, tags, stats in zip(small.ids, small.tags, small.stats):
+        metadata = ModelMetadata(id=model_id, tags=tags)
+        stored = store.put(metadata, stats)
+        directory.put(metadata, stats)
+        assert stored.stats_version == 1 and stored.metadata == metadata
+    assert store.ids() == directory.ids() == sorted(small.ids)
+    assert len(store) == len(small.ids) and small.ids[0] in store and "nope" not in store
+    for model_id in small.ids:
+        a, b = store.get_stats(model_id), directory.get_stats(model_id)
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.covariance, b.covariance)
+        assert np.array_equal(a.compressed.factor, b.compressed.factor)
+    ours, theirs = store.collection(full=True), directory.collection(full=True)
+    assert list(ours.ids) == list(theirs.ids)
+    np.testing.assert_array_equal(ours.means, theirs.means)
+
+
+def test_replace_remove_and_errors(store: RedisStore, small) -> None:  # type: ignore[no-untyped-def]
+    metadata = ModelMetadata(id="owner/model:v1", name="first")
+    store.put(metadata, small.stats[0])
+    with pytest.raises(ModelExistsError):
+        store.put(metadata, small.stats[1])
+    replaced = store.put(ModelMetadata(id="owner/model:v1", name="second"), small.stats[1], replace=True)
+    assert replaced.stats_version == 2 and replaced.metadata.name == "second"
+    assert np.array_equal(store.get_stats("owner/model:v1").mean, small.stats[1].mean)
+    store.remove("owner/model:v1")
+    with pytest.raises(ModelNotFoundError):
+        store.get("owner/model:v1")
+    with pytest.raises(ModelNotFoundError):
+        store.remove("owner/model:v1")
+    other_dim = stats_from_features(np.random.default_rng(0).standard_normal((50, 32)), rank=8)
+    with pytest.raises(IncompatibleStatsError, match="dim 32"):
+        store.put(ModelMetadata(id="x"), other_dim)
+
+
+def test_partials_are_written_once_and_round_trip_exactly(store: RedisStore) -> None:
+    rng = np.random.default_rng(1)
+    first = PartialMoments.from_samples(rng.standard_normal((40, 8)))
+    again = PartialMoments.from_samples(rng.standard_normal((40, 8)))
+    assert store.put_partial("p", first) is True
+    assert store.put_partial("p", again) is False  # a second delivery does not overwrite
+    read = store.get_partial("p")
+    assert read is not None and read.count == 40
+    assert np.array_equal(read.mean, first.mean) and np.array_equal(read.m2, first.m2)
+    store.delete_partials(["p"])
+    assert store.get_partial("p") is None
+
+
+def _spec(model_id: str, version: int = 1) -> JobSpec:
+    return JobSpec.new(ModelMetadata(id=model_id), "py:g:f", "py:e:f", version, SamplePlan(300, 100), 8, 1e-3)
+
+
+def test_job_records_move_forward_only(store: RedisStore) -> None:
+    spec = _spec("m")
+    store.create_job(JobRecord(spec, submitted_at=time.time()))
+    assert store.get_job(spec.job_id).state is JobState.QUEUED  # type: ignore[union-attr]
+    store.mark_chunk_done(spec.job_id, 2)
+    store.mark_chunk_done(spec.job_id, 2)
+    running = store.get_job(spec.job_id)
+    assert running is not None and running.state is JobState.RUNNING
+    assert running.chunks_done == frozenset({2}) and running.samples_done == 100 and running.started_at > 0
+    assert store.update_job(spec.job_id, state=JobState.FAILED, error="boom", finished_at=time.time())
+    assert not store.update_job(spec.job_id, state=JobState.DONE)  # a failed job stays failed
+    failed = store.get_job(spec.job_id)
+    assert failed is not None and failed.state is JobState.FAILED and failed.error == "boom"
+    assert store.job_ids() == [spec.job_id] and store.get_job("unknown") is None
+
+
+def test_publish_writes_the_jobs_version_once_and_announces_it(store: RedisStore, small) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec("pub")
+    assert store.publish(spec, small.stats[0]) == 1
+    assert store.publish(spec, small.stats[1]) == 1  # a redelivered finaliser writes nothing
+    assert np.array_equal(store.get_stats("pub").mean, small.stats[0].mean)
+    events = [fields for _, fields in store.events() if fields["model_id"] == "pub"]
+    assert events == [{"event": MODEL_READY, "model_id": "pub", "stats_version": "1", "job_id": spec.job_id}]
+    newer = _spec("pub", version=3)
+    assert store.publish(newer, small.stats[2]) == 3
+    assert store.publish(_spec("pub", version=2), small.stats[3]) == 3  # a stale job does not overwrite
+    assert store.stats_version("pub") == 3
