@@ -10,7 +10,7 @@ Why each setting:
   message at once instead of marking it failed.
 - ``visibility_timeout``: how long Redis waits for an acknowledgement before it hands an
   unacknowledged message to another worker (after the whole worker died). It must exceed the
-  longest chunk, or chunks run twice.
+  longest chunk, or chunks run twice. Workers look for such messages a few times per timeout.
 - results carry only partial-moment keys (short strings); arrays stay in the store.
 """
 
@@ -24,7 +24,17 @@ app = Celery("modelverse.fleet", include=["modelverse.fleet.tasks"])
 
 
 def configure(config: FleetConfig) -> Celery:
-    transport = {"visibility_timeout": config.visibility_timeout_s}
+    transport = {
+        "visibility_timeout": config.visibility_timeout_s,
+        # kombu sweeps for messages whose visibility timeout expired every interval x throttle
+        # seconds (100 s by default); sweep a few times per timeout instead, so a dead
+        # worker's chunk waits about one visibility timeout, not minutes more.
+        "unacked_restore_interval": max(1, min(60, config.visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+        # a broker that vanishes without closing TCP must not hang a publish forever
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+    }
     app.conf.update(
         broker_url=config.broker_url,
         result_backend=config.backend_url,
