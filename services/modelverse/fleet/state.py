@@ -58,10 +58,14 @@ class FleetState(Protocol):
 class LocalState:
     """Embedded mode: partials and jobs in memory, statistics in a directory store."""
 
-    def __init__(self, store_root: str, keep_partials: bool = False) -> None:
+    def __init__(
+        self, store_root: str, keep_partials: bool = False, partials: dict[str, PartialMoments] | None = None
+    ) -> None:
+        """``keep_partials`` keeps chunks after finalising; ``partials`` shares computed chunks
+        with another LocalState (benchmarks index the same chunks under several plans)."""
         self.store_root = store_root
         self.keep_partials = keep_partials
-        self._partials: dict[str, PartialMoments] = {}
+        self._partials: dict[str, PartialMoments] = {} if partials is None else partials
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
 

@@ -1,0 +1,274 @@
+"""Indexing fleet benchmark: images/s per worker per model, 1 -> 2 worker scaling, and what
+adaptive sampling saves and costs.
+
+    nice .venv/bin/python tools/bench_fleet.py --toy                  # tests' small conv models
+    nice .venv/bin/python tools/bench_fleet.py --zoo bundled --encoder bundled
+
+Prints tables and writes JSON to docs/benchmarks/fleet-<models>.json. Timings are on whatever
+this machine is doing besides; the JSON records the CPU count and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
+
+from modelverse.cli.output import print_table  # noqa: E402
+from modelverse.core.reference import ExactSearch, Method  # noqa: E402
+from modelverse.core.collection import Collection  # noqa: E402
+from modelverse.core.moments import l2_normalize_rows  # noqa: E402
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats  # noqa: E402
+from modelverse.fleet.adaptive import DEFAULT_TOLERANCE  # noqa: E402
+from modelverse.fleet.config import FleetConfig  # noqa: E402
+from modelverse.fleet.embedded import run_job  # noqa: E402
+from modelverse.fleet.jobs import JobSpec, JobState  # noqa: E402
+from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until  # noqa: E402
+from modelverse.fleet.plan import SamplePlan, chunk_seed  # noqa: E402
+from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest  # noqa: E402
+from modelverse.fleet.resolve import Runtime  # noqa: E402
+from modelverse.fleet.state import LocalState  # noqa: E402
+from modelverse.fleet.submit import submit_jobs  # noqa: E402
+from modelverse.store.directory import DirectoryStore  # noqa: E402
+from modelverse.store.metadata import ModelMetadata  # noqa: E402
+from modelverse.store.redis_store import RedisStore  # noqa: E402
+
+QUERY_VERSION = 0  # stats versions start at 1, so query seeds never collide with chunk seeds
+
+
+def toy_requests(count: int) -> list[ModelRequest]:
+    return [
+        ModelRequest(ModelMetadata(id=f"toy/conv-{i}"), f"py:fleet_support:conv_generator?seed={i}&resolution=32")
+        for i in range(count)
+    ]
+
+
+# -- 1. images per second per worker process, per model -----------------------------------------
+
+
+def throughput(requests: Sequence[ModelRequest], encoder: str, chunk: int, repeats: int) -> list[dict[str, Any]]:
+    runtime = Runtime(torch_threads=1)
+    enc = runtime.encoder(encoder)
+    rows = []
+    for request in requests:
+        generator = runtime.generator(request.generator)
+        enc.encode_pixels(generator.sample(min(chunk, 16), 0))  # warm-up: lazy init, allocator
+        sample_s = encode_s = 0.0
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            images = generator.sample(chunk, chunk_seed(request.model_id, 1, r))
+            t1 = time.perf_counter()
+            enc.encode_pixels(images)
+            t2 = time.perf_counter()
+            sample_s, encode_s = sample_s + t1 - t0, encode_s + t2 - t1
+        n = chunk * repeats
+        rows.append({
+            "model_id": request.model_id,
+            "resolution": generator.resolution,
+            "images": n,
+            "images_per_s": n / (sample_s + encode_s),
+            "sampling_images_per_s": n / sample_s,
+            "encoding_images_per_s": n / encode_s,
+        })
+    return rows
+
+
+# -- 2. scaling from one worker to two ------------------------------------------------------------
+
+
+def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk: int, workers: Sequence[int],
+            pythonpath: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp) / "redis").start()
+        config = FleetConfig(broker_url=server.url, visibility_timeout_s=600)
+        store = RedisStore.from_url(server.url)
+        try:
+            for count in workers:
+                procs = [start_worker(config, f"bench{count}-{i}", Path(tmp) / "logs", pythonpath=pythonpath)
+                         for i in range(count)]
+                try:
+                    for proc in procs:
+                        proc.wait_ready()
+                    # Warm every process (imports, encoder load) so the timing is the steady state.
+                    warm = submit_jobs(config, [ModelRequest(r.metadata, r.generator) for r in requests[:1]] * 1,
+                                       encoder, SamplePlan(chunk * count * 2, chunk))
+                    wait_until(lambda: all(store.get_job(j.job_id).state.finished for j in warm), 1800, "warm-up")
+                    start = time.perf_counter()
+                    records = submit_jobs(config, requests, encoder, SamplePlan(samples, chunk))
+                    wait_until(lambda: all(store.get_job(j.job_id).state.finished for j in records), 3600,
+                               "the scaling run", interval_s=0.2)
+                    wall = time.perf_counter() - start
+                    done = [store.get_job(j.job_id) for j in records]
+                    failed = [r.error for r in done if r is not None and r.state is JobState.FAILED]
+                    if failed:
+                        raise RuntimeError(f"scaling run failed: {failed[0]}")
+                finally:
+                    for proc in procs:
+                        proc.stop()
+                total = samples * len(requests)
+                rows.append({"workers": count, "models": len(requests), "images": total, "wall_s": wall,
+                             "images_per_s": total / wall})
+        finally:
+            server.stop()
+    base = rows[0]["images_per_s"] / rows[0]["workers"]
+    for row in rows:
+        row["speedup_vs_one"] = row["images_per_s"] / rows[0]["images_per_s"]
+        row["efficiency"] = row["images_per_s"] / (base * row["workers"])
+    return rows
+
+
+# -- 3. adaptive sampling: samples saved, statistics and retrieval change -------------------------
+
+
+def _queries(runtime: Runtime, requests: Sequence[ModelRequest], encoder: str, per_model: int) -> tuple[np.ndarray, list[str]]:
+    enc = runtime.encoder(encoder)
+    vectors, truth = [], []
+    for request in requests:
+        images = runtime.generator(request.generator).sample(per_model, chunk_seed(request.model_id, QUERY_VERSION, 0))
+        vectors.append(l2_normalize_rows(enc.encode_pixels(images)))
+        truth += [request.model_id] * per_model
+    return np.concatenate(vectors), truth
+
+
+def _retrieval(stats: dict[str, ModelStats], queries: np.ndarray, truth: list[str]) -> dict[str, float]:
+    ids = sorted(stats)
+    search = ExactSearch(Collection.from_stats(ids, [stats[i] for i in ids]))
+    out = {}
+    for method in (Method.FIRST_MOMENT, Method.GAUSSIAN):
+        ranks = []
+        for q, t in zip(queries, truth):
+            order = np.argsort(-search.score_vector(q, method), kind="stable")
+            ranks.append(int(np.flatnonzero(np.array(ids)[order] == t)[0]))
+        ranks_a = np.array(ranks)
+        out[f"{method.value}_top1"] = float(np.mean(ranks_a < 1))
+        out[f"{method.value}_top5"] = float(np.mean(ranks_a < 5))
+    return out
+
+
+def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, queries_per_model: int,
+             ) -> dict[str, Any]:
+    assert plan.adaptive
+    fixed_plan = SamplePlan(plan.max_samples, plan.chunk_size)
+    runtime = Runtime(torch_threads=1)
+    shared: dict[str, Any] = {}
+    rows, full, adapted = [], {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        fixed_state = LocalState(f"{tmp}/fixed", keep_partials=True, partials=shared)
+        adaptive_state = LocalState(f"{tmp}/adaptive", keep_partials=True, partials=shared)
+        for request in requests:
+            def spec(p: SamplePlan) -> JobSpec:
+                return JobSpec.new(request.metadata, request.generator, encoder, 1, p, DEFAULT_RANK, DEFAULT_EPS)
+            t0 = time.perf_counter()
+            fixed_record = run_job(fixed_state, spec(fixed_plan), runtime)
+            t1 = time.perf_counter()
+            record = run_job(adaptive_state, spec(plan), runtime)  # reuses the fixed run's chunks
+            if fixed_record.state is not JobState.DONE or record.state is not JobState.DONE:
+                raise RuntimeError(f"{request.model_id}: {fixed_record.error or record.error}")
+            f = DirectoryStore.open(f"{tmp}/fixed").get_stats(request.model_id)
+            a = DirectoryStore.open(f"{tmp}/adaptive").get_stats(request.model_id)
+            full[request.model_id], adapted[request.model_id] = f, a
+            cos = float(a.mean @ f.mean / np.linalg.norm(a.mean) / np.linalg.norm(f.mean))
+            rows.append({
+                "model_id": request.model_id,
+                "samples_fixed": fixed_plan.max_samples,
+                "samples_adaptive": record.samples_used,
+                "saved": 1 - record.samples_used / fixed_plan.max_samples,
+                "last_probe_change": record.converged_change,
+                "mean_cosine_to_fixed": cos,
+                "covariance_rel_error": float(np.linalg.norm(a.covariance - f.covariance) / np.linalg.norm(f.covariance)),
+                "fixed_run_s": t1 - t0,
+            })
+        queries, truth = _queries(runtime, requests, encoder, queries_per_model)
+    used = sum(r["samples_adaptive"] for r in rows)
+    return {
+        "plan": plan.to_dict(),
+        "models": rows,
+        "total_samples_fixed": fixed_plan.max_samples * len(rows),
+        "total_samples_adaptive": used,
+        "total_saved": 1 - used / (fixed_plan.max_samples * len(rows)),
+        "queries_per_model": queries_per_model,
+        "retrieval_fixed": _retrieval(full, queries, truth),
+        "retrieval_adaptive": _retrieval(adapted, queries, truth),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--toy", type=int, nargs="?", const=10, metavar="N", help="N random conv models from tests/")
+    which.add_argument("--zoo", choices=["bundled"])
+    which.add_argument("--manifest", metavar="FILE")
+    parser.add_argument("--encoder", default=None, help="encoder spec (default: bundled; --toy: the tests' conv encoder)")
+    parser.add_argument("--chunk-size", type=int, default=250)
+    parser.add_argument("--throughput-repeats", type=int, default=4, help="chunks timed per model")
+    parser.add_argument("--scaling-samples", type=int, default=2000, help="samples per model in the scaling run")
+    parser.add_argument("--scaling-models", type=int, default=4)
+    parser.add_argument("--max-samples", type=int, default=20_000, help="fixed N / adaptive ceiling")
+    parser.add_argument("--min-samples", type=int, default=2000)
+    parser.add_argument("--round-samples", type=int, default=2000)
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
+    parser.add_argument("--queries-per-model", type=int, default=20)
+    parser.add_argument("--skip", action="append", default=[], choices=["throughput", "scaling", "adaptive"])
+    parser.add_argument("--out", default=None, help="JSON output (default: docs/benchmarks/fleet-<models>.json)")
+    args = parser.parse_args(argv)
+
+    pythonpath: list[str] = []
+    if args.toy:
+        sys.path.insert(0, str(TESTS))
+        pythonpath = [str(TESTS)]
+        requests, encoder, label = toy_requests(args.toy), args.encoder or "py:fleet_support:conv_encoder", "toy"
+    elif args.zoo:
+        requests, encoder, label = bundled_requests(), args.encoder or "bundled", "zoo"
+    else:
+        requests, named = read_manifest(args.manifest)
+        encoder, label = args.encoder or named or "bundled", Path(args.manifest).stem
+
+    result: dict[str, Any] = {
+        "models": label, "encoder": encoder, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+        "chunk_size": args.chunk_size, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if "throughput" not in args.skip:
+        rows = throughput(requests, encoder, args.chunk_size, args.throughput_repeats)
+        result["throughput"] = rows
+        print("\nimages/s per worker process (1 torch thread), sampling + encoding")
+        print_table(["model", "res", "images/s", "sampling/s", "encoding/s"],
+                    [[r["model_id"], r["resolution"], r["images_per_s"], r["sampling_images_per_s"],
+                      r["encoding_images_per_s"]] for r in rows])
+    if "scaling" not in args.skip:
+        rows = scaling(requests[: args.scaling_models], encoder, args.scaling_samples, args.chunk_size, [1, 2], pythonpath)
+        result["scaling"] = rows
+        print("\nfleet throughput (real Celery workers on a private redis-server)")
+        print_table(["workers", "models", "images", "wall s", "images/s", "speed-up", "efficiency"],
+                    [[r["workers"], r["models"], r["images"], r["wall_s"], r["images_per_s"], r["speedup_vs_one"],
+                      r["efficiency"]] for r in rows])
+    if "adaptive" not in args.skip:
+        plan = SamplePlan(args.max_samples, args.chunk_size, args.min_samples, args.round_samples, args.tolerance)
+        res = adaptive(requests, encoder, plan, args.queries_per_model)
+        result["adaptive"] = res
+        print(f"\nadaptive sampling (floor {plan.min_samples}, ceiling {plan.max_samples}, tolerance {plan.tolerance})")
+        print_table(["model", "fixed", "adaptive", "saved", "probe change", "cos(mean)", "cov rel err"],
+                    [[r["model_id"], r["samples_fixed"], r["samples_adaptive"], r["saved"], r["last_probe_change"],
+                      r["mean_cosine_to_fixed"], r["covariance_rel_error"]] for r in res["models"]])
+        print(f"total: {res['total_samples_adaptive']} of {res['total_samples_fixed']} samples "
+              f"({res['total_saved']:.1%} saved)")
+        print_table(["statistics", *res["retrieval_fixed"]],
+                    [["fixed", *res["retrieval_fixed"].values()], ["adaptive", *res["retrieval_adaptive"].values()]])
+    out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / f"fleet-{label}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
