@@ -163,6 +163,43 @@ def test_broken_generators_fail_with_a_reason_and_workers_keep_serving(cluster: 
     assert all(w.process.poll() is None for w in cluster.workers)
 
 
+def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from modelverse.cli import jobs as jobs_cli
+    from modelverse.cli.main import main
+
+    manifest = tmp_path / "models.json"
+    manifest.write_text(json.dumps({"encoder": ENCODER_SPEC, "models": [
+        {"id": "cli/a", "generator": "py:fleet_support:conv_generator?seed=31", "tags": ["toy"]},
+        {"id": "cli/b", "generator": "py:fleet_support:conv_generator?seed=32"},
+    ]}))
+    parser = argparse.ArgumentParser()
+    jobs_cli.add_fleet_arguments(parser)
+    parser.add_argument("--manifest")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(["--broker", cluster.server.url, "--manifest", str(manifest), "--samples", "500",
+                              "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"])
+    assert jobs_cli.submit_index(args) == 0
+    submitted = json.loads(capsys.readouterr().out)
+    assert [j["model_id"] for j in submitted] == ["cli/a", "cli/b"]
+    records = cluster.wait([cluster.job(j["job_id"]) for j in submitted])
+    assert all(r.state is JobState.DONE and 200 <= r.samples_used <= 500 for r in records)
+    assert cluster.store.get("cli/a").metadata.tags == ("toy",)
+
+    ids = [j["job_id"] for j in submitted]
+    assert main(["jobs", "--broker", cluster.server.url, "--watch", "--interval", "0.1", *ids]) == 0
+    table = capsys.readouterr().out
+    assert "cli/a" in table and "done" in table and "[" + "#" * jobs_cli.BAR_WIDTH + "]" in table
+    assert main(["jobs", "--broker", cluster.server.url, "--json", "--limit", "2"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {j["job_id"] for j in shown} == set(ids)
+    assert all(j["state"] == "done" and j["finished_at"] and j["stats_version"] == 1 for j in shown)
+    assert main(["jobs", "--broker", cluster.server.url, "no-such-job"]) == 1
+    assert "no job 'no-such-job'" in capsys.readouterr().err
+
+
 def test_kill_9_of_a_worker_mid_chunk_still_completes_the_job(cluster: Cluster, tmp_path: Path) -> None:
     plan = SamplePlan(max_samples=400, chunk_size=100)
     request = model("kill/m", seed=11, delay_s=1.5)
