@@ -34,6 +34,7 @@ pytestmark = pytest.mark.slow
 TESTS_DIR = str(Path(__file__).parent)
 VISIBILITY_TIMEOUT_S = 5  # short, so a killed worker's chunk is handed on quickly
 JOB_TIMEOUT_S = 120
+STALL_TIMEOUT_S = 4  # the watchdog resends a job's round after this long without progress
 
 
 @dataclass
@@ -68,7 +69,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("fleet")
     server = RedisServer(root / "redis").start()
     config = FleetConfig(broker_url=server.url, visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-                         max_retries=4, retry_backoff_s=0.5)
+                         max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S)
     cluster = Cluster(server, config, RedisStore.from_url(server.url), root / "logs")
     try:
         cluster.add_worker("w1")
@@ -144,6 +145,19 @@ def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Pat
     events = len(cluster.store.events())
     assert chunk_task.delay(data, 2).get(timeout=60) is None
     assert cluster.store.stats_version("dup/m") == 1 and len(cluster.store.events()) == events
+
+
+def test_a_job_whose_messages_were_lost_is_resent_by_the_watchdog(cluster: Cluster, tmp_path: Path) -> None:
+    plan = SamplePlan(max_samples=300, chunk_size=100)
+    request = model("lost/m", seed=51)
+    spec = JobSpec.new(request.metadata, request.generator, ENCODER_SPEC, 1, plan, 16, 1e-3)
+    # The job is recorded but its chord never reaches the queue, as when Redis dies between
+    # popping a message and recording it as unacknowledged.
+    cluster.store.create_job(JobRecord(spec))
+    [record] = cluster.wait([JobRecord(spec)], timeout_s=STALL_TIMEOUT_S * 10)
+    assert record.state is JobState.DONE and record.resubmits == 1
+    assert_same_stats(cluster.store.get_stats("lost/m"), embedded_stats(tmp_path, [request], plan)["lost/m"])
+    assert spec.job_id not in cluster.store.active_job_ids()
 
 
 def test_broken_generators_fail_with_a_reason_and_workers_keep_serving(cluster: Cluster) -> None:

@@ -95,7 +95,18 @@ def test_job_records_move_forward_only(store: RedisStore) -> None:
     running = store.get_job(spec.job_id)
     assert running is not None and running.state is JobState.RUNNING
     assert running.chunks_done == frozenset({2}) and running.samples_done == 100 and running.started_at > 0
+    assert 0 <= running.idle_seconds() < 60 and running.idle_seconds(now=running.updated_at + 500) == 500
+    from modelverse.cli.jobs import _state
+
+    assert _state(running, running.updated_at + 500, stall_after_s=300) == "running (idle 500s)"
+    assert _state(running, running.updated_at + 10, stall_after_s=300) == "running"
+    assert store.active_job_ids() == [spec.job_id]
+    assert store.advance_round(spec.job_id, 0, probe_scores=(1.0, 2.0))
+    assert not store.advance_round(spec.job_id, 0)  # a duplicate callback of round 0 loses
+    advanced = store.get_job(spec.job_id)
+    assert advanced is not None and advanced.round_index == 1 and advanced.probe_scores == (1.0, 2.0)
     assert store.update_job(spec.job_id, state=JobState.FAILED, error="boom", finished_at=time.time())
+    assert store.active_job_ids() == []
     assert not store.update_job(spec.job_id, state=JobState.DONE)  # a failed job stays failed
     failed = store.get_job(spec.job_id)
     assert failed is not None and failed.state is JobState.FAILED and failed.error == "boom"

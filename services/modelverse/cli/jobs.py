@@ -121,13 +121,20 @@ def _when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%H:%M:%S") if timestamp else ""
 
 
-def _row(record: JobRecord, now: float) -> list[object]:
+def _state(record: JobRecord, now: float, stall_after_s: float) -> str:
+    """The state, flagged when an unfinished job made no progress for longer than a chunk may
+    take: no worker is serving it (all down?) or its chunk waits for redelivery."""
+    idle = record.idle_seconds(now)
+    return f"{record.state.value} (idle {idle:.0f}s)" if idle > stall_after_s else record.state.value
+
+
+def _row(record: JobRecord, now: float, stall_after_s: float) -> list[object]:
     done, planned = len(record.chunks_done), record.chunks_planned
     rate = record.samples_per_second(now)
     return [
         record.job_id[:12],
         record.spec.model_id,
-        record.state.value,
+        _state(record, now, stall_after_s),
         f"{progress_bar(done, planned)} {done}/{planned}",
         f"{record.samples_done}",
         "" if rate is None else f"{rate:.0f}",
@@ -151,26 +158,27 @@ def _load(args: argparse.Namespace) -> list[JobRecord]:
     return store.jobs(limit=max(args.limit, 1))
 
 
-def _show(records: list[JobRecord], as_json: bool) -> None:
+def _show(records: list[JobRecord], as_json: bool, stall_after_s: float) -> None:
     now = time.time()
     if as_json:
         print_json([r.summary(now) for r in records])
         return
     print_table(["job", "model", "state", "chunks", "samples", "samples/s", "version", "finished", "error"],
-                [_row(r, now) for r in records])
+                [_row(r, now, stall_after_s) for r in records])
     counts = {state: sum(r.state is state for r in records) for state in JobState}
     print(", ".join(f"{n} {state.value}" for state, n in counts.items() if n) or "no jobs")
 
 
 def run_jobs(args: argparse.Namespace) -> int:
+    stall_after_s = float(FleetConfig.from_env().visibility_timeout_s)
     records = _load(args)
     if not args.watch:
-        _show(records, args.json)
+        _show(records, args.json, stall_after_s)
         return 0
     while True:
         if sys.stdout.isatty() and not args.json:
             sys.stdout.write("\x1b[2J\x1b[H")  # clear the screen between refreshes
-        _show(records, args.json)
+        _show(records, args.json, stall_after_s)
         sys.stdout.flush()
         if all(r.state.finished for r in records):
             return 1 if any(r.state is JobState.FAILED for r in records) else 0

@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
     app = configure(config)
     import modelverse.fleet.tasks  # noqa: F401  (registers the tasks)
+    from modelverse.fleet.watchdog import install
+
+    install(app)
 
     name = args.name or f"modelverse-{os.getpid()}@{socket.gethostname()}"
     app.worker_main([

@@ -92,6 +92,8 @@ class JobRecord:
     samples_used: int = 0  # samples in the published statistics (set when done)
     probe_scores: tuple[float, ...] = ()  # previous round's probe scores (adaptive sampling)
     converged_change: float | None = None  # last round-to-round probe score change
+    updated_at: float = 0.0  # last progress (a chunk done, a round closed)
+    resubmits: int = 0  # rounds the watchdog sent again after the job stalled
 
     @property
     def job_id(self) -> str:
@@ -116,6 +118,12 @@ class JobRecord:
         elapsed = end - self.started_at
         return self.samples_done / elapsed if elapsed > 0 else None
 
+    def idle_seconds(self, now: float | None = None) -> float:
+        """Seconds since the last progress of an unfinished job (0 for a finished one)."""
+        if self.state.finished:
+            return 0.0
+        return (time.time() if now is None else now) - (self.updated_at or self.submitted_at)
+
     def with_(self, **changes: Any) -> JobRecord:
         return replace(self, **changes)
 
@@ -133,6 +141,8 @@ class JobRecord:
             "samples_used": str(self.samples_used),
             "probe_scores": json.dumps(list(self.probe_scores)),
             "converged_change": "" if self.converged_change is None else repr(self.converged_change),
+            "updated_at": repr(self.updated_at),
+            "resubmits": str(self.resubmits),
         }
 
     @classmethod
@@ -150,6 +160,8 @@ class JobRecord:
             samples_used=int(fields.get("samples_used") or 0),
             probe_scores=tuple(json.loads(fields.get("probe_scores") or "[]")),
             converged_change=float(change) if change else None,
+            updated_at=float(fields.get("updated_at") or 0.0),
+            resubmits=int(fields.get("resubmits") or 0),
         )
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
@@ -170,4 +182,6 @@ class JobRecord:
             "started_at": self.started_at or None,
             "finished_at": self.finished_at or None,
             "error": self.error,
+            "idle_seconds": self.idle_seconds(now),
+            "resubmits": self.resubmits,
         }

@@ -46,6 +46,11 @@ class FleetState(Protocol):
         """Set fields unless the job already finished; False when it had."""
         ...
 
+    def advance_round(self, job_id: str, from_round: int, **fields: Any) -> bool:
+        """Move an unfinished job from round ``from_round`` to the next (compare-and-set), so
+        that of two deliveries of one round's callback only one sends the next round."""
+        ...
+
     def stats_version(self, model_id: str) -> int:
         """The model's current stats version, 0 when it has none."""
         ...
@@ -103,7 +108,7 @@ class LocalState:
     def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
         with self._lock:
             job = self._jobs[job_id]
-            changes: dict[str, Any] = {"chunks_done": job.chunks_done | {chunk_index}}
+            changes: dict[str, Any] = {"chunks_done": job.chunks_done | {chunk_index}, "updated_at": time.time()}
             if job.state is JobState.QUEUED:
                 changes.update(state=JobState.RUNNING, started_at=job.started_at or time.time())
             self._jobs[job_id] = job.with_(**changes)
@@ -113,7 +118,15 @@ class LocalState:
             job = self._jobs[job_id]
             if job.state.finished:
                 return False
-            self._jobs[job_id] = job.with_(**fields)
+            self._jobs[job_id] = job.with_(**{"updated_at": time.time(), **fields})
+            return True
+
+    def advance_round(self, job_id: str, from_round: int, **fields: Any) -> bool:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.state.finished or job.round_index != from_round:
+                return False
+            self._jobs[job_id] = job.with_(**{"updated_at": time.time(), **fields, "round_index": from_round + 1})
             return True
 
     def stats_version(self, model_id: str) -> int:

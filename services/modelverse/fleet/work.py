@@ -100,9 +100,11 @@ def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Run
         change = score_change(job.probe_scores, scores) if job.probe_scores else None
         enough = merged.count >= plan.min_samples
         if not (enough and change is not None and change <= (plan.tolerance or 0.0)):
-            state.update_job(
-                spec.job_id, round_index=round_index + 1, probe_scores=tuple(scores.tolist()), converged_change=change
+            advanced = state.advance_round(
+                spec.job_id, round_index, probe_scores=tuple(scores.tolist()), converged_change=change
             )
+            if not advanced:  # a duplicate of this callback advanced first and sent the round
+                return RoundOutcome(JobState.RUNNING)
             return RoundOutcome(JobState.RUNNING, round_index + 1, plan.round_chunks(round_index + 1))
         state.update_job(spec.job_id, converged_change=change)
 

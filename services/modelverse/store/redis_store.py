@@ -15,6 +15,8 @@ Keys (``P`` = the prefix, ``mv`` by default; ``H`` = a digest of the model id)::
     P:job:ID               hash: one job record (see modelverse.fleet.jobs.JobRecord)
     P:job:ID:chunks        set of finished chunk indices
     P:jobs                 sorted set of job ids by submission time
+    P:jobs:active          set of job ids not yet done or failed (the watchdog's work list)
+    P:lease:NAME           short-lived leases (one watchdog resubmits a stalled job at a time)
     P:events               stream of {"event": "model_ready", "model_id", "stats_version", ...}
 
 Redis must keep what it acknowledged: run it with ``appendonly yes`` (``appendfsync everysec``
@@ -66,8 +68,16 @@ if state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
+_ADVANCE_ROUND = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'done' or state == 'failed' then return 0 end
+if redis.call('HGET', KEYS[1], 'round_index') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
 _MARK_CHUNK_DONE = """
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
 if redis.call('HGET', KEYS[1], 'state') == 'queued' then
   redis.call('HSET', KEYS[1], 'state', 'running')
   redis.call('HSET', KEYS[1], 'started_at', ARGV[2])
@@ -117,6 +127,7 @@ class RedisStore:
         self.prefix = prefix
         self._update_unless_finished = client.register_script(_UPDATE_UNLESS_FINISHED)
         self._mark_chunk_done = client.register_script(_MARK_CHUNK_DONE)
+        self._advance_round = client.register_script(_ADVANCE_ROUND)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "mv") -> RedisStore:
@@ -336,6 +347,8 @@ class RedisStore:
         with self.client.pipeline() as pipe:
             pipe.hset(self._job_key(record.job_id), mapping=record.to_fields())
             pipe.zadd(self._key("jobs"), {record.job_id: record.submitted_at})
+            if not record.state.finished:
+                pipe.sadd(self._key("jobs", "active"), record.job_id)
             pipe.execute()
 
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -361,8 +374,27 @@ class RedisStore:
         key = self._job_key(job_id)
         self._mark_chunk_done(keys=[key, key + ":chunks"], args=[chunk_index, repr(time.time())])
 
-    def update_job(self, job_id: str, **fields: Any) -> bool:
+    @staticmethod
+    def _field_args(fields: dict[str, Any]) -> list[str]:
         args: list[str] = []
-        for name, value in fields.items():
+        for name, value in {"updated_at": time.time(), **fields}.items():
             args += [name, _job_field(name, value)]
-        return int(self._update_unless_finished(keys=[self._job_key(job_id)], args=args)) == 1
+        return args
+
+    def update_job(self, job_id: str, **fields: Any) -> bool:
+        updated = int(self._update_unless_finished(keys=[self._job_key(job_id)], args=self._field_args(fields))) == 1
+        if updated and fields.get("state") in (JobState.DONE, JobState.FAILED):
+            self.client.srem(self._key("jobs", "active"), job_id)
+        return updated
+
+    def advance_round(self, job_id: str, from_round: int, **fields: Any) -> bool:
+        args = [str(from_round), *self._field_args({**fields, "round_index": from_round + 1})]
+        return int(self._advance_round(keys=[self._job_key(job_id)], args=args)) == 1
+
+    def active_job_ids(self) -> list[str]:
+        """Jobs submitted and not yet done or failed (what the watchdog looks after)."""
+        return sorted(j.decode() for j in self.client.smembers(self._key("jobs", "active")))
+
+    def claim(self, name: str, ttl_s: float) -> bool:
+        """A lease on ``name`` for ``ttl_s`` seconds, held by whoever calls first."""
+        return bool(self.client.set(self._key("lease", name), "1", nx=True, px=max(1, int(ttl_s * 1000))))
