@@ -165,3 +165,17 @@ def test_specs_and_manifests_fail_with_readable_errors(tmp_path: Path) -> None:
     manifest.write_text("{")
     with pytest.raises(ManifestError, match="not valid JSON"):
         read_manifest(manifest)
+
+
+def test_bundled_zoo_models_index_through_the_fleet_functions(tmp_path: Path) -> None:
+    pytest.importorskip("modelverse.zoo", reason="the bundled zoo is not installed")
+    from modelverse.fleet.requests import bundled_requests
+
+    requests = bundled_requests()
+    assert len(requests) == len({r.model_id for r in requests}) > 0
+    assert all(r.generator == f"zoo:{r.model_id}" for r in requests)
+    chosen = [r for r in requests if r.model_id in ("digits-vae-zero", "digits-vae-one")]
+    records = index_embedded(tmp_path, chosen, ENCODER_SPEC, SamplePlan(200, 100), torch_threads=1)
+    assert [r.state for r in records] == [JobState.DONE, JobState.DONE], [r.error for r in records]
+    store = DirectoryStore.open(tmp_path)
+    assert store.get("digits-vae-zero").metadata == chosen[0].metadata

@@ -72,9 +72,4 @@ def bundled_requests() -> list[ModelRequest]:
         zoo = importlib.import_module("modelverse.zoo")
     except ImportError as exc:
         raise ManifestError("the bundled zoo (modelverse.zoo) is not installed") from exc
-    requests = []
-    for entry in zoo.bundled_manifest():
-        data = entry.to_dict() if hasattr(entry, "to_dict") else dict(entry)
-        metadata = data.get("metadata", data)
-        requests.append(ModelRequest(ModelMetadata.from_dict(metadata), f"zoo:{metadata['id']}"))
-    return requests
+    return [ModelRequest(entry.metadata, f"zoo:{entry.id}") for entry in zoo.bundled_manifest()]
