@@ -179,3 +179,26 @@ def test_bundled_zoo_models_index_through_the_fleet_functions(tmp_path: Path) ->
     assert [r.state for r in records] == [JobState.DONE, JobState.DONE], [r.error for r in records]
     store = DirectoryStore.open(tmp_path)
     assert store.get("digits-vae-zero").metadata == chosen[0].metadata
+
+
+def test_index_here_indexes_a_manifest_and_reports_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from modelverse.cli import jobs as jobs_cli
+
+    manifest = tmp_path / "models.json"
+    manifest.write_text(json.dumps({"encoder": ENCODER_SPEC, "models": [
+        {"id": "ok", "generator": "py:fleet_support:conv_generator?seed=1"},
+        {"id": "bad", "generator": "py:fleet_support:raising_generator"},
+    ]}))
+    parser = argparse.ArgumentParser()
+    jobs_cli.add_fleet_arguments(parser)
+    parser.add_argument("--manifest")
+    parser.add_argument("--store")
+    args = parser.parse_args(["--manifest", str(manifest), "--store", str(tmp_path / "s"), "--samples", "400",
+                              "--chunk-size", "100", "--no-adaptive"])
+    assert jobs_cli.run_index(args) == 1
+    out, err = capsys.readouterr()
+    assert "[1/2] ok: 400 samples, stats version 1" in out and "indexed 1 of 2 model(s)" in out
+    assert "bad failed: chunk 0 of bad: RuntimeError: the sampler ran out of latent codes" in err
+    assert DirectoryStore.open(tmp_path / "s").ids() == ["ok"]

@@ -1,8 +1,9 @@
 """`modelverse jobs` (follow indexing jobs) and the fleet half of `modelverse index --broker`.
 
 For ``modelverse index``: ``add_fleet_arguments(parser)`` adds the sampling and broker options,
-``plan_from_args(args)`` turns them into a SamplePlan, and ``submit_index(args)`` queues the
-models of ``--zoo bundled`` / ``--manifest FILE`` on ``--broker`` and prints the job ids.
+``plan_from_args(args)`` turns them into a SamplePlan, ``submit_index(args)`` queues the models
+of ``--zoo bundled`` / ``--manifest FILE`` on ``--broker`` and prints the job ids, and
+``index_here(args)`` runs the same tasks in this process into ``--store``; ``run_index`` picks.
 """
 
 from __future__ import annotations
@@ -95,6 +96,54 @@ def submit_index(args: argparse.Namespace) -> int:
             print(f"{record.job_id}  {record.spec.model_id}  (stats version {record.spec.stats_version})")
         print(f"submitted {len(records)} job(s) to {config.broker_url}; follow them with `modelverse jobs --watch`")
     return 0
+
+
+def index_here(args: argparse.Namespace) -> int:
+    """`modelverse index --store DIR ...` without --broker: the fleet's tasks in this process.
+
+    Reads ``args.store`` besides the options of ``add_fleet_arguments``; prints one line per
+    model; exit status 1 when a model failed (the others are indexed all the same).
+    """
+    from modelverse.fleet.embedded import index_embedded
+
+    requests, encoder = requests_from_args(args)
+    interactive = sys.stdout.isatty() and not getattr(args, "json", False)
+
+    def progress(record: JobRecord) -> None:
+        if interactive and not record.state.finished:
+            done, planned = len(record.chunks_done), record.chunks_planned
+            print(f"\r{record.spec.model_id}: {progress_bar(done, planned)} {record.samples_done} samples",
+                  end="", flush=True)
+
+    records = []
+    for position, request in enumerate(requests, start=1):
+        [record] = index_embedded(
+            args.store, [request], encoder, plan_from_args(args),
+            rank=getattr(args, "rank", None), eps=getattr(args, "eps", None),
+            keep_covariance=not getattr(args, "no_covariance", False), progress=progress,
+        )
+        records.append(record)
+        if interactive:
+            print("\r\x1b[K", end="")
+        if not getattr(args, "json", False):
+            rate = record.samples_per_second()
+            outcome = (f"{record.samples_used} samples, stats version {record.spec.stats_version}"
+                       + ("" if rate is None else f", {rate:.0f} samples/s")
+                       if record.state is JobState.DONE else f"FAILED: {record.error}")
+            print(f"[{position}/{len(requests)}] {request.model_id}: {outcome}", flush=True)
+    failed = [r for r in records if r.state is JobState.FAILED]
+    if getattr(args, "json", False):
+        print_json([r.summary() for r in records])
+    else:
+        print(f"indexed {len(records) - len(failed)} of {len(records)} model(s) into {args.store}")
+    for record in failed:
+        print(f"modelverse index: {record.spec.model_id} failed: {record.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_index(args: argparse.Namespace) -> int:
+    """The whole of `modelverse index`: the fleet with --broker, this process otherwise."""
+    return submit_index(args) if args.broker else index_here(args)
 
 
 # -- modelverse jobs ------------------------------------------------------------------------------
