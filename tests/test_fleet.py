@@ -202,3 +202,13 @@ def test_index_here_indexes_a_manifest_and_reports_failures(tmp_path: Path, caps
     assert "[1/2] ok: 400 samples, stats version 1" in out and "indexed 1 of 2 model(s)" in out
     assert "bad failed: chunk 0 of bad: RuntimeError: the sampler ran out of latent codes" in err
     assert DirectoryStore.open(tmp_path / "s").ids() == ["ok"]
+
+
+def test_jobs_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelverse.cli.main import main
+    from modelverse.fleet.local_cluster import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["jobs", "--broker", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"modelverse jobs: error: cannot reach Redis at {url}") and err.count("\n") == 1

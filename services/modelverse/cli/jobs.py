@@ -12,7 +12,9 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
+from typing import Iterator
 
 from modelverse.cli.output import print_json, print_table
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
@@ -20,6 +22,22 @@ from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+from modelverse.store.errors import StoreError
+
+class FleetUnreachableError(StoreError):
+    """The broker or the Redis store does not answer; printed as one line."""
+
+
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    import redis
+    from kombu.exceptions import OperationalError
+
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
+        raise FleetUnreachableError(f"cannot reach Redis at {url} ({exc})") from exc
+
 
 DEFAULT_SAMPLES = 50_000  # the paper's N: the ceiling when sampling adaptively
 DEFAULT_MIN_SAMPLES = 2_000
@@ -79,15 +97,16 @@ def submit_index(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     config = FleetConfig.from_env(broker_url=args.broker)
-    records = submit_jobs(
-        config,
-        requests,
-        encoder,
-        plan_from_args(args),
-        rank=getattr(args, "rank", None),
-        eps=getattr(args, "eps", None),
-        keep_covariance=not getattr(args, "no_covariance", False),
-    )
+    with _reaching(config.broker_url):
+        records = submit_jobs(
+            config,
+            requests,
+            encoder,
+            plan_from_args(args),
+            rank=getattr(args, "rank", None),
+            eps=getattr(args, "eps", None),
+            keep_covariance=not getattr(args, "no_covariance", False),
+        )
     if getattr(args, "json", False):
         print_json([{"job_id": r.job_id, "model_id": r.spec.model_id, "stats_version": r.spec.stats_version}
                     for r in records])
@@ -197,14 +216,16 @@ def _load(args: argparse.Namespace) -> list[JobRecord]:
     from modelverse.store.redis_store import RedisStore
 
     config = FleetConfig.from_env(broker_url=args.broker)
-    store = RedisStore.from_url(args.broker or config.redis_store_url, config.store_prefix)
-    if args.job_ids:
-        records = [store.get_job(job_id) for job_id in args.job_ids]
-        missing = [j for j, r in zip(args.job_ids, records) if r is None]
-        if missing:
-            raise ValueError(f"no job {missing[0]!r} in {store!r}")
-        return [r for r in records if r is not None]
-    return store.jobs(limit=max(args.limit, 1))
+    url = args.broker or config.redis_store_url
+    store = RedisStore.from_url(url, config.store_prefix, retries=1)
+    with _reaching(url):
+        if args.job_ids:
+            records = [store.get_job(job_id) for job_id in args.job_ids]
+            missing = [j for j, r in zip(args.job_ids, records) if r is None]
+            if missing:
+                raise ValueError(f"no job {missing[0]!r} in {store!r}")
+            return [r for r in records if r is not None]
+        return store.jobs(limit=max(args.limit, 1))
 
 
 def _show(records: list[JobRecord], as_json: bool, stall_after_s: float) -> None:

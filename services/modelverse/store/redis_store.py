@@ -130,8 +130,8 @@ class RedisStore:
         self._advance_round = client.register_script(_ADVANCE_ROUND)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "mv") -> RedisStore:
-        return cls(connect(url), prefix)
+    def from_url(cls, url: str, prefix: str = "mv", retries: int = 6) -> RedisStore:
+        return cls(connect(url, retries), prefix)
 
     def __repr__(self) -> str:
         kwargs = self.client.connection_pool.connection_kwargs
