@@ -38,6 +38,10 @@ class FleetState(Protocol):
 
     def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    def start_job(self, job_id: str) -> None:
+        """Move a queued job to running, stamping when its first chunk started."""
+        ...
+
     def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
         """Record a finished chunk (idempotent) and move a queued job to running."""
         ...
@@ -104,6 +108,12 @@ class LocalState:
 
     def jobs(self) -> list[JobRecord]:
         return list(self._jobs.values())
+
+    def start_job(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.state is JobState.QUEUED:
+                self._jobs[job_id] = job.with_(state=JobState.RUNNING, started_at=time.time())
 
     def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
         with self._lock:

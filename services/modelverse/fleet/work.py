@@ -70,6 +70,7 @@ def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runti
         return None
     name = partial_name(spec.model_id, spec.stats_version, chunk_index)
     if state.get_partial(name) is None:
+        state.start_job(spec.job_id)
         try:
             moments = compute_chunk(spec, chunk_index, runtime)
         except ModelFailure as exc:

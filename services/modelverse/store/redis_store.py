@@ -75,6 +75,12 @@ if redis.call('HGET', KEYS[1], 'round_index') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
+_START_JOB = """
+if redis.call('HGET', KEYS[1], 'state') == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'updated_at', ARGV[1])
+end
+return 1
+"""
 _MARK_CHUNK_DONE = """
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
@@ -128,6 +134,7 @@ class RedisStore:
         self._update_unless_finished = client.register_script(_UPDATE_UNLESS_FINISHED)
         self._mark_chunk_done = client.register_script(_MARK_CHUNK_DONE)
         self._advance_round = client.register_script(_ADVANCE_ROUND)
+        self._start_job = client.register_script(_START_JOB)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "mv", retries: int = 6) -> RedisStore:
@@ -369,6 +376,10 @@ class RedisStore:
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
         records = (self.get_job(job_id) for job_id in self.job_ids(limit))
         return [r for r in records if r is not None]
+
+    def start_job(self, job_id: str) -> None:
+        key = self._job_key(job_id)
+        self._start_job(keys=[key], args=[repr(time.time())])
 
     def mark_chunk_done(self, job_id: str, chunk_index: int) -> None:
         key = self._job_key(job_id)
