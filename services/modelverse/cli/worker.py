@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="process pool; prefork isolates a crashing model in its process (default)")
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
                         help="torch threads per process (default: $MODELVERSE_TORCH_THREADS or 1)")
+    parser.add_argument("--device", default=None,
+                        help="torch device for zoo generators and the encoder, e.g. cuda:0 (one worker per "
+                        "GPU, --concurrency 1); default: $MODELVERSE_DEVICE or cpu")
     parser.add_argument("--visibility-timeout", type=int, default=None, metavar="S",
                         help="seconds before an unacknowledged chunk is handed to another worker; "
                         "must exceed the longest chunk (default: $MODELVERSE_VISIBILITY_TIMEOUT or 3600)")
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         store_url=args.store_url,
         torch_threads=args.torch_threads,
         visibility_timeout_s=args.visibility_timeout,
+        device=args.device,
     )
     # Pool processes and anything they spawn read the same settings.
     os.environ.update(config.to_env())

@@ -29,6 +29,7 @@ class FleetConfig:
     # Threads per worker process for torch. One process per GPU or per core is the unit of
     # parallelism; more threads per process only fight each other on a shared CPU.
     torch_threads: int = 1
+    device: str = "cpu"  # "cuda:N" on a GPU node: one worker (--concurrency 1) per GPU
     # A job without progress for this long has its current round sent again (see watchdog);
     # 0 = twice the visibility timeout.
     stall_timeout_s: int = 0
@@ -57,6 +58,7 @@ class FleetConfig:
             max_retries=int(env.get("MODELVERSE_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
             retry_backoff_s=float(env.get("MODELVERSE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF_S)),
             torch_threads=int(env.get("MODELVERSE_TORCH_THREADS", 1)),
+            device=env.get("MODELVERSE_DEVICE", "cpu"),
             stall_timeout_s=int(env.get("MODELVERSE_STALL_TIMEOUT", 0)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -73,5 +75,6 @@ class FleetConfig:
             "MODELVERSE_MAX_RETRIES": str(self.max_retries),
             "MODELVERSE_RETRY_BACKOFF": str(self.retry_backoff_s),
             "MODELVERSE_TORCH_THREADS": str(self.torch_threads),
+            "MODELVERSE_DEVICE": self.device,
             "MODELVERSE_STALL_TIMEOUT": str(self.stall_timeout_s),
         }

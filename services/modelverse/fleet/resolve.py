@@ -47,7 +47,7 @@ def _load_python(spec: str) -> Any:
     return factory(**kwargs)
 
 
-def load_generator(spec: str) -> Generator:
+def load_generator(spec: str, device: str = "cpu") -> Generator:
     if spec.startswith("py:"):
         generator = _load_python(spec)
     elif spec.startswith("zoo:"):
@@ -55,7 +55,7 @@ def load_generator(spec: str) -> Generator:
             zoo = importlib.import_module("modelverse.zoo")
         except ImportError as exc:
             raise SpecError(f"{spec!r}: the model zoo (modelverse.zoo) is not installed") from exc
-        generator = zoo.load_generator(spec[len("zoo:"):])
+        generator = zoo.load_generator(spec[len("zoo:"):], device=device)
     else:
         raise SpecError(f"{spec!r}: a generator spec starts with zoo: or py:")
     if not isinstance(generator, Generator):
@@ -63,7 +63,7 @@ def load_generator(spec: str) -> Generator:
     return generator
 
 
-def load_encoder(spec: str) -> Encoder:
+def load_encoder(spec: str, device: str = "cpu") -> Encoder:
     if spec.startswith("py:"):
         encoder = _load_python(spec)
     else:
@@ -72,7 +72,7 @@ def load_encoder(spec: str) -> Encoder:
             loader = getattr(encoders, "load_encoder")
         except (ImportError, AttributeError) as exc:
             raise SpecError(f"{spec!r}: modelverse.encoders.factory.load_encoder is not available") from exc
-        encoder = loader(spec)
+        encoder = loader(spec, device=device)
     if not isinstance(encoder, Encoder):
         raise SpecError(f"{spec!r}: {type(encoder).__name__} does not implement the Encoder protocol")
     return encoder
@@ -93,8 +93,9 @@ class Runtime:
     ``max_generators`` generators stay loaded.
     """
 
-    def __init__(self, torch_threads: int | None = 1, max_generators: int = 8) -> None:
+    def __init__(self, torch_threads: int | None = 1, max_generators: int = 8, device: str = "cpu") -> None:
         self.torch_threads = torch_threads
+        self.device = device  # for zoo generators and factory encoders; py: specs choose their own
         self.max_generators = max_generators
         self._generators: dict[str, Generator] = {}
         self._encoders: dict[str, Encoder] = {}
@@ -115,7 +116,7 @@ class Runtime:
             if spec in self._generators:
                 self._generators[spec] = self._generators.pop(spec)  # most recently used last
                 return self._generators[spec]
-            generator = load_generator(spec)
+            generator = load_generator(spec, self.device)
             self._generators[spec] = generator
             while len(self._generators) > self.max_generators:
                 self._generators.pop(next(iter(self._generators)))
@@ -125,7 +126,7 @@ class Runtime:
         with self._lock:
             self._set_threads()
             if spec not in self._encoders:
-                self._encoders[spec] = load_encoder(spec)
+                self._encoders[spec] = load_encoder(spec, self.device)
             return self._encoders[spec]
 
 

@@ -43,7 +43,8 @@ def worker_state() -> RedisStore:
 def worker_runtime() -> Runtime:
     global _runtime
     if _runtime is None:
-        _runtime = Runtime(torch_threads=current_config().torch_threads)
+        config = current_config()
+        _runtime = Runtime(torch_threads=config.torch_threads, device=config.device)
     return _runtime
 
 
