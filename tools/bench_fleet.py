@@ -131,33 +131,60 @@ def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk:
 # -- 3. adaptive sampling: samples saved, statistics and retrieval change -------------------------
 
 
-def _queries(runtime: Runtime, requests: Sequence[ModelRequest], encoder: str, per_model: int) -> tuple[np.ndarray, list[str]]:
+QuerySet = list[tuple[str, np.ndarray, frozenset[str]]]  # (kind, normalised vector, ground truth ids)
+
+
+def sample_queries(runtime: Runtime, requests: Sequence[ModelRequest], encoder: str, per_model: int) -> QuerySet:
+    """Fresh samples of each model (seeds no chunk uses) as image queries for that model."""
     enc = runtime.encoder(encoder)
-    vectors, truth = [], []
+    out: QuerySet = []
     for request in requests:
         images = runtime.generator(request.generator).sample(per_model, chunk_seed(request.model_id, QUERY_VERSION, 0))
-        vectors.append(l2_normalize_rows(enc.encode_pixels(images)))
-        truth += [request.model_id] * per_model
-    return np.concatenate(vectors), truth
+        out += [("image", v, frozenset({request.model_id})) for v in l2_normalize_rows(enc.encode_pixels(images))]
+    return out
 
 
-def _retrieval(stats: dict[str, ModelStats], queries: np.ndarray, truth: list[str]) -> dict[str, float]:
-    ids = sorted(stats)
-    search = ExactSearch(Collection.from_stats(ids, [stats[i] for i in ids]))
+def zoo_queries(runtime: Runtime, requests: Sequence[ModelRequest], encoder: str, per_model: int) -> QuerySet:
+    """The zoo's benchmark queries: each model's query text, and held-out real images of the
+    class it was trained on (ground truth: every model trained on that class)."""
+    from modelverse import zoo
+
+    enc = runtime.encoder(encoder)
+    wanted = {r.model_id for r in requests}
+    entries = [e for e in zoo.bundled_manifest() if e.id in wanted]
+    out: QuerySet = []
+    texts = l2_normalize_rows(enc.encode_texts([e.query_text for e in entries]))
+    out += [("text", v, frozenset({e.id})) for e, v in zip(entries, texts)]
+    by_class: dict[tuple[str, str], set[str]] = {}
+    for e in entries:
+        if e.data is not None:
+            by_class.setdefault((e.data["dataset"], e.data["class"]), set()).add(e.id)
+    for (dataset, name), ids in by_class.items():
+        images = zoo.heldout_images(dataset, name, limit=per_model)
+        out += [("image", v, frozenset(ids)) for v in l2_normalize_rows(enc.encode_pixels(images))]
+    return out
+
+
+METHODS = {"text": (Method.FIRST_MOMENT, Method.MGF), "image": (Method.FIRST_MOMENT, Method.GAUSSIAN)}
+
+
+def _retrieval(stats: dict[str, ModelStats], queries: QuerySet) -> dict[str, float]:
+    ids = np.array(sorted(stats))
+    search = ExactSearch(Collection.from_stats(list(ids), [stats[i] for i in ids]))
+    hits: dict[str, list[tuple[bool, bool]]] = {}
+    for kind, q, truth in queries:
+        for method in METHODS[kind]:
+            order = ids[np.argsort(-search.score_vector(q, method), kind="stable")]
+            hits.setdefault(f"{kind}/{method.value}", []).append((order[0] in truth, bool(set(order[:5]) & truth)))
     out = {}
-    for method in (Method.FIRST_MOMENT, Method.GAUSSIAN):
-        ranks = []
-        for q, t in zip(queries, truth):
-            order = np.argsort(-search.score_vector(q, method), kind="stable")
-            ranks.append(int(np.flatnonzero(np.array(ids)[order] == t)[0]))
-        ranks_a = np.array(ranks)
-        out[f"{method.value}_top1"] = float(np.mean(ranks_a < 1))
-        out[f"{method.value}_top5"] = float(np.mean(ranks_a < 5))
+    for key, rows in hits.items():
+        out[f"{key} top1"] = float(np.mean([r[0] for r in rows]))
+        out[f"{key} top5"] = float(np.mean([r[1] for r in rows]))
     return out
 
 
 def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, queries_per_model: int,
-             ) -> dict[str, Any]:
+             from_zoo: bool) -> dict[str, Any]:
     assert plan.adaptive
     fixed_plan = SamplePlan(plan.max_samples, plan.chunk_size)
     runtime = Runtime(torch_threads=1)
@@ -189,7 +216,8 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
                 "covariance_rel_error": float(np.linalg.norm(a.covariance - f.covariance) / np.linalg.norm(f.covariance)),
                 "fixed_run_s": t1 - t0,
             })
-        queries, truth = _queries(runtime, requests, encoder, queries_per_model)
+        make_queries = zoo_queries if from_zoo else sample_queries
+        queries = make_queries(runtime, requests, encoder, queries_per_model)
     used = sum(r["samples_adaptive"] for r in rows)
     return {
         "plan": plan.to_dict(),
@@ -198,8 +226,9 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
         "total_samples_adaptive": used,
         "total_saved": 1 - used / (fixed_plan.max_samples * len(rows)),
         "queries_per_model": queries_per_model,
-        "retrieval_fixed": _retrieval(full, queries, truth),
-        "retrieval_adaptive": _retrieval(adapted, queries, truth),
+        "queries": len(queries),
+        "retrieval_fixed": _retrieval(full, queries),
+        "retrieval_adaptive": _retrieval(adapted, queries),
     }
 
 
@@ -219,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--round-samples", type=int, default=2000)
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     parser.add_argument("--queries-per-model", type=int, default=20)
+    parser.add_argument("--adaptive-models", action="append", default=[], metavar="TEXT",
+                        help="only models whose id contains TEXT in the adaptive study (repeatable)")
+    parser.add_argument("--throughput-models", action="append", default=[], metavar="TEXT",
+                        help="only models whose id contains TEXT in the throughput table (repeatable)")
     parser.add_argument("--skip", action="append", default=[], choices=["throughput", "scaling", "adaptive"])
     parser.add_argument("--out", default=None, help="JSON output (default: docs/benchmarks/fleet-<models>.json)")
     args = parser.parse_args(argv)
@@ -239,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "chunk_size": args.chunk_size, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     if "throughput" not in args.skip:
-        rows = throughput(requests, encoder, args.chunk_size, args.throughput_repeats)
+        timed = [r for r in requests if not args.throughput_models or any(k in r.model_id for k in args.throughput_models)]
+        rows = throughput(timed, encoder, args.chunk_size, args.throughput_repeats)
         result["throughput"] = rows
         print("\nimages/s per worker process (1 torch thread), sampling + encoding")
         print_table(["model", "res", "images/s", "sampling/s", "encoding/s"],
@@ -254,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       r["efficiency"]] for r in rows])
     if "adaptive" not in args.skip:
         plan = SamplePlan(args.max_samples, args.chunk_size, args.min_samples, args.round_samples, args.tolerance)
-        res = adaptive(requests, encoder, plan, args.queries_per_model)
+        chosen = [r for r in requests if not args.adaptive_models or any(k in r.model_id for k in args.adaptive_models)]
+        res = adaptive(chosen, encoder, plan, args.queries_per_model, from_zoo=bool(args.zoo))
         result["adaptive"] = res
         print(f"\nadaptive sampling (floor {plan.min_samples}, ceiling {plan.max_samples}, tolerance {plan.tolerance})")
         print_table(["model", "fixed", "adaptive", "saved", "probe change", "cos(mean)", "cov rel err"],
@@ -262,8 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       r["mean_cosine_to_fixed"], r["covariance_rel_error"]] for r in res["models"]])
         print(f"total: {res['total_samples_adaptive']} of {res['total_samples_fixed']} samples "
               f"({res['total_saved']:.1%} saved)")
-        print_table(["statistics", *res["retrieval_fixed"]],
-                    [["fixed", *res["retrieval_fixed"].values()], ["adaptive", *res["retrieval_adaptive"].values()]])
+        print_table(["retrieval", "fixed", "adaptive"],
+                    [[key, value, res["retrieval_adaptive"][key]] for key, value in res["retrieval_fixed"].items()])
     out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / f"fleet-{label}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"\nwrote {out}")
