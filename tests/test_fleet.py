@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fleet_support import ENCODER_SPEC, conv_encoder, conv_generator
 from modelverse.core.stats import stats_from_features
 from modelverse.fleet.embedded import index_embedded, run_job

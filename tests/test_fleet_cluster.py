@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pytest
 from celery import chord
-
 from fleet_support import ENCODER_SPEC
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.config import FleetConfig

@@ -4,12 +4,11 @@ store on the same statistics (the same interface must give the same answers)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-
 from modelverse.core.moments import PartialMoments
 from modelverse.core.stats import stats_from_features
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState

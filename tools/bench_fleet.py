@@ -16,32 +16,33 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
 
-from modelverse.cli.output import print_table  # noqa: E402
-from modelverse.core.reference import ExactSearch, Method  # noqa: E402
-from modelverse.core.collection import Collection  # noqa: E402
-from modelverse.core.moments import l2_normalize_rows  # noqa: E402
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats  # noqa: E402
-from modelverse.fleet.adaptive import DEFAULT_TOLERANCE  # noqa: E402
-from modelverse.fleet.config import FleetConfig  # noqa: E402
-from modelverse.fleet.embedded import run_job  # noqa: E402
-from modelverse.fleet.jobs import JobSpec, JobState  # noqa: E402
-from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until  # noqa: E402
-from modelverse.fleet.plan import SamplePlan, chunk_seed  # noqa: E402
-from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest  # noqa: E402
-from modelverse.fleet.resolve import Runtime  # noqa: E402
-from modelverse.fleet.state import LocalState  # noqa: E402
-from modelverse.fleet.submit import submit_jobs  # noqa: E402
-from modelverse.store.directory import DirectoryStore  # noqa: E402
-from modelverse.store.metadata import ModelMetadata  # noqa: E402
-from modelverse.store.redis_store import RedisStore  # noqa: E402
+from modelverse.cli.output import print_table
+from modelverse.core.collection import Collection
+from modelverse.core.moments import l2_normalize_rows
+from modelverse.core.reference import ExactSearch, Method
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats
+from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
+from modelverse.fleet.config import FleetConfig
+from modelverse.fleet.embedded import run_job
+from modelverse.fleet.jobs import JobSpec, JobState
+from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until
+from modelverse.fleet.plan import SamplePlan, chunk_seed
+from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+from modelverse.fleet.resolve import Runtime
+from modelverse.fleet.state import LocalState
+from modelverse.fleet.submit import submit_jobs
+from modelverse.store.directory import DirectoryStore
+from modelverse.store.metadata import ModelMetadata
+from modelverse.store.redis_store import RedisStore
 
 QUERY_VERSION = 0  # stats versions start at 1, so query seeds never collide with chunk seeds
 
@@ -103,10 +104,10 @@ def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk:
                     # Warm every process (imports, encoder load) so the timing is the steady state.
                     warm = submit_jobs(config, [ModelRequest(r.metadata, r.generator) for r in requests[:1]] * 1,
                                        encoder, SamplePlan(chunk * count * 2, chunk))
-                    wait_until(lambda: all(store.get_job(j.job_id).state.finished for j in warm), 1800, "warm-up")
+                    wait_until(lambda warm=warm: all(store.get_job(j.job_id).state.finished for j in warm), 1800, "warm-up")
                     start = time.perf_counter()
                     records = submit_jobs(config, requests, encoder, SamplePlan(samples, chunk))
-                    wait_until(lambda: all(store.get_job(j.job_id).state.finished for j in records), 3600,
+                    wait_until(lambda records=records: all(store.get_job(j.job_id).state.finished for j in records), 3600,
                                "the scaling run", interval_s=0.2)
                     wall = time.perf_counter() - start
                     done = [store.get_job(j.job_id) for j in records]
@@ -194,7 +195,7 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
         fixed_state = LocalState(f"{tmp}/fixed", keep_partials=True, partials=shared)
         adaptive_state = LocalState(f"{tmp}/adaptive", keep_partials=True, partials=shared)
         for request in requests:
-            def spec(p: SamplePlan) -> JobSpec:
+            def spec(p: SamplePlan, request: ModelRequest = request) -> JobSpec:
                 return JobSpec.new(request.metadata, request.generator, encoder, 1, p, DEFAULT_RANK, DEFAULT_EPS)
             t0 = time.perf_counter()
             fixed_record = run_job(fixed_state, spec(fixed_plan), runtime)

@@ -12,9 +12,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Iterator
 
 from modelverse.cli.output import print_json, print_table
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
@@ -23,6 +23,7 @@ from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
 from modelverse.store.errors import StoreError
+
 
 class FleetUnreachableError(StoreError):
     """The broker or the Redis store does not answer; printed as one line."""

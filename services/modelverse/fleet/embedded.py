@@ -6,8 +6,8 @@ are those a Celery fleet computes for the same (model id, stats version, chunk s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -69,7 +70,7 @@ def load_encoder(spec: str, device: str = "cpu") -> Encoder:
     else:
         try:
             encoders = importlib.import_module("modelverse.encoders.factory")
-            loader = getattr(encoders, "load_encoder")
+            loader = encoders.load_encoder
         except (ImportError, AttributeError) as exc:
             raise SpecError(f"{spec!r}: modelverse.encoders.factory.load_encoder is not available") from exc
         encoder = loader(spec, device=device)

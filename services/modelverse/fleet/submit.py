@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
 from modelverse.fleet.app import configure

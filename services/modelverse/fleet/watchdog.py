@@ -49,7 +49,7 @@ def resubmit_stalled(store: RedisStore, stall_after_s: float, now: float | None 
 class Watchdog(bootsteps.StartStopStep):
     """Runs ``resubmit_stalled`` periodically in a worker's main process."""
 
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)

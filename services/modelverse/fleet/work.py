@@ -116,7 +116,7 @@ def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: l
     try:
         encoder = encoder_identity(runtime.encoder(spec.encoder))
         stats = summarize(merged, rank=spec.rank, eps=spec.eps, keep_covariance=spec.keep_covariance, encoder=encoder)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any error here fails the job, with its reason)
         reason = f"finalising {spec.model_id}: {_describe(exc)}"
         state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
         return RoundOutcome(JobState.FAILED)

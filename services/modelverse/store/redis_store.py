@@ -31,7 +31,7 @@ import io
 import json
 import time
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -257,7 +257,7 @@ class RedisStore:
                 "dim": stats.dim,
                 "has_covariance": stats.covariance is not None,
                 "has_samples": stats.samples is not None,
-                "added_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "added_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "encoder": stats.encoder,
             },
         }
