@@ -5,7 +5,7 @@ Specs are strings so that they travel in task messages:
 - ``zoo:ID``                         a bundled zoo model, ``modelverse.zoo.load_generator(ID)``
 - ``py:MODULE:FACTORY?k=v&k2=v2``    ``MODULE.FACTORY(k=v, ...)`` (ints and floats parsed);
                                      for models outside the zoo, and for tests
-- anything else, for encoders        ``modelverse.encoders.factory.load_encoder(SPEC)``
+- anything else, for encoders        ``modelverse.encoders.load_encoder(SPEC)``
 """
 
 from __future__ import annotations
@@ -69,10 +69,9 @@ def load_encoder(spec: str, device: str = "cpu") -> Encoder:
         encoder = _load_python(spec)
     else:
         try:
-            encoders = importlib.import_module("modelverse.encoders.factory")
-            loader = encoders.load_encoder
+            loader = importlib.import_module("modelverse.encoders").load_encoder
         except (ImportError, AttributeError) as exc:
-            raise SpecError(f"{spec!r}: modelverse.encoders.factory.load_encoder is not available") from exc
+            raise SpecError(f"{spec!r}: modelverse.encoders.load_encoder is not available") from exc
         encoder = loader(spec, device=device)
     if not isinstance(encoder, Encoder):
         raise SpecError(f"{spec!r}: {type(encoder).__name__} does not implement the Encoder protocol")
@@ -81,7 +80,7 @@ def load_encoder(spec: str, device: str = "cpu") -> Encoder:
 
 def encoder_identity(encoder: Encoder) -> str:
     """The identity the store records with statistics (``modelverse.encoders``' format)."""
-    from modelverse.encoders.factory import encoder_id  # imported late: it pulls in open_clip
+    from modelverse.encoders import encoder_id  # imported late: it pulls in open_clip
 
     return encoder_id(encoder)
 
