@@ -272,10 +272,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": label, "encoder": encoder, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
         "chunk_size": args.chunk_size, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+    out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / f"fleet-{label}.json"
+
+    def save() -> None:  # after every section, so a long run keeps what it measured
+        out.write_text(json.dumps(result, indent=1) + "\n")
+
     if "throughput" not in args.skip:
         timed = [r for r in requests if not args.throughput_models or any(k in r.model_id for k in args.throughput_models)]
         rows = throughput(timed, encoder, args.chunk_size, args.throughput_repeats)
         result["throughput"] = rows
+        save()
         print("\nimages/s per worker process (1 torch thread), sampling + encoding")
         print_table(["model", "res", "images/s", "sampling/s", "encoding/s"],
                     [[r["model_id"], r["resolution"], r["images_per_s"], r["sampling_images_per_s"],
@@ -283,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "scaling" not in args.skip:
         rows = scaling(requests[: args.scaling_models], encoder, args.scaling_samples, args.chunk_size, [1, 2], pythonpath)
         result["scaling"] = rows
+        save()
         print("\nfleet throughput (real Celery workers on a private redis-server)")
         print_table(["workers", "models", "images", "wall s", "images/s", "speed-up", "efficiency"],
                     [[r["workers"], r["models"], r["images"], r["wall_s"], r["images_per_s"], r["speedup_vs_one"],
@@ -292,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [r for r in requests if not args.adaptive_models or any(k in r.model_id for k in args.adaptive_models)]
         res = adaptive(chosen, encoder, plan, args.queries_per_model, from_zoo=bool(args.zoo))
         result["adaptive"] = res
+        save()
         print(f"\nadaptive sampling (floor {plan.min_samples}, ceiling {plan.max_samples}, tolerance {plan.tolerance})")
         print_table(["model", "fixed", "adaptive", "saved", "probe change", "cos(mean)", "cov rel err"],
                     [[r["model_id"], r["samples_fixed"], r["samples_adaptive"], r["saved"], r["last_probe_change"],
@@ -300,8 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"({res['total_saved']:.1%} saved)")
         print_table(["retrieval", "fixed", "adaptive"],
                     [[key, value, res["retrieval_adaptive"][key]] for key, value in res["retrieval_fixed"].items()])
-    out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / f"fleet-{label}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    save()
     print(f"\nwrote {out}")
     return 0
 
