@@ -1,0 +1,108 @@
+from modelverse.v1 import search_pb2 as _search_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WeightedVector(_message.Message):
+    __slots__ = ("values", "weight")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    weight: float
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class QueryModel(_message.Message):
+    __slots__ = ("id", "mean", "diag_f16", "factor_f16", "trace", "dim", "rank")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    DIAG_F16_FIELD_NUMBER: _ClassVar[int]
+    FACTOR_F16_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    mean: _containers.RepeatedScalarFieldContainer[float]
+    diag_f16: bytes
+    factor_f16: bytes
+    trace: float
+    dim: int
+    rank: int
+    def __init__(self, id: _Optional[str] = ..., mean: _Optional[_Iterable[float]] = ..., diag_f16: _Optional[bytes] = ..., factor_f16: _Optional[bytes] = ..., trace: _Optional[float] = ..., dim: _Optional[int] = ..., rank: _Optional[int] = ...) -> None: ...
+
+class RecallRequest(_message.Message):
+    __slots__ = ("parts", "query_model", "method", "candidates", "filter")
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    parts: _containers.RepeatedCompositeFieldContainer[WeightedVector]
+    query_model: QueryModel
+    method: _search_pb2.Method
+    candidates: int
+    filter: _search_pb2.Filter
+    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("model", "first_stage_score", "score")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FIRST_STAGE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    model: _search_pb2.Model
+    first_stage_score: float
+    score: float
+    def __init__(self, model: _Optional[_Union[_search_pb2.Model, _Mapping]] = ..., first_stage_score: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
+
+class RecallResponse(_message.Message):
+    __slots__ = ("candidates", "shard", "models")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    shard: int
+    models: int
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., shard: _Optional[int] = ..., models: _Optional[int] = ...) -> None: ...
+
+class DescribeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShardDescription(_message.Message):
+    __slots__ = ("shard", "shards", "dim", "rank", "eps", "encoder", "models", "index_type", "store_generation")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    EPS_FIELD_NUMBER: _ClassVar[int]
+    ENCODER_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_TYPE_FIELD_NUMBER: _ClassVar[int]
+    STORE_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    shards: int
+    dim: int
+    rank: int
+    eps: float
+    encoder: str
+    models: int
+    index_type: str
+    store_generation: int
+    def __init__(self, shard: _Optional[int] = ..., shards: _Optional[int] = ..., dim: _Optional[int] = ..., rank: _Optional[int] = ..., eps: _Optional[float] = ..., encoder: _Optional[str] = ..., models: _Optional[int] = ..., index_type: _Optional[str] = ..., store_generation: _Optional[int] = ...) -> None: ...
+
+class SyncRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SyncResponse(_message.Message):
+    __slots__ = ("models", "added", "removed")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    models: int
+    added: int
+    removed: int
+    def __init__(self, models: _Optional[int] = ..., added: _Optional[int] = ..., removed: _Optional[int] = ...) -> None: ...
