@@ -1,0 +1,1 @@
+"""AdminService: register and remove models; jobs run in the admin process."""

@@ -1,0 +1,109 @@
+"""AdminService: the one writer of the store in the cluster; tells the shards to sync."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import grpc
+import numpy as np
+
+from modelverse.core.stats import stats_from_features
+from modelverse.serving.convert import metadata_from_message
+from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.admin.jobs import JobRecord, JobRunner
+from modelverse.store.directory import DirectoryStore
+from modelverse.store.errors import ModelExistsError, ModelNotFoundError, StoreError
+from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
+
+log = logging.getLogger("modelverse.admin")
+SYNC_TIMEOUT = 30.0
+JOB_STATES = {"pending": admin_pb2.PENDING, "running": admin_pb2.RUNNING,
+              "succeeded": admin_pb2.SUCCEEDED, "failed": admin_pb2.FAILED}
+
+
+def job_message(job: JobRecord) -> admin_pb2.Job:
+    return admin_pb2.Job(id=job.id, model_id=job.model_id, state=JOB_STATES[job.state], error=job.error,
+                         created_at=job.created_at, finished_at=job.finished_at)
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(self, store: DirectoryStore, pool: ShardPool) -> None:
+        self.store = store
+        self.pool = pool
+        self.jobs = JobRunner()
+        self._write_lock = threading.Lock()
+
+    def sync_shards(self) -> int:
+        """Ask every replica of every shard to sync now; returns how many confirmed."""
+        synced = 0
+        futures = [stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT)
+                   for replicas in self.pool.stubs for stub in replicas]
+        for future in futures:
+            try:
+                future.result()
+                synced += 1
+            except grpc.RpcError as exc:  # a replica that is down syncs before it serves again
+                log.warning("replica did not sync", extra={"code": exc.code().name})
+        return synced
+
+    def RegisterModel(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
+        try:
+            metadata = metadata_from_message(request.metadata)
+        except (ValueError, TypeError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"metadata: {exc}")
+        if request.WhichOneof("source") != "features":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give the model's sample features")
+        matrix = request.features
+        config = self.store.config
+        if matrix.rows < 2 or matrix.dim != config.dim or len(matrix.float32_le) != 4 * matrix.rows * matrix.dim:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"features must be rows >= 2 x dim {config.dim} float32 ({4 * config.dim} bytes a row), "
+                          f"got {matrix.rows} x {matrix.dim} in {len(matrix.float32_le)} bytes")
+        if request.encoder != config.encoder:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"features of encoder {request.encoder!r}; the store holds encoder {config.encoder!r}")
+        features = np.frombuffer(matrix.float32_le, dtype="<f4").reshape(matrix.rows, matrix.dim)
+        if not np.all(np.isfinite(features)):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "features contain NaN or infinity")
+        if not request.replace and metadata.id in self.store:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {metadata.id!r} exists; set replace to replace it")
+
+        def work() -> None:
+            stats = stats_from_features(features, rank=config.rank, eps=config.eps,
+                                        keep_covariance=False, encoder=request.encoder)
+            with self._write_lock:
+                self.store.put(metadata, stats, replace=request.replace)
+            self.sync_shards()
+            log.info("model registered", extra={"model_id": metadata.id})
+
+        return job_message(self.jobs.submit(metadata.id, work))
+
+    def GetJob(self, request: admin_pb2.GetJobRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
+        job = self.jobs.get(request.id)
+        if job is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
+        return job_message(job)
+
+    def RemoveModel(self, request: admin_pb2.RemoveModelRequest, context: grpc.ServicerContext) -> admin_pb2.RemoveModelResponse:
+        try:
+            with self._write_lock:
+                self.store.remove(request.id)
+        except ModelNotFoundError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except (ValueError, StoreError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        synced = self.sync_shards()
+        log.info("model removed", extra={"model_id": request.id, "shards_synced": synced})
+        return admin_pb2.RemoveModelResponse(shards_synced=synced)
+
+
+def wait_for_job(stub: admin_pb2_grpc.AdminServiceStub, job_id: str, timeout: float = 60.0) -> admin_pb2.Job:
+    """Poll a job until it finishes (for clients and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = stub.GetJob(admin_pb2.GetJobRequest(id=job_id))
+        if job.state in (admin_pb2.SUCCEEDED, admin_pb2.FAILED) or time.monotonic() > deadline:
+            return job
+        time.sleep(0.05)

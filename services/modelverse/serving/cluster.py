@@ -1,0 +1,264 @@
+"""A local serving cluster on loopback: S shards x R replicas, a gateway, an admin service.
+
+Every part is its own process (``python -m modelverse.serving.<part>``), started from one
+DirectoryStore, with its log in ``RUN_DIR/logs/``. ``Cluster.start`` returns once every process
+reports SERVING through gRPC health checking; ``Cluster.stop`` sends SIGTERM and waits (SIGKILL
+after a grace period). ``RUN_DIR/cluster.json`` records the processes so that
+``modelverse cluster down`` can stop a cluster started by another command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from modelverse.serving.index_choice import EXACT_THRESHOLD
+from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
+
+STATE_FILE = "cluster.json"
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    store: Path
+    run_dir: Path
+    shards: int = 2
+    replicas: int = 1
+    host: str = "127.0.0.1"
+    gateway_port: int = 0  # 0 = any free port
+    admin_port: int = 0
+    candidates: int = 100
+    exact_threshold: int = EXACT_THRESHOLD
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    nprobe: int | None = None
+    threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
+    gateway_workers: int = 16
+    encoder: str | None = None
+    startup_timeout: float = 300.0
+    log_level: str = "INFO"
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    port_file: Path
+    log_file: Path
+    popen: subprocess.Popen | None = None
+    port: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cluster:
+    spec: ClusterSpec
+    shard_processes: list[list[Process]] = field(default_factory=list)
+    gateway: Process | None = None
+    admin: Process | None = None
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        threads = str(self.spec.threads_per_process)
+        env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        return env
+
+    def _process(self, name: str, module: str, args: list[str]) -> Process:
+        run = self.spec.run_dir
+        port_file = run / "ports" / f"{name}.port"
+        return Process(
+            name,
+            [sys.executable, "-m", module, *args, "--port-file", str(port_file), "--log-level", self.spec.log_level],
+            port_file,
+            run / "logs" / f"{name}.log",
+        )
+
+    def _launch(self, process: Process) -> None:
+        process.port_file.unlink(missing_ok=True)
+        process.log_file.parent.mkdir(parents=True, exist_ok=True)
+        process.port_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(process.log_file, "ab") as log:
+            # A session of its own: Ctrl-C in the terminal reaches `cluster up`, which stops
+            # the processes in order, instead of killing them all at once mid-request.
+            process.popen = subprocess.Popen(
+                process.argv, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+            )
+
+    def _wait_ready(self, process: Process, deadline: float) -> None:
+        while True:
+            if process.popen is not None and process.popen.poll() is not None:
+                tail = process.log_file.read_text(errors="replace")[-2000:]
+                raise ClusterError(f"{process.name} exited with status {process.popen.returncode}:\n{tail}")
+            if process.port_file.exists():
+                process.port = int(process.port_file.read_text().strip())
+                if health_check(process.address, timeout=2.0):
+                    return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{process.name} did not become ready; see {process.log_file}")
+            time.sleep(0.05)
+
+    def shard_process(self, shard: int, replica: int) -> Process:
+        spec = self.spec
+        args = [
+            "--store", str(spec.store), "--shard", str(shard), "--shards", str(spec.shards),
+            "--index-dir", str(spec.run_dir / "index" / f"shard-{shard}-of-{spec.shards}-r{replica}"),
+            "--host", spec.host, "--exact-threshold", str(spec.exact_threshold),
+            "--memory-budget", str(spec.memory_budget),
+        ]
+        if spec.nprobe:
+            args += ["--nprobe", str(spec.nprobe)]
+        return self._process(f"shard-{shard}-r{replica}", "modelverse.serving.shard", args)
+
+    def shard_arguments(self) -> list[str]:
+        args: list[str] = []
+        for replicas in self.shard_processes:
+            args += ["--shard", ",".join(p.address for p in replicas)]
+        return args
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Cluster:
+        spec = self.spec
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + spec.startup_timeout
+        try:
+            self.shard_processes = [[self.shard_process(s, r) for r in range(spec.replicas)] for s in range(spec.shards)]
+            for replicas in self.shard_processes:
+                for p in replicas:
+                    self._launch(p)
+            for replicas in self.shard_processes:
+                for p in replicas:
+                    self._wait_ready(p, deadline)
+            gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
+                            "--candidates", str(spec.candidates), "--workers", str(spec.gateway_workers)]
+            if spec.encoder:
+                gateway_args += ["--encoder", spec.encoder]
+            self.gateway = self._process("gateway", "modelverse.serving.gateway", gateway_args)
+            self.admin = self._process("admin", "modelverse.serving.admin", [
+                "--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port)])
+            self._launch(self.gateway)
+            self._launch(self.admin)
+            self._wait_ready(self.gateway, deadline)
+            self._wait_ready(self.admin, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+        return self
+
+    def processes(self) -> list[Process]:
+        found = [p for replicas in self.shard_processes for p in replicas]
+        return found + [p for p in (self.gateway, self.admin) if p is not None]
+
+    def _write_state(self) -> None:
+        state = {
+            "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items()},
+            "gateway": self.gateway.address if self.gateway else None,
+            "admin": self.admin.address if self.admin else None,
+            "processes": [{"name": p.name, "pid": p.popen.pid, "address": p.address}
+                          for p in self.processes() if p.popen is not None],
+        }
+        (self.spec.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Gateway and admin first (no new work), then the shards."""
+        ordered = [p for p in (self.gateway, self.admin) if p is not None]
+        ordered += [p for replicas in self.shard_processes for p in replicas]
+        for p in ordered:
+            if p.popen is not None and p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in ordered:
+            if p.popen is None:
+                continue
+            try:
+                p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.popen.kill()
+                p.popen.wait()
+        (self.spec.run_dir / STATE_FILE).unlink(missing_ok=True)
+
+    # -- for failure tests and operators ----------------------------------------------------------
+
+    def kill_shard(self, shard: int, replica: int = 0) -> None:
+        """SIGKILL one shard replica (a crash, not a clean stop)."""
+        p = self.shard_processes[shard][replica]
+        if p.popen is not None:
+            p.popen.kill()
+            p.popen.wait()
+
+    def restart_shard(self, shard: int, replica: int = 0, timeout: float = 120.0) -> None:
+        """Start a killed replica again on the same port (the gateway knows it by address)."""
+        p = self.shard_processes[shard][replica]
+        if "--port" not in p.argv:
+            p.argv[p.argv.index("--host"):p.argv.index("--host")] = ["--port", str(p.port)]
+        self._launch(p)
+        self._wait_ready(p, time.monotonic() + timeout)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def health_check(address: str, timeout: float = 2.0, service: str = "") -> bool:
+    with grpc.insecure_channel(address) as ch:
+        try:
+            answer = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        except grpc.RpcError:
+            return False
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def stop_recorded(run_dir: Path, grace: float = 5.0) -> int:
+    """Stop the processes a cluster recorded in RUN_DIR/cluster.json; returns how many were running."""
+    path = run_dir / STATE_FILE
+    if not path.exists():
+        raise ClusterError(f"{run_dir}: no running cluster recorded here")
+    state = json.loads(path.read_text())
+    pids = [int(p["pid"]) for p in state["processes"]]
+    running = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            running.append(pid)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for pid in running:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return len(running)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A stopped child of ours that nobody waited for is a zombie: it is gone for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,1 @@
+"""The stateless gateway: validates and encodes queries, fans out to the shards, merges."""

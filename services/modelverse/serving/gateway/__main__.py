@@ -1,0 +1,77 @@
+"""Run a gateway: ``python -m modelverse.serving.gateway --shard ADDR[,REPLICA...] ...``.
+
+Give ``--shard`` once per shard, in shard order; a shard's replicas are comma-separated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from modelverse.encoders.base import Encoder
+from modelverse.serving import logs, metrics
+from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.gateway.query import Limits
+from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, GatewayServicer
+from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
+from modelverse.v1 import search_pb2, search_pb2_grpc
+
+log = logging.getLogger("modelverse.gateway")
+
+
+def load_named_encoder(name: str) -> Encoder:
+    try:
+        from modelverse.encoders import load_encoder  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise SystemExit(f"--encoder {name}: this build has no encoder loader (modelverse.encoders.load_encoder)") from exc
+    return load_encoder(name)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m modelverse.serving.gateway", description=__doc__)
+    parser.add_argument("--shard", action="append", required=True, metavar="ADDR[,ADDR...]",
+                        help="one shard's replica addresses (repeat per shard, in shard order)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", default=None)
+    parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument("--encoder", default=None, help="encoder for text and image queries (none: vectors and model ids only)")
+    parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="first-stage candidates per shard")
+    parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
+    parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    pool = ShardPool([spec.split(",") for spec in args.shard])
+    encoder = load_named_encoder(args.encoder) if args.encoder else None
+    servicer = GatewayServicer(
+        pool, encoder=encoder, candidates_per_shard=args.candidates,
+        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes),
+    )
+    server, port, _ = build_server(
+        [lambda s: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, s)],
+        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
+        address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
+    )
+    metrics.serve_metrics(args.metrics_port, args.host)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    write_port_file(args.port_file, port)
+    log.info("gateway serving", extra={"port": port, "shards": len(pool)})
+    stop.wait()
+    server.stop(grace=2).wait()
+    pool.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""From a SearchRequest to what the shards score: validated, encoded query parts and a method.
+
+The default method per modality and the rules for mixing parts are in search.proto (Method)
+and docs/SERVING.md; the combination rule itself (sum of weighted per-part scores under one
+method) is core's, docs/METHOD.md.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+from PIL import Image
+
+from modelverse.core.reference import Method, QueryPart
+from modelverse.core.scores import normalize_query
+from modelverse.encoders.base import Encoder
+from modelverse.serving.convert import METHOD_TO_CORE
+from modelverse.serving.gateway.errors import RequestError, invalid
+from modelverse.v1 import search_pb2
+
+TEXT, IMAGE, SKETCH, VECTOR, MODEL, IMAGE_SET = "text", "image", "sketch", "vector", "model_id", "image_set"
+IMAGE_KINDS = {IMAGE, SKETCH, IMAGE_SET}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_top_k: int = 1000
+    max_parts: int = 64
+    max_candidates_per_shard: int = 10_000
+    max_image_bytes: int = 8 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096
+    max_text_chars: int = 2000
+
+
+@dataclass
+class ParsedQuery:
+    method: Method
+    top_k: int
+    parts: list[QueryPart] = field(default_factory=list)  # vector methods
+    model_id: str | None = None  # FRECHET
+    kinds: tuple[str, ...] = ()
+
+
+def default_method(kinds: set[str]) -> Method:
+    if kinds == {MODEL}:
+        return Method.FRECHET
+    if kinds == {TEXT}:
+        return Method.MGF
+    if kinds <= IMAGE_KINDS:
+        return Method.GAUSSIAN
+    if kinds == {VECTOR}:
+        return Method.FIRST_MOMENT
+    return Method.MGF
+
+
+def _weight(part: search_pb2.QueryPart, index: int) -> float:
+    if not part.HasField("weight"):
+        return 1.0
+    weight = float(part.weight)
+    if not math.isfinite(weight) or weight <= 0:
+        raise invalid(f"query part {index}: weight must be positive and finite, got {weight}")
+    return weight
+
+
+def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
+    if not data:
+        raise invalid(f"{where}: empty image")
+    if len(data) > limits.max_image_bytes:
+        raise RequestError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{where}: image of {len(data)} bytes is over the limit of {limits.max_image_bytes}",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > limits.max_image_pixels:
+                raise RequestError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{where}: image of {image.width}x{image.height} pixels is over the limit of "
+                    f"{limits.max_image_pixels} pixels",
+                )
+            image.load()
+    except RequestError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{where}: {exc}") from exc
+    except Exception as exc:  # PIL raises many types for malformed files
+        raise invalid(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    return image.convert("RGB")
+
+
+def parse_query(
+    request: search_pb2.SearchRequest, dim: int, encoder: Encoder | None, limits: Limits
+) -> ParsedQuery:
+    """Validate and encode a search request; raises RequestError with the documented code."""
+    if request.method not in METHOD_TO_CORE and request.method != search_pb2.METHOD_UNSPECIFIED:
+        raise invalid(f"unknown method {request.method}; use one of FIRST_MOMENT, MGF, GAUSSIAN, FRECHET")
+    top_k = request.top_k if request.HasField("top_k") else 10
+    if not 1 <= top_k <= limits.max_top_k:
+        raise invalid(f"top_k must be between 1 and {limits.max_top_k}, got {top_k}")
+    if not request.parts:
+        raise invalid("the query is empty: give at least one part (text, image, sketch, vector, model id, image set)")
+    if len(request.parts) > limits.max_parts:
+        raise invalid(f"at most {limits.max_parts} query parts, got {len(request.parts)}")
+
+    kinds: list[str] = []
+    texts: list[tuple[int, str, float]] = []
+    images: list[tuple[int, Image.Image, float]] = []
+    vectors: list[tuple[int, np.ndarray, float]] = []
+    model_ids: list[str] = []
+    for i, part in enumerate(request.parts, start=1):
+        kind = part.WhichOneof("content")
+        if kind is None:
+            raise invalid(f"query part {i} is empty")
+        kinds.append(kind)
+        weight = _weight(part, i)
+        if kind == TEXT:
+            text = part.text.strip()
+            if not text:
+                raise invalid(f"query part {i}: empty text")
+            if len(text) > limits.max_text_chars:
+                raise invalid(f"query part {i}: text of {len(text)} characters is over {limits.max_text_chars}")
+            texts.append((i, text, weight))
+        elif kind in (IMAGE, SKETCH):
+            images.append((i, decode_image(getattr(part, kind), f"query part {i} ({kind})", limits), weight))
+        elif kind == IMAGE_SET:
+            members = list(part.image_set.images)
+            if not members:
+                raise invalid(f"query part {i}: empty image set")
+            for j, data in enumerate(members, start=1):
+                image = decode_image(data, f"query part {i} (image set, image {j})", limits)
+                images.append((i, image, weight / len(members)))
+        elif kind == VECTOR:
+            values = np.array(part.vector.values, dtype=np.float64)
+            if values.size == 0:
+                raise invalid(f"query part {i}: empty vector")
+            try:
+                normalize_query(values, dim)
+            except ValueError as exc:
+                raise invalid(f"query part {i}: {exc}") from exc
+            vectors.append((i, values, weight))
+        elif kind == MODEL:
+            if not part.model_id:
+                raise invalid(f"query part {i}: empty model id")
+            model_ids.append(part.model_id)
+
+    kind_set = set(kinds)
+    method = METHOD_TO_CORE.get(request.method) or default_method(kind_set)
+    if method is Method.FRECHET:
+        if kind_set != {MODEL} or len(model_ids) != 1:
+            raise invalid("FRECHET takes exactly one part, a stored model id")
+        return ParsedQuery(method, top_k, model_id=model_ids[0], kinds=tuple(kinds))
+    if model_ids:
+        raise invalid(f"a model-id part is scored with FRECHET only, not {method.name}")
+
+    encoded: list[tuple[int, np.ndarray, float]] = list(vectors)
+    if texts or images:
+        if encoder is None:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this gateway has no encoder: send raw feature vectors or model ids, or start it with --encoder",
+            )
+        if texts:
+            rows = encoder.encode_texts([t for _, t, _ in texts])
+            encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(texts)]
+        if images:
+            rows = encoder.encode_images([img for _, img, _ in images])
+            encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(images)]
+    encoded.sort(key=lambda item: item[0])  # the request's part order
+    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds))

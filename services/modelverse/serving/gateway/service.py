@@ -1,0 +1,213 @@
+"""SearchService: the public API, answered from the shards."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from typing import Callable
+
+import grpc
+import numpy as np
+
+from modelverse.core.ranking import top_k
+from modelverse.core.reference import Method
+from modelverse.encoders.base import Encoder
+from modelverse.generators.base import Generator
+from modelverse.serving import metrics
+from modelverse.serving.convert import CORE_TO_METHOD
+from modelverse.serving.gateway.errors import RequestError, invalid
+from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
+from modelverse.serving.partition import shard_of
+from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
+
+log = logging.getLogger("modelverse.gateway")
+SERVICE = "gateway"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_CANDIDATES = 100
+MAX_PAGE_SIZE = 1000
+MAX_SAMPLES = 16
+
+GeneratorSource = Callable[[str], Generator]
+
+
+def encoder_identity(encoder: Encoder) -> str:
+    return f"{encoder.name}:{encoder.fingerprint}"
+
+
+class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
+    def __init__(
+        self,
+        pool: ShardPool,
+        *,
+        encoder: Encoder | None = None,
+        generators: GeneratorSource | None = None,
+        candidates_per_shard: int = DEFAULT_CANDIDATES,
+        limits: Limits = Limits(),
+    ) -> None:
+        self.pool = pool
+        self.encoder = encoder
+        self.generators = generators
+        self.candidates_per_shard = candidates_per_shard
+        self.limits = limits
+        self._description: shard_pb2.ShardDescription | None = None
+        self._description_lock = threading.Lock()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _deadline(context: grpc.ServicerContext) -> float:
+        remaining = context.time_remaining()
+        if remaining is None or remaining > 1e6:
+            remaining = DEFAULT_TIMEOUT
+        return time.monotonic() + remaining
+
+    def describe(self, deadline: float) -> shard_pb2.ShardDescription:
+        """What the shards serve (dimension, encoder); asked once, from any shard that answers."""
+        with self._description_lock:
+            if self._description is None:
+                result = self.pool.fan_out("Describe", shard_pb2.DescribeRequest(), deadline)
+                if not result.answers:
+                    raise RequestError(grpc.StatusCode.UNAVAILABLE, "no recall shard is answering")
+                description = next(iter(result.answers.values()))
+                if description.shards != len(self.pool):
+                    raise RequestError(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"the shards are partitioned {description.shards} ways, the gateway knows {len(self.pool)}",
+                    )
+                if self.encoder is not None:
+                    if self.encoder.dim != description.dim:
+                        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
+                                           f"the encoder makes {self.encoder.dim}-d features, the store holds {description.dim}-d")
+                    if description.encoder and description.encoder != encoder_identity(self.encoder):
+                        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
+                                           f"the gateway's encoder is {encoder_identity(self.encoder)!r}, the store's "
+                                           f"statistics come from {description.encoder!r}")
+                self._description = description
+            return self._description
+
+    def _run(self, rpc: str, context: grpc.ServicerContext, body: Callable[[float], object]) -> object:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        message = ""
+        try:
+            return body(self._deadline(context))
+        except RequestError as exc:
+            code, message = exc.code, exc.message
+        except Exception as exc:  # a bug or a failing encoder: report it, keep serving
+            log.exception("internal error", extra={"rpc": rpc})
+            code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            metrics.REQUESTS.labels(SERVICE, rpc, code.name).inc()
+            log.info(rpc, extra={"rpc": rpc, "code": code.name, "ms": round(1000 * (time.perf_counter() - started), 3),
+                                 **({"error": message} if message else {})})
+        context.abort(code, message)
+
+    # -- Search -----------------------------------------------------------------------------
+
+    def Search(self, request: search_pb2.SearchRequest, context: grpc.ServicerContext) -> search_pb2.SearchResponse:
+        return self._run("Search", context, lambda deadline: self._search(request, deadline))
+
+    def _recall_request(self, parsed: ParsedQuery, request: search_pb2.SearchRequest, deadline: float) -> shard_pb2.RecallRequest:
+        candidates = request.candidates_per_shard or self.candidates_per_shard
+        if not 0 < candidates <= self.limits.max_candidates_per_shard:
+            raise invalid(f"candidates_per_shard must be between 1 and {self.limits.max_candidates_per_shard}, got {candidates}")
+        recall = shard_pb2.RecallRequest(
+            method=CORE_TO_METHOD[parsed.method], candidates=max(candidates, parsed.top_k), filter=request.filter,
+        )
+        if parsed.method is Method.FRECHET:
+            owner = shard_of(parsed.model_id, len(self.pool))
+            recall.query_model.CopyFrom(
+                self.pool.call(owner, "GetQueryModel", search_pb2.GetModelRequest(id=parsed.model_id), deadline)
+            )
+        else:
+            for part in parsed.parts:
+                recall.parts.add(values=np.asarray(part.vector, dtype=np.float64).tolist(), weight=part.weight)
+        return recall
+
+    def _search(self, request: search_pb2.SearchRequest, deadline: float) -> search_pb2.SearchResponse:
+        description = self.describe(deadline)
+        with metrics.stage(SERVICE, "encode"):
+            parsed = parse_query(request, description.dim, self.encoder, self.limits)
+        recall = self._recall_request(parsed, request, deadline)
+        with metrics.stage(SERVICE, "recall"):
+            result = self.pool.fan_out("Recall", recall, deadline)
+        if not result.answers:
+            raise RequestError(grpc.StatusCode.UNAVAILABLE, f"none of the {len(self.pool)} recall shards answered")
+        with metrics.stage(SERVICE, "merge"):
+            response = merge(result.answers.values(), parsed.top_k)
+        response.method = CORE_TO_METHOD[parsed.method]
+        if result.missing:
+            response.partial = True
+            response.missing_shards.extend(sorted(result.missing))
+            metrics.PARTIAL_RESPONSES.labels(SERVICE).inc()
+        return response
+
+    # -- models -----------------------------------------------------------------------------
+
+    def GetModel(self, request: search_pb2.GetModelRequest, context: grpc.ServicerContext) -> search_pb2.Model:
+        def body(deadline: float) -> search_pb2.Model:
+            if not request.id:
+                raise invalid("a model id is required")
+            return self.pool.call(shard_of(request.id, len(self.pool)), "GetModel", request, deadline)
+
+        return self._run("GetModel", context, body)
+
+    def ListModels(self, request: search_pb2.ListModelsRequest, context: grpc.ServicerContext) -> search_pb2.ListModelsResponse:
+        def body(deadline: float) -> search_pb2.ListModelsResponse:
+            size = request.page_size or 100
+            if not 0 < size <= MAX_PAGE_SIZE:
+                raise invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}")
+            shard_request = search_pb2.ListModelsRequest(page_size=size, page_token=request.page_token)
+            result = self.pool.fan_out("ListModels", shard_request, deadline)
+            if result.missing:
+                raise RequestError(grpc.StatusCode.UNAVAILABLE,
+                                   f"shards {result.missing} are not answering; a listing without them would be incomplete")
+            models = sorted((m for answer in result.answers.values() for m in answer.models), key=lambda m: m.id)
+            more = len(models) > size or any(a.next_page_token for a in result.answers.values())
+            page = models[:size]
+            return search_pb2.ListModelsResponse(models=page, next_page_token=page[-1].id if more and page else "")
+
+        return self._run("ListModels", context, body)
+
+    def SampleImages(self, request: search_pb2.SampleImagesRequest, context: grpc.ServicerContext) -> search_pb2.SampleImagesResponse:
+        def body(deadline: float) -> search_pb2.SampleImagesResponse:
+            if not 1 <= request.count <= MAX_SAMPLES:
+                raise invalid(f"count must be between 1 and {MAX_SAMPLES}, got {request.count}")
+            self.pool.call(shard_of(request.model_id, len(self.pool)), "GetModel",
+                           search_pb2.GetModelRequest(id=request.model_id), deadline)
+            if self.generators is None:
+                raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this gateway has no generators to sample from")
+            generator = self.generators(request.model_id)
+            pixels = generator.sample(request.count, int(request.seed))
+            return search_pb2.SampleImagesResponse(images=[png_bytes(image) for image in pixels])
+
+        return self._run("SampleImages", context, body)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def merge(answers: object, k: int) -> search_pb2.SearchResponse:
+    """All shards' candidates -> the top k by the method's score (ties by id, as core ranks),
+    each with its rank among all candidates by first-stage score."""
+    candidates = [c for answer in answers for c in answer.candidates]
+    response = search_pb2.SearchResponse(candidates=len(candidates))
+    if not candidates:
+        return response
+    ids = np.array([c.model.id for c in candidates])
+    first = np.array([c.first_stage_score for c in candidates], dtype=np.float32)
+    first_rank = {h.id: h.rank for h in top_k(ids, first.astype(np.float64), len(candidates))}
+    by_id = {c.model.id: c for c in candidates}
+    for hit in top_k(ids, np.array([c.score for c in candidates]), k):
+        c = by_id[hit.id]
+        response.hits.add(model=c.model, score=c.score, rank=hit.rank,
+                          first_stage_rank=first_rank[hit.id], first_stage_score=c.first_stage_score)
+    return response

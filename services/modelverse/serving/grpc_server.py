@@ -1,0 +1,72 @@
+"""What every serving process shares: a gRPC server with health checking, reflection and
+message size limits, and a way to report the bound port to whoever started the process."""
+
+from __future__ import annotations
+
+import os
+from concurrent import futures
+from pathlib import Path
+from typing import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+def build_server(
+    register: Sequence[Callable[[grpc.Server], None]],
+    service_names: Sequence[str],
+    *,
+    address: str = "127.0.0.1:0",
+    max_workers: int = 8,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A started server; returns it, its bound port and its health servicer (all SERVING)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers), options=message_options(max_message_bytes)
+    )
+    for add in register:
+        add(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME]
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot bind {address}")
+    server.start()
+    for name in ["", *service_names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer
+
+
+def write_port_file(path: str | None, port: int) -> None:
+    """Atomically write the bound port, so a launcher polling the file never reads half of it."""
+    if not path:
+        return
+    target = Path(path)
+    tmp = target.with_suffix(target.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(f"{port}\n")
+    tmp.replace(target)
+
+
+# A shard that comes back should be used again within a second, not after gRPC's default
+# exponential backoff (up to two minutes).
+RECONNECT_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def channel(address: str, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=message_options(max_message_bytes) + RECONNECT_OPTIONS)

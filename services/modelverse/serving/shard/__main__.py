@@ -1,0 +1,69 @@
+"""Run one recall shard: ``python -m modelverse.serving.shard --store DIR --shard I --shards S``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from modelverse.serving import logs, metrics
+from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
+from modelverse.serving.index_choice import EXACT_THRESHOLD
+from modelverse.serving.shard.service import ShardServicer
+from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, ShardConfig, ShardState
+from modelverse.v1 import shard_pb2, shard_pb2_grpc
+
+log = logging.getLogger("modelverse.shard")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m modelverse.serving.shard", description=__doc__)
+    parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--shard", required=True, type=int)
+    parser.add_argument("--shards", required=True, type=int)
+    parser.add_argument("--index-dir", required=True, type=Path, help="where this shard's FAISS index is saved")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port (see --port-file)")
+    parser.add_argument("--port-file", default=None, help="write the bound port here once serving")
+    parser.add_argument("--metrics-port", type=int, default=0)
+    parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes for the FAISS index")
+    parser.add_argument("--exact-threshold", type=int, default=EXACT_THRESHOLD)
+    parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between store checks")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logs.configure(args.log_level)
+    state = ShardState(ShardConfig(
+        store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
+        memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
+    ))
+    server, port, _ = build_server(
+        [lambda s: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(state), s)],
+        [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
+        address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
+    )
+    metrics.serve_metrics(args.metrics_port, args.host)
+    stop = threading.Event()
+    watcher = threading.Thread(target=state.watch, args=(stop, args.poll_interval), daemon=True)
+    watcher.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    write_port_file(args.port_file, port)
+    log.info("shard serving", extra={"shard": args.shard, "shards": args.shards, "port": port,
+                                     "models": state.models(), "index_type": state.index.plan.factory})
+    stop.wait()
+    server.stop(grace=2).wait()
+    log.info("shard stopped", extra={"shard": args.shard})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The first stage of one shard: FAISS inner product over its models' normalised first moments.
+
+Built in one piece from the store (``main``), then changed live:
+
+- ``main`` is never modified after it is built, so it can be saved with ``write_index`` and
+  loaded memory-mapped (an IVF index loaded with IO_FLAG_MMAP is read-only in FAISS);
+- models added since live in ``delta``, an exact ``IndexIDMap2(IndexFlatIP)``;
+- models removed from ``main`` are tombstoned: every search excludes them with an IDSelector.
+
+Integer ids: main's rows are 0..n-1 in build order, delta's ids count up from n. The string
+ids of main are saved next to the index (``ids.json``) with each model's stats version, so a
+restarted shard knows what the saved index holds and brings it up to date from the store.
+When the live changes grow past a fraction of main, the shard rebuilds (``needs_rebuild``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from modelverse.core.scores import normalized_means
+from modelverse.serving.index_choice import IndexPlan, build_index
+
+INDEX_FILE = "index.faiss"
+IDS_FILE = "ids.json"
+REBUILD_FRACTION = 0.2
+REBUILD_MIN_CHANGES = 2048
+
+
+def first_stage_vectors(means: np.ndarray) -> np.ndarray:
+    """What FAISS indexes: mu / ||mu|| in float32 (a zero mean stays zero, as core scores it)."""
+    return np.ascontiguousarray(normalized_means(means), dtype=np.float32)
+
+
+@dataclass
+class SearchResult:
+    ids: list[str]
+    scores: np.ndarray  # (k,) float32 inner products
+
+
+class ShardIndex:
+    def __init__(self, plan: IndexPlan, main: faiss.Index, main_ids: list[str], main_versions: list[int]) -> None:
+        self.plan = plan
+        self.main = main
+        self.dim = int(main.d)
+        self.ids_by_int: list[str] = list(main_ids)
+        self.int_of: dict[str, int] = {model_id: i for i, model_id in enumerate(main_ids)}
+        self.versions: dict[str, int] = dict(zip(main_ids, main_versions))
+        self.main_size = len(main_ids)
+        self.main_versions = list(main_versions)  # what main was built from; never changes
+        self.delta = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self.tombstones: set[int] = set()
+        self._exclude: faiss.IDSelector | None = None
+        self._exclude_parts: tuple[object, ...] = ()  # keeps the selector's arrays alive
+
+    # -- building and persistence ---------------------------------------------------------
+
+    @classmethod
+    def build(cls, plan: IndexPlan, ids: list[str], means: np.ndarray, versions: list[int]) -> ShardIndex:
+        dim = int(means.shape[1])
+        if ids:
+            main = build_index(plan, first_stage_vectors(means))
+        else:
+            main = faiss.index_factory(dim, "Flat", faiss.METRIC_INNER_PRODUCT)
+        return cls(plan, main, ids, versions)
+
+    def save(self, directory: Path) -> None:
+        """Save main (the delta and tombstones are rebuilt from the store at load)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f"{INDEX_FILE}.tmp{os.getpid()}"
+        faiss.write_index(self.main, str(tmp))
+        main_ids = self.ids_by_int[: self.main_size]
+        record = {
+            "plan": self.plan.__dict__,
+            "dim": self.dim,
+            "ids": main_ids,
+            "versions": self.main_versions,
+        }
+        ids_tmp = directory / f"{IDS_FILE}.tmp{os.getpid()}"
+        ids_tmp.write_text(json.dumps(record))
+        tmp.replace(directory / INDEX_FILE)
+        ids_tmp.replace(directory / IDS_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> ShardIndex | None:
+        """The saved main index, memory-mapped; None when nothing (complete) is saved there."""
+        index_path, ids_path = directory / INDEX_FILE, directory / IDS_FILE
+        if not (index_path.exists() and ids_path.exists()):
+            return None
+        record = json.loads(ids_path.read_text())
+        main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP)
+        if main.ntotal != len(record["ids"]):
+            return None  # the two files come from different builds: rebuild
+        return cls(IndexPlan(**record["plan"]), main, list(record["ids"]), list(record["versions"]))
+
+    # -- live changes ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.int_of)
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self.int_of
+
+    def add(self, ids: list[str], means: np.ndarray, versions: list[int]) -> None:
+        """Add models (a model already present is replaced)."""
+        if not ids:
+            return
+        self.remove([i for i in ids if i in self.int_of])
+        start = len(self.ids_by_int)
+        labels = np.arange(start, start + len(ids), dtype=np.int64)
+        self.delta.add_with_ids(first_stage_vectors(means), labels)
+        self.ids_by_int.extend(ids)
+        for model_id, label, version in zip(ids, labels, versions):
+            self.int_of[model_id] = int(label)
+            self.versions[model_id] = int(version)
+
+    def remove(self, ids: list[str]) -> None:
+        delta_labels = []
+        for model_id in ids:
+            label = self.int_of.pop(model_id, None)
+            self.versions.pop(model_id, None)
+            if label is None:
+                continue
+            if label < self.main_size:
+                self.tombstones.add(label)
+            else:
+                delta_labels.append(label)
+        if delta_labels:
+            self.delta.remove_ids(np.array(delta_labels, dtype=np.int64))
+        self._exclude = None
+        self._exclude_parts = ()
+
+    def needs_rebuild(self) -> bool:
+        changes = len(self.tombstones) + self.delta.ntotal
+        return changes >= max(REBUILD_MIN_CHANGES, REBUILD_FRACTION * self.main_size)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _exclusion(self) -> faiss.IDSelector | None:
+        if self.tombstones and self._exclude is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+            self._exclude = faiss.IDSelectorNot(batch)
+            self._exclude_parts = (batch,)
+        return self._exclude if self.tombstones else None
+
+    def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+        if self.plan.exact:
+            return None if selector is None else faiss.SearchParameters(sel=selector)
+        params = faiss.SearchParametersIVF(nprobe=self.plan.nprobe)
+        if selector is not None:
+            params.sel = selector
+        return params
+
+    def search(self, query: np.ndarray, k: int, allowed: set[str] | None = None) -> SearchResult:
+        """The k models of highest inner product with ``query``; ``allowed`` restricts them."""
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        found_scores: list[np.ndarray] = []
+        found_labels: list[np.ndarray] = []
+        keep: tuple[object, ...] = ()
+        if allowed is not None:
+            labels = np.array(sorted(self.int_of[i] for i in allowed if i in self.int_of), dtype=np.int64)
+            if labels.size == 0:
+                return SearchResult([], np.zeros(0, dtype=np.float32))
+            main_sel = faiss.IDSelectorBatch(labels)
+            delta_sel = main_sel
+            keep = (main_sel, labels)
+        else:
+            main_sel, delta_sel = self._exclusion(), None
+        if self.main_size and k > 0:
+            scores, labels_found = self.main.search(q, min(k, self.main_size), params=self._params(main_sel))
+            found_scores.append(scores[0])
+            found_labels.append(labels_found[0])
+        if self.delta.ntotal and k > 0:
+            params = None if delta_sel is None else faiss.SearchParameters(sel=delta_sel)
+            scores, labels_found = self.delta.search(q, min(k, self.delta.ntotal), params=params)
+            found_scores.append(scores[0])
+            found_labels.append(labels_found[0])
+        del keep
+        if not found_scores:
+            return SearchResult([], np.zeros(0, dtype=np.float32))
+        scores = np.concatenate(found_scores)
+        labels_all = np.concatenate(found_labels)
+        valid = labels_all >= 0
+        scores, labels_all = scores[valid], labels_all[valid]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return SearchResult([self.ids_by_int[int(label)] for label in labels_all[order]], scores[order])
