@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import commands, demo, jobs, worker
+from modelverse.cli import cluster, commands, demo, jobs, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
 from modelverse.store.errors import StoreError
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.set_defaults(handler=demo.run)
     worker.register(sub)
     jobs.register(sub)
+    cluster.register(sub)
     return parser
 
 

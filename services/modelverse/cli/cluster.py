@@ -1,0 +1,80 @@
+"""`modelverse cluster up|down`: the serving cluster on loopback, from a model store."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from pathlib import Path
+
+from modelverse.serving.cluster import Cluster, ClusterError, ClusterSpec, stop_recorded
+
+DEFAULT_RUN_DIR = ".modelverse/cluster"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    cluster = subparsers.add_parser("cluster", help="run the gRPC serving cluster on this machine")
+    actions = cluster.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start shards, gateway and admin; Ctrl-C stops them")
+    up.add_argument("--store", default=os.environ.get("MODELVERSE_STORE"), required=os.environ.get("MODELVERSE_STORE") is None,
+                    metavar="DIR", help="model store directory (default: $MODELVERSE_STORE)")
+    up.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help="indexes, logs and ports (default: %(default)s)")
+    up.add_argument("--shards", type=int, default=2)
+    up.add_argument("--replicas", type=int, default=1, help="processes per shard")
+    up.add_argument("--port", type=int, default=50051, help="gateway port (0: any free port)")
+    up.add_argument("--admin-port", type=int, default=50052)
+    up.add_argument("--candidates", type=int, default=100, help="first-stage candidates per shard")
+    up.add_argument("--nprobe", type=int, default=None, help="IVF lists scanned (default: the index rule's)")
+    up.add_argument("--encoder", default=None, help="encoder for text and image queries")
+    up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
+    up.set_defaults(handler=cluster_up)
+
+    down = actions.add_parser("down", help="stop a cluster started with --detach")
+    down.add_argument("--run-dir", default=DEFAULT_RUN_DIR)
+    down.set_defaults(handler=cluster_down)
+
+
+def cluster_up(args: argparse.Namespace) -> int:
+    if args.shards < 1 or args.replicas < 1:
+        raise ValueError("--shards and --replicas must be at least 1")
+    if not (Path(args.store) / "store.json").exists():
+        raise ValueError(f"{args.store}: no model store here")
+    spec = ClusterSpec(
+        store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
+        replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
+        candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
+    )
+    try:
+        cluster = Cluster(spec).start()
+    except ClusterError as exc:
+        raise ValueError(str(exc)) from exc
+    print(f"gateway  {cluster.gateway.address}  (modelverse.v1.SearchService)")
+    print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
+    for replicas in cluster.shard_processes:
+        print("shard    " + ", ".join(p.address for p in replicas))
+    print(f"logs     {spec.run_dir / 'logs'}")
+    if args.detach:
+        print("running; stop with: modelverse cluster down" + (f" --run-dir {args.run_dir}" if args.run_dir != DEFAULT_RUN_DIR else ""))
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print("Ctrl-C stops the cluster")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+        print("cluster stopped")
+    return 0
+
+
+def cluster_down(args: argparse.Namespace) -> int:
+    try:
+        stopped = stop_recorded(Path(args.run_dir))
+    except ClusterError as exc:
+        raise ValueError(str(exc)) from exc
+    print(f"stopped {stopped} process(es)")
+    return 0
