@@ -146,6 +146,19 @@ def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Pat
     assert cluster.store.stats_version("dup/m") == 1 and len(cluster.store.events()) == events
 
 
+def test_submitting_a_model_twice_while_it_is_indexed_joins_the_running_job(cluster: Cluster) -> None:
+    requests = [model("twice/m", seed=61, delay_s=0.5)]
+    plan = SamplePlan(400, 100)
+    [first] = cluster.submit(requests, plan)
+    [again] = cluster.submit(requests, plan)
+    assert again.job_id == first.job_id
+    [done] = cluster.wait([first])
+    assert done.state is JobState.DONE
+    [next_version] = cluster.submit(requests, SamplePlan(200, 100))  # finished: a new job, version 2
+    assert next_version.job_id != first.job_id and next_version.spec.stats_version == 2
+    assert cluster.wait([next_version])[0].state is JobState.DONE
+
+
 def test_a_job_whose_messages_were_lost_is_resent_by_the_watchdog(cluster: Cluster, tmp_path: Path) -> None:
     plan = SamplePlan(max_samples=300, chunk_size=100)
     request = model("lost/m", seed=51)

@@ -123,3 +123,4 @@ def test_publish_writes_the_jobs_version_once_and_announces_it(store: RedisStore
     assert store.publish(newer, small.stats[2]) == 3
     assert store.publish(_spec("pub", version=2), small.stats[3]) == 3  # a stale job does not overwrite
     assert store.stats_version("pub") == 3
+

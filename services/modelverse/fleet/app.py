@@ -24,6 +24,8 @@ app = Celery("modelverse.fleet", include=["modelverse.fleet.tasks"])
 
 
 def configure(config: FleetConfig) -> Celery:
+    """Point the fleet's app at ``config``'s Redis. One fleet per process: Celery keeps its
+    connection pools once used, so configure before the first task is sent."""
     transport = {
         "visibility_timeout": config.visibility_timeout_s,
         # kombu sweeps for messages whose visibility timeout expired every interval x throttle

@@ -26,7 +26,8 @@ def submit_jobs(
 ) -> list[JobRecord]:
     """Queue one job per model and return at once; ``modelverse jobs`` follows them.
 
-    Each model's next stats version is fixed here (current + 1), so its chunk seeds are too.
+    Each model's next stats version is fixed here (current + 1), so its chunk seeds are too. A
+    model whose next version is already being computed gets that job's record, not a new job.
     """
     configure(config)
     from modelverse.fleet.tasks import schedule_round  # registers the tasks with the app
@@ -50,6 +51,10 @@ def submit_jobs(
             DEFAULT_EPS if eps is None else eps,
             keep_covariance,
         )
+        running = store.active_job_for(spec.model_id, spec.stats_version, spec.job_id)
+        if running is not None:
+            records.append(running)
+            continue
         record = JobRecord(spec)
         store.create_job(record)
         schedule_round(spec, 0)

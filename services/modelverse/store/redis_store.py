@@ -16,6 +16,7 @@ Keys (``P`` = the prefix, ``mv`` by default; ``H`` = a digest of the model id)::
     P:job:ID:chunks        set of finished chunk indices
     P:jobs                 sorted set of job ids by submission time
     P:jobs:active          set of job ids not yet done or failed (the watchdog's work list)
+    P:model:H:vN:job       the job computing version N of a model (submissions join it)
     P:lease:NAME           short-lived leases (one watchdog resubmits a stalled job at a time)
     P:events               stream of {"event": "model_ready", "model_id", "stats_version", ...}
 
@@ -405,6 +406,22 @@ class RedisStore:
     def active_job_ids(self) -> list[str]:
         """Jobs submitted and not yet done or failed (what the watchdog looks after)."""
         return sorted(j.decode() for j in self.client.smembers(self._key("jobs", "active")))
+
+    def active_job_for(self, model_id: str, stats_version: int, job_id: str) -> JobRecord | None:
+        """Register ``job_id`` as the job computing (model, version), unless an unfinished job
+        already is: then that job's record (a second submission joins the first)."""
+        key = self._model_key(model_id) + f":v{stats_version}:job"
+        while True:
+            if self.client.set(key, job_id, nx=True, ex=PARTIAL_TTL_S):
+                return None
+            current = self.client.get(key)
+            if current is None:
+                continue
+            record = self.get_job(current.decode())
+            if record is not None and not record.state.finished:
+                return record
+            self.client.set(key, job_id, ex=PARTIAL_TTL_S)  # the earlier job finished or failed
+            return None
 
     def claim(self, name: str, ttl_s: float) -> bool:
         """A lease on ``name`` for ``ttl_s`` seconds, held by whoever calls first."""
