@@ -123,4 +123,8 @@ def test_publish_writes_the_jobs_version_once_and_announces_it(store: RedisStore
     assert store.publish(newer, small.stats[2]) == 3
     assert store.publish(_spec("pub", version=2), small.stats[3]) == 3  # a stale job does not overwrite
     assert store.stats_version("pub") == 3
+    last = store.last_event_id()
+    assert store.events(after=last) == []
+    store.remove("pub")
+    assert [f["event"] for _, f in store.events(after=last)] == ["model_removed"]
 

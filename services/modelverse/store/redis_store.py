@@ -324,6 +324,11 @@ class RedisStore:
         if not deleted:
             raise ModelNotFoundError(f"no model {model_id!r} in {self!r}")
 
+    def last_event_id(self) -> str:
+        """The id of the newest event ("0-0" when none): where a freshly loaded reader tails from."""
+        newest = self.client.xrevrange(self.events_key, count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
     def events(self, after: str = "0-0", count: int = 1000, block_ms: int | None = None) -> list[tuple[str, dict[str, str]]]:
         """Events after stream id ``after`` (what a serving process tails to pick up models)."""
         reply = self.client.xread({self.events_key: after}, count=count, block=block_ms)
