@@ -72,7 +72,9 @@ def test_partials_are_written_once_and_round_trip_exactly(store: RedisStore) -> 
     rng = np.random.default_rng(1)
     first = PartialMoments.from_samples(rng.standard_normal((40, 8)))
     again = PartialMoments.from_samples(rng.standard_normal((40, 8)))
+    assert not store.has_partial("p")
     assert store.put_partial("p", first) is True
+    assert store.has_partial("p")
     assert store.put_partial("p", again) is False  # a second delivery does not overwrite
     read = store.get_partial("p")
     assert read is not None and read.count == 40

@@ -62,8 +62,13 @@ def throughput(requests: Sequence[ModelRequest], encoder: str, chunk: int, repea
     enc = runtime.encoder(encoder)
     rows = []
     for request in requests:
-        generator = runtime.generator(request.generator)
-        enc.encode_pixels(generator.sample(min(chunk, 16), 0))  # warm-up: lazy init, allocator
+        try:
+            generator = runtime.generator(request.generator)
+            enc.encode_pixels(generator.sample(min(chunk, 16), 0))  # warm-up: lazy init, allocator
+        except Exception as exc:  # noqa: BLE001  (a broken model is a row of the table, not the end)
+            print(f"{request.model_id}: cannot be benchmarked: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+            rows.append({"model_id": request.model_id, "error": f"{type(exc).__name__}: {str(exc)[:500]}"})
+            continue
         sample_s = encode_s = 0.0
         for r in range(repeats):
             t0 = time.perf_counter()
@@ -284,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         save()
         print("\nimages/s per worker process (1 torch thread), sampling + encoding")
         print_table(["model", "res", "images/s", "sampling/s", "encoding/s"],
-                    [[r["model_id"], r["resolution"], r["images_per_s"], r["sampling_images_per_s"],
-                      r["encoding_images_per_s"]] for r in rows])
+                    [[r["model_id"], r.get("resolution"), r.get("images_per_s", "error"), r.get("sampling_images_per_s"),
+                      r.get("encoding_images_per_s")] for r in rows])
     if "scaling" not in args.skip:
         rows = scaling(requests[: args.scaling_models], encoder, args.scaling_samples, args.chunk_size, [1, 2], pythonpath)
         result["scaling"] = rows

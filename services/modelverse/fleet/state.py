@@ -32,6 +32,8 @@ class FleetState(Protocol):
 
     def get_partial(self, name: str) -> PartialMoments | None: ...
 
+    def has_partial(self, name: str) -> bool: ...
+
     def delete_partials(self, names: list[str]) -> None: ...
 
     def create_job(self, record: JobRecord) -> None: ...
@@ -92,6 +94,9 @@ class LocalState:
 
     def get_partial(self, name: str) -> PartialMoments | None:
         return self._partials.get(name)
+
+    def has_partial(self, name: str) -> bool:
+        return name in self._partials
 
     def delete_partials(self, names: list[str]) -> None:
         if self.keep_partials:

@@ -69,7 +69,7 @@ def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runti
     if job is None or job.state.finished:
         return None
     name = partial_name(spec.model_id, spec.stats_version, chunk_index)
-    if state.get_partial(name) is None:
+    if not state.has_partial(name):
         state.start_job(spec.job_id)
         try:
             moments = compute_chunk(spec, chunk_index, runtime)

@@ -347,6 +347,9 @@ class RedisStore:
         data = self.client.get(self._key("partial", name))
         return None if data is None else partial_from_bytes(data)
 
+    def has_partial(self, name: str) -> bool:
+        return bool(self.client.exists(self._key("partial", name)))
+
     def delete_partials(self, names: list[str]) -> None:
         if names:
             self.client.delete(*(self._key("partial", name) for name in names))
