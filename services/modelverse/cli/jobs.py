@@ -237,7 +237,13 @@ def _show(records: list[JobRecord], as_json: bool, stall_after_s: float) -> None
     print_table(["job", "model", "state", "chunks", "samples", "samples/s", "version", "finished", "error"],
                 [_row(r, now, stall_after_s) for r in records])
     counts = {state: sum(r.state is state for r in records) for state in JobState}
-    print(", ".join(f"{n} {state.value}" for state, n in counts.items() if n) or "no jobs")
+    summary = ", ".join(f"{n} {state.value}" for state, n in counts.items() if n) or "no jobs"
+    done = sum(len(r.chunks_done) for r in records)
+    planned = sum(r.chunks_planned for r in records)
+    running = [r.samples_per_second(now) for r in records if r.state is JobState.RUNNING]
+    rate = sum(x for x in running if x is not None)
+    print(f"{summary}; chunks {progress_bar(done, planned)} {done}/{planned}"
+          + (f"; {rate:.0f} samples/s now" if running else ""))
 
 
 def run_jobs(args: argparse.Namespace) -> int:
