@@ -211,3 +211,12 @@ def test_jobs_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.Captu
     assert main(["jobs", "--broker", url]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"modelverse jobs: error: cannot reach Redis at {url}") and err.count("\n") == 1
+
+
+def test_statistics_of_another_encoder_fail_the_job_instead_of_mixing_feature_spaces(tmp_path: Path) -> None:
+    plan = SamplePlan(max_samples=200, chunk_size=100)
+    index_embedded(tmp_path, [good("a", 1)], ENCODER_SPEC, plan, torch_threads=1)
+    other = "py:fleet_support:conv_encoder?seed=1"  # same architecture, other weights
+    [record] = index_embedded(tmp_path, [good("b", 2)], other, plan, torch_threads=1)
+    assert record.state is JobState.FAILED and "publishing b:" in record.error and "encoder" in record.error
+    assert DirectoryStore.open(tmp_path).ids() == ["a"]

@@ -18,6 +18,7 @@ from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
 from modelverse.fleet.state import FleetState, partial_name
+from modelverse.store.errors import IncompatibleStatsError
 
 
 class ModelFailure(Exception):
@@ -120,7 +121,12 @@ def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: l
         reason = f"finalising {spec.model_id}: {_describe(exc)}"
         state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
         return RoundOutcome(JobState.FAILED)
-    state.publish(spec, stats)
+    try:
+        state.publish(spec, stats)
+    except IncompatibleStatsError as exc:  # e.g. another encoder than the store's: no retry helps
+        state.update_job(spec.job_id, state=JobState.FAILED, error=f"publishing {spec.model_id}: {exc}",
+                         finished_at=time.time())
+        return RoundOutcome(JobState.FAILED)
     state.update_job(spec.job_id, state=JobState.DONE, finished_at=time.time(), samples_used=merged.count)
     state.delete_partials(names)
     return RoundOutcome(JobState.DONE)
