@@ -19,7 +19,7 @@ log = logging.getLogger("modelverse.admin")
 MAX_ADMIN_MESSAGE_BYTES = 256 * 1024 * 1024  # sample features of a model: 50,000 x 512 float32 = 100 MB
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m modelverse.serving.admin", description=__doc__)
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--shard", action="append", required=True, metavar="ADDR[,ADDR...]")
@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logs.configure(args.log_level)
     servicer = AdminServicer(DirectoryStore.open(args.store), ShardPool([s.split(",") for s in args.shard]))
     server, port, _ = build_server(
