@@ -34,18 +34,20 @@ class QueryModel(_message.Message):
     def __init__(self, id: _Optional[str] = ..., mean: _Optional[_Iterable[float]] = ..., diag_f16: _Optional[bytes] = ..., factor_f16: _Optional[bytes] = ..., trace: _Optional[float] = ..., dim: _Optional[int] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class RecallRequest(_message.Message):
-    __slots__ = ("parts", "query_model", "method", "candidates", "filter")
+    __slots__ = ("parts", "query_model", "method", "candidates", "filter", "top_k")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     QUERY_MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[WeightedVector]
     query_model: QueryModel
     method: _search_pb2.Method
     candidates: int
     filter: _search_pb2.Filter
-    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ...) -> None: ...
+    top_k: int
+    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("model", "first_stage_score", "score")

@@ -56,10 +56,13 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         except ValueError as exc:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         metrics.REQUESTS.labels(SERVICE, "Recall", "OK").inc()
+        top_k = request.top_k or len(found)
+        best = {found[i].id for i in np.argsort([-c.score for c in found], kind="stable")[:top_k]}
+        encoder = self.state.store.config.encoder
         return shard_pb2.RecallResponse(
             candidates=[
                 shard_pb2.Candidate(
-                    model=model_message(c.metadata, c.version, self.state.store.config.encoder),
+                    model=model_message(c.metadata, c.version, encoder) if c.id in best else search_pb2.Model(id=c.id),
                     first_stage_score=c.first_stage_score,
                     score=c.score,
                 )
