@@ -61,11 +61,15 @@ def make_queries(collection: Collection, count: int, seed: int) -> tuple[np.ndar
     return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32), collection.ids[rows]
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> dict:
+    """Resident memory: anonymous (the process's own) and file-backed (mapped pack and index
+    pages, shared with the page cache and every other process mapping them)."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        key = line.split(":")[0]
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            fields[key] = round(int(line.split()[1]) / 1024, 1)
+    return fields
 
 
 def percentiles(seconds: list[float]) -> dict:
@@ -147,7 +151,7 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--nprobe", type=int, default=None)
-    parser.add_argument("--candidates", type=int, default=100, help="the gateway's default per shard")
+    parser.add_argument("--candidates", type=int, default=200, help="the gateway's default per shard")
     parser.add_argument("--latency-requests", type=int, default=300)
     parser.add_argument("--qps-seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -156,6 +160,7 @@ def main() -> int:
     parser.add_argument("--paper-models", type=int, default=10_000)
     parser.add_argument("--paper-measured", type=int, default=1000, help="models of the paper loop actually timed")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -196,11 +201,11 @@ def main() -> int:
                                              "--duration", str(args.qps_seconds)])
             result["load"] = asyncio.run(loadtest.run(load_args))
         loadtest.print_table(result["load"])
-        result["rss_mib"] = {p.name: round(rss_mib(p.popen.pid), 1) for p in cluster.processes()}
+        result["rss_mib"] = {p.name: rss_mib(p.popen.pid) for p in cluster.processes()}
         grid = [int(k) for k in args.grid.split(",")]
         agreement_queries = queries[: args.agreement_queries]
-        result["agreement"] = [agreement_curve(stub, collection, agreement_queries, m, grid)
-                               for m in (Method.GAUSSIAN, Method.MGF)]
+        result["agreement"] = [] if args.skip_agreement else [
+            agreement_curve(stub, collection, agreement_queries, m, grid) for m in (Method.GAUSSIAN, Method.MGF)]
         print("agreement", json.dumps(result["agreement"]), file=sys.stderr)
     if not args.skip_paper:
         result["paper_style"] = paper_style_comparison(collection, queries[0], args.paper_models, args.paper_measured)

@@ -40,7 +40,7 @@ class ClusterSpec:
     host: str = "127.0.0.1"
     gateway_port: int = 0  # 0 = any free port
     admin_port: int = 0
-    candidates: int = 100
+    candidates: int = 200  # the gateway default, see gateway.service.DEFAULT_CANDIDATES
     exact_threshold: int = EXACT_THRESHOLD
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     nprobe: int | None = None

@@ -26,7 +26,7 @@ from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
 log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CANDIDATES = 100
+DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/SERVING.md)
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
 

@@ -4,6 +4,7 @@ the store as models are added and removed."""
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,6 +155,8 @@ class ShardState:
             for model_id in partition.rows:
                 if model_id not in metadata or model_id in added:
                     metadata[model_id] = self._read_metadata(model_id)
+            if pack is not None:
+                advise_random_access(pack)
             collection = None if pack is None or not pack.rows else pack.collection()
             snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions)
             rebuilt = False
@@ -252,6 +255,15 @@ class ShardState:
             Candidate(m, snap.metadata[m], snap.versions[m], first, float(score))
             for (m, first), score in zip(pairs, scores.tolist())
         ]
+
+
+def advise_random_access(pack: Pack) -> None:
+    """Tell the kernel the pack's columns are read a few scattered rows at a time (the
+    candidates), so a page fault does not read ahead megabytes of other models' factors."""
+    for column in pack.arrays.values():
+        mapping = getattr(column, "_mmap", None)  # np.memmap keeps its mmap.mmap here
+        if mapping is not None and hasattr(mapping, "madvise"):
+            mapping.madvise(mmap.MADV_RANDOM)
 
 
 def first_stage_query(parts: list[QueryPart], dim: int) -> np.ndarray:
