@@ -6,7 +6,7 @@ import io
 import logging
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import grpc
 import numpy as np
@@ -14,7 +14,6 @@ import numpy as np
 from modelverse.core.ranking import top_k
 from modelverse.core.reference import Method
 from modelverse.encoders.base import Encoder
-from modelverse.generators.base import Generator
 from modelverse.serving import metrics
 from modelverse.serving.convert import CORE_TO_METHOD
 from modelverse.serving.gateway.errors import RequestError, invalid
@@ -23,6 +22,9 @@ from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
 from modelverse.serving.partition import shard_of
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
 
+if TYPE_CHECKING:  # the generators package imports torch; a gateway without one needs none
+    from modelverse.generators.base import Generator
+
 log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
@@ -30,11 +32,14 @@ DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
 
-GeneratorSource = Callable[[str], Generator]
+GeneratorSource = Callable[[str], "Generator"]
 
 
 def encoder_identity(encoder: Encoder) -> str:
-    return f"{encoder.name}:{encoder.fingerprint}"
+    """The identity statistics records store (``name:16 hex of the fingerprint``)."""
+    from modelverse.encoders import encoder_id  # imports torch: only with an encoder
+
+    return encoder_id(encoder)
 
 
 class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
