@@ -226,6 +226,37 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     assert "no job 'no-such-job'" in capsys.readouterr().err
 
 
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_kill_9_of_a_pool_process_mid_chunk_requeues_its_chunk_at_once(cluster: Cluster, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    plan = SamplePlan(max_samples=300, chunk_size=100)
+    request = model("pool-kill/m", seed=13, delay_s=1.5)
+    worker = cluster.workers[0]
+    [submitted] = cluster.submit([request], plan)
+    wait_until(lambda: chunk_tasks_received(worker) > chunk_tasks_succeeded(worker), 60,
+               "the worker to start a chunk", interval_s=0.05)
+    [child] = _children(worker.process.pid)  # --concurrency 1: one pool process
+    os.kill(child, signal.SIGKILL)
+    [record] = cluster.wait([submitted])
+    assert record.state is JobState.DONE and record.samples_used == 300
+    assert "WorkerLostError" in worker.log() and worker.process.poll() is None  # the worker lives on
+    expected = embedded_stats(tmp_path, [request], plan)["pool-kill/m"]
+    assert_same_stats(cluster.store.get_stats("pool-kill/m"), expected)
+
+
 def test_kill_9_of_a_worker_mid_chunk_still_completes_the_job(cluster: Cluster, tmp_path: Path) -> None:
     plan = SamplePlan(max_samples=400, chunk_size=100)
     request = model("kill/m", seed=11, delay_s=1.5)
