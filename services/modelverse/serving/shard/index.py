@@ -135,8 +135,9 @@ class ShardIndex:
         self._exclude = None
         self._exclude_parts = ()
 
-    def needs_rebuild(self) -> bool:
-        changes = len(self.tombstones) + self.delta.ntotal
+    def needs_rebuild(self, pending: int = 0) -> bool:
+        """Whether main should be rebuilt once ``pending`` more changes are applied."""
+        changes = len(self.tombstones) + self.delta.ntotal + pending
         return changes >= max(REBUILD_MIN_CHANGES, REBUILD_FRACTION * self.main_size)
 
     # -- search -----------------------------------------------------------------------------

@@ -161,8 +161,7 @@ class ShardState:
             snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions)
             rebuilt = False
             if added or removed:
-                trial_changes = len(self.index.tombstones) + self.index.delta.ntotal + len(added) + len(removed)
-                if trial_changes >= max(2048, 0.2 * self.index.main_size) and partition.rows:
+                if self.index.needs_rebuild(len(added) + len(removed)) and partition.rows:
                     new_index = self._build(pack, partition)
                     rebuilt = True
                     with self._lock:
