@@ -57,8 +57,9 @@ def test_live_adds_and_removes_match_an_exact_scan(tmp_path, exact_threshold) ->
     live = [m for m in ids if m not in set(removed)] + ["m14"]
     live_means = np.array([means[int(m[1:])] for m in live[:-1]] + [-means[14]])
     index.save(tmp_path)
-    loaded = ShardIndex.load(tmp_path)
-    assert loaded is not None and loaded.main_size == 2500
+    loaded = ShardIndex.load(tmp_path)  # memory-mapped
+    in_memory = ShardIndex.load(tmp_path, memory_budget_bytes=GiB)
+    assert loaded is not None and loaded.main_size == 2500 and in_memory is not None
     for q in rng.standard_normal((5, 32)):
         q /= np.linalg.norm(q)
         found = index.search(q, 20)
@@ -68,6 +69,7 @@ def test_live_adds_and_removes_match_an_exact_scan(tmp_path, exact_threshold) ->
         assert index.search(q, 10, allowed).ids == [m for m in exact_top(live, live_means, q, 3000) if m in allowed][:10]
         # The saved main index, memory-mapped, holds what was built (no live changes).
         assert loaded.search(q, 10).ids == exact_top(ids[:2500], means[:2500], q, 10)
+        assert in_memory.search(q, 10).ids == loaded.search(q, 10).ids
 
 
 def test_a_shard_rebuilds_a_missing_index_from_the_store_and_follows_it(tmp_path) -> None:

@@ -87,13 +87,20 @@ class ShardIndex:
         ids_tmp.replace(directory / IDS_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> ShardIndex | None:
-        """The saved main index, memory-mapped; None when nothing (complete) is saved there."""
+    def load(cls, directory: Path, memory_budget_bytes: int | None = None) -> ShardIndex | None:
+        """The saved main index; None when nothing (complete) is saved there.
+
+        Memory-mapped (IO_FLAG_MMAP) when the file is larger than ``memory_budget_bytes``
+        (None: always), else read into memory: FAISS searches IVF lists read that way about
+        ten times faster than memory-mapped ones (0.36 ms against 3 ms p50 for 50k vectors at
+        d = 512, nprobe 32; docs/SERVING.md), and main is never modified either way.
+        """
         index_path, ids_path = directory / INDEX_FILE, directory / IDS_FILE
         if not (index_path.exists() and ids_path.exists()):
             return None
         record = json.loads(ids_path.read_text())
-        main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP)
+        mmap = memory_budget_bytes is None or index_path.stat().st_size > memory_budget_bytes
+        main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
         if main.ntotal != len(record["ids"]):
             return None  # the two files come from different builds: rebuild
         return cls(IndexPlan(**record["plan"]), main, list(record["ids"]), list(record["versions"]))

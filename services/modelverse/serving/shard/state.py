@@ -88,7 +88,7 @@ class ShardState:
         self.snapshot = Snapshot(None, None, {}, {}, {})
         pack = self.store.pack()
         partition = self._partition(pack)
-        self.index = ShardIndex.load(config.index_dir)
+        self.index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
         if self.index is None or self.index.dim != self.store.config.dim:
             self.index = self._build(pack, partition)
         self.sync()
