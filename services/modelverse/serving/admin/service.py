@@ -14,7 +14,7 @@ from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.admin.jobs import JobRecord, JobRunner
 from modelverse.store.directory import DirectoryStore
-from modelverse.store.errors import ModelExistsError, ModelNotFoundError, StoreError
+from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
 
 log = logging.getLogger("modelverse.admin")
