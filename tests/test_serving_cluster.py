@@ -186,3 +186,25 @@ def test_cluster_up_detach_and_down_from_the_command_line(tmp_path) -> None:
     assert not health_check(gateway, timeout=1.0)
     again = subprocess.run([*cli, "down", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "no running cluster" in again.stderr
+
+
+def test_cluster_up_in_the_foreground_stops_on_ctrl_c(tmp_path) -> None:
+    import signal
+
+    build_store(tmp_path / "store", count=6)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "modelverse.cli.main", "cluster", "up", "--store", str(tmp_path / "store"),
+         "--run-dir", str(tmp_path / "run"), "--shards", "1", "--port", "0", "--admin-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in up.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    gateway = lines[0].split()[1]
+    assert health_check(gateway)
+    up.send_signal(signal.SIGINT)
+    assert up.wait(timeout=30) == 0
+    assert "cluster stopped" in up.stdout.read()
+    assert not health_check(gateway, timeout=1.0)
+    assert not (tmp_path / "run" / "cluster.json").exists()

@@ -59,12 +59,12 @@ def cluster_up(args: argparse.Namespace) -> int:
         print("running; stop with: modelverse cluster down" + (f" --run-dir {args.run_dir}" if args.run_dir != DEFAULT_RUN_DIR else ""))
         return 0
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("Ctrl-C stops the cluster")
+    # Explicit handlers: a shell that starts us in the background ignores SIGINT for us.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print("Ctrl-C stops the cluster", flush=True)
     try:
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
         cluster.stop()
         print("cluster stopped")
