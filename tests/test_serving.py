@@ -204,3 +204,24 @@ def test_every_server_answers_health_checks_and_reflection(served) -> None:
         names = {s.name for a in answers for s in a.list_services_response.service}
         assert "grpc.health.v1.Health" in names
         assert names & {"modelverse.v1.SearchService", "modelverse.v1.ShardService"}
+
+
+def test_stages_are_measured_and_logs_are_json(served) -> None:
+    import json
+    import logging
+
+    from prometheus_client import REGISTRY
+
+    from modelverse.serving.logs import JsonFormatter
+
+    cluster, _, small = served
+    cluster.gateway.Search(search_pb2.SearchRequest(parts=[vector_part(small.features[6][0])], method=search_pb2.GAUSSIAN))
+    for service, stage in [("gateway", "encode"), ("gateway", "recall"), ("gateway", "merge"),
+                           ("shard", "recall"), ("shard", "rerank")]:
+        count = REGISTRY.get_sample_value("modelverse_stage_seconds_count", {"service": service, "stage": stage})
+        assert count and count > 0, (service, stage)
+    assert REGISTRY.get_sample_value("modelverse_requests_total", {"service": "gateway", "rpc": "Search", "code": "OK"}) > 0
+    record = logging.LogRecord("modelverse.gateway", logging.INFO, __file__, 1, "Search", None, None)
+    record.code, record.ms = "OK", 1.5
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["msg"] == "Search" and entry["code"] == "OK" and entry["ms"] == 1.5 and entry["level"] == "info"
