@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from modelverse.generators.base import Generator
 from modelverse.generators.torch_generator import LatentSpec, TorchGenerator
+from torch import nn
 
 
 class TinyDeconv(nn.Module):
@@ -18,8 +17,13 @@ class TinyDeconv(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.embed = nn.Embedding(num_classes, 8) if num_classes else None
-        self.net = nn.Sequential(nn.ConvTranspose2d(8, 16, 4, 1, 0), nn.BatchNorm2d(16), nn.ReLU(),
-                                 nn.ConvTranspose2d(16, channels, 4, 2, 1), nn.Tanh())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(8, 16, 4, 1, 0),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.ConvTranspose2d(16, channels, 4, 2, 1),
+            nn.Tanh(),
+        )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if labels is not None:
@@ -29,7 +33,9 @@ class TinyDeconv(nn.Module):
 
 def make(module: nn.Module | None = None, **kwargs) -> TorchGenerator:
     spec = kwargs.pop("latent", LatentSpec(shape=(8, 1, 1)))
-    return TorchGenerator(module or TinyDeconv(), spec, resolution=kwargs.pop("resolution", 8), **kwargs)
+    return TorchGenerator(
+        module or TinyDeconv(), spec, resolution=kwargs.pop("resolution", 8), **kwargs
+    )
 
 
 def test_samples_are_uint8_rgb_of_the_declared_resolution() -> None:
@@ -56,7 +62,9 @@ def test_pixel_values_follow_the_declared_output_range() -> None:
     module = TinyDeconv()
     latents = LatentSpec(shape=(8, 1, 1)).draw(4, seed=5)
     with torch.inference_mode():
-        expected = ((module.eval()(latents) + 1) / 2 * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        expected = (
+            ((module.eval()(latents) + 1) / 2 * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        )
     np.testing.assert_array_equal(make(module).sample(4, seed=5), expected.numpy())
     # The same module declared as a [0, 1] output: negative values clip to black.
     unit = make(TinyDeconv(), output_range=(0.0, 1.0)).sample(4, seed=5)
@@ -95,7 +103,9 @@ def test_class_fixed_generator_passes_its_label(label_format: str) -> None:
 
 
 def test_wrong_output_shape_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match=r"returned shape \(2, 3, 8, 8\), expected \(2, 1 or 3, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"returned shape \(2, 3, 8, 8\), expected \(2, 1 or 3, 16, 16\)"
+    ):
         make(resolution=16).sample(2, seed=0)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(8, 12))
     with pytest.raises(ValueError, match=r"returned shape \(2, 12\)"):

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from modelverse import zoo
 from modelverse.store.metadata import ModelMetadata
 from modelverse.zoo.datasets import load_dataset
@@ -58,9 +57,18 @@ def test_every_model_samples_deterministically(entry: zoo.ZooEntry) -> None:
     assert not np.array_equal(generator.sample(2, seed=12), images)
 
 
-@pytest.mark.parametrize("model_id", ["digiface-dcgan", "generateme-cats-mlpgan", "omniart-eyes-green",
-                                      "fashion-dcgan-sneaker", "fashion-vae-bag",
-                                      "animal-diffusion-zebra", "digits-vae-seven"])
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "digiface-dcgan",
+        "generateme-cats-mlpgan",
+        "omniart-eyes-green",
+        "fashion-dcgan-sneaker",
+        "fashion-vae-bag",
+        "animal-diffusion-zebra",
+        "digits-vae-seven",
+    ],
+)
 def test_samples_do_not_depend_on_batch_size(model_id: str) -> None:
     entry = zoo.get_entry(model_id)
     reference = zoo.load_generator(entry).sample(5, seed=4)
@@ -84,14 +92,18 @@ def _module_from_path(name: str, path) -> object:
 
 def _package_file(package: str, relative: str):
     from pathlib import Path
+
     spec = importlib.util.find_spec(package)
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
-@pytest.mark.parametrize("model_id, package, file, factory", [
-    ("digiface-dcgan", "gan_face_generate", "models.py", lambda m: m.Generator(1, 3, 100, 64)),
-    ("omniart-eyes-amber", "omniart_eye_generator", "generator.py", lambda m: m.Generator()),
-])
+@pytest.mark.parametrize(
+    "model_id, package, file, factory",
+    [
+        ("digiface-dcgan", "gan_face_generate", "models.py", lambda m: m.Generator(1, 3, 100, 64)),
+        ("omniart-eyes-amber", "omniart_eye_generator", "generator.py", lambda m: m.Generator()),
+    ],
+)
 def test_our_declarations_match_the_wheels_reference_code(model_id, package, file, factory) -> None:
     """The wheels' own module files (loaded by path, never through their package __init__) and
     our re-declared classes give the same images from the same weights and noise."""
@@ -109,7 +121,9 @@ def test_our_declarations_match_the_wheels_reference_code(model_id, package, fil
             torch.testing.assert_close(ours(z), theirs(z))
 
 
-@pytest.mark.parametrize("entry", [e for e in ENTRIES if e.data], ids=[e.id for e in ENTRIES if e.data])
+@pytest.mark.parametrize(
+    "entry", [e for e in ENTRIES if e.data], ids=[e.id for e in ENTRIES if e.data]
+)
 def test_heldout_images_are_real_unseen_images_of_the_class(entry: zoo.ZooEntry) -> None:
     dataset, class_name = entry.data["dataset"], entry.data["class"]
     data = load_dataset(dataset)
@@ -120,8 +134,9 @@ def test_heldout_images_are_real_unseen_images_of_the_class(entry: zoo.ZooEntry)
     indices = zoo.split.heldout_indices(dataset, class_name)
     assert (data.labels[indices] == data.class_index(class_name)).all()
     assert not training_mask(dataset)[indices].any()
-    np.testing.assert_array_equal(zoo.heldout_images(dataset, class_name, limit=3)[..., 1],
-                                  data.images[indices[:3]])
+    np.testing.assert_array_equal(
+        zoo.heldout_images(dataset, class_name, limit=3)[..., 1], data.images[indices[:3]]
+    )
 
 
 def test_heldout_images_refuse_models_not_trained_here_and_unknown_classes() -> None:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
-
 from modelverse.zoo.datasets import load_dataset
 from modelverse.zoo.split import training_mask
+from safetensors.torch import save_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "services" / "modelverse" / "zoo" / "weights"
 
@@ -28,7 +27,9 @@ def setup(seed: int, threads: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def training_tensors(dataset: str, value_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def training_tensors(
+    dataset: str, value_range: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (N, 1, H, W) scaled to value_range, without the held-out split, and their labels."""
     data = load_dataset(dataset)
     keep = training_mask(dataset)
@@ -39,11 +40,13 @@ def training_tensors(dataset: str, value_range: tuple[float, float]) -> tuple[to
 
 
 def save_generator(module: torch.nn.Module, name: str, config: dict, started: float) -> Path:
-    """fp16 safetensors: the zoo nets lose nothing visible at half precision and ship at half size."""
+    """fp16 safetensors: the zoo nets lose nothing visible at half precision, at half the size."""
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     path = WEIGHTS_DIR / f"{name}.safetensors"
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous()
-             for k, v in module.state_dict().items()}
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous()
+        for k, v in module.state_dict().items()
+    }
     metadata = {"config": json.dumps(config), "train_seconds": f"{time.time() - started:.0f}"}
     save_file(state, str(path), metadata=metadata)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {time.time() - started:.0f} s")
@@ -61,5 +64,5 @@ class Batches:
     def epoch(self):
         order = torch.randperm(len(self.tensors[0]), generator=self.generator)
         for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
-            index = order[start:start + self.batch_size]
+            index = order[start : start + self.batch_size]
             yield tuple(t[index] for t in self.tensors)

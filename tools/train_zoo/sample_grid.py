@@ -1,7 +1,7 @@
 """Save a PNG grid of samples of zoo models, one row per model, to check them by eye.
 
-    .venv/bin/python tools/train_zoo/sample_grid.py --prefix fashion-dcgan --out /tmp/grid.png
-    .venv/bin/python tools/train_zoo/sample_grid.py --ids digiface-dcgan omniart-eyes-red --out g.png
+.venv/bin/python tools/train_zoo/sample_grid.py --prefix fashion-dcgan --out /tmp/grid.png
+.venv/bin/python tools/train_zoo/sample_grid.py --ids digiface-dcgan omniart-eyes-red --out g.png
 """
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from PIL import Image
-
 from modelverse import zoo
+from PIL import Image
 
 
 def main() -> None:
@@ -29,7 +28,10 @@ def main() -> None:
         if not entry.id.startswith(args.prefix):
             continue
         images = zoo.load_generator(entry).sample(args.per_model, seed=args.seed)
-        tiles = [np.asarray(Image.fromarray(im).resize((args.side, args.side), Image.NEAREST)) for im in images]
+        tiles = [
+            np.asarray(Image.fromarray(im).resize((args.side, args.side), Image.NEAREST))
+            for im in images
+        ]
         rows.append(np.concatenate(tiles, axis=1))
         print(entry.id)
     Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)

@@ -1,6 +1,6 @@
 """Train the class-conditional DCGAN of the zoo on Fashion-MNIST (held-out split excluded).
 
-    nice .venv/bin/python tools/train_zoo/train_dcgan.py [--epochs 2] [--threads 1]
+nice .venv/bin/python tools/train_zoo/train_dcgan.py [--epochs 2] [--threads 1]
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import argparse
 import time
 
 import torch
-from torch import Tensor, nn
-from torch.nn import functional as F
-
 from common import Batches, save_generator, setup, training_tensors
 from modelverse.generators.architectures.small import ConditionalDCGAN28
+from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 class ProjectionDiscriminator28(nn.Module):
@@ -24,9 +23,12 @@ class ProjectionDiscriminator28(nn.Module):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm
         self.features = nn.Sequential(
-            sn(nn.Conv2d(1, width, 3, 1, 1)), nn.LeakyReLU(0.1, inplace=True),
-            sn(nn.Conv2d(width, width, 4, 2, 1)), nn.LeakyReLU(0.1, inplace=True),  # 14x14
-            sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.1, inplace=True),  # 7x7
+            sn(nn.Conv2d(1, width, 3, 1, 1)),
+            nn.LeakyReLU(0.1, inplace=True),
+            sn(nn.Conv2d(width, width, 4, 2, 1)),
+            nn.LeakyReLU(0.1, inplace=True),  # 14x14
+            sn(nn.Conv2d(width, 2 * width, 4, 2, 1)),
+            nn.LeakyReLU(0.1, inplace=True),  # 7x7
             nn.Flatten(),
         )
         features = 2 * width * 7 * 7
@@ -44,9 +46,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="fashion_mnist_dcgan")
-    parser.add_argument("--mode-seeking", type=float, default=1.0, help="weight of the mode-seeking term")
-    parser.add_argument("--save-every", type=int, default=400,
-                        help="also write the generator every this many steps, to inspect it early")
+    parser.add_argument(
+        "--mode-seeking", type=float, default=1.0, help="weight of the mode-seeking term"
+    )
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=400,
+        help="also write the generator every this many steps, to inspect it early",
+    )
     args = parser.parse_args()
     setup(args.seed, args.threads)
     started = time.time()
@@ -70,8 +78,10 @@ def main() -> None:
             z = torch.randn(len(y_fake), config["latent_dim"], generator=noise)
             fake = generator(z, y_fake)
             # Hinge loss, the usual partner of spectral normalisation.
-            d_loss = (F.relu(1.0 - discriminator(real, y)).mean()
-                      + F.relu(1.0 + discriminator(fake.detach(), y_fake)).mean())
+            d_loss = (
+                F.relu(1.0 - discriminator(real, y)).mean()
+                + F.relu(1.0 + discriminator(fake.detach(), y_fake)).mean()
+            )
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
@@ -86,8 +96,11 @@ def main() -> None:
             g_loss.backward()
             opt_g.step()
             if step % 100 == 0:
-                print(f"epoch {epoch} step {step} d {d_loss.item():.3f} g {g_loss.item():.3f} "
-                      f"{time.time() - started:.0f}s", flush=True)
+                print(
+                    f"epoch {epoch} step {step} d {d_loss.item():.3f} g {g_loss.item():.3f} "
+                    f"{time.time() - started:.0f}s",
+                    flush=True,
+                )
             done += 1
             if done % args.save_every == 0:
                 save_generator(generator.eval(), args.name, config, started)

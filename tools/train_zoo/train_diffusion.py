@@ -13,10 +13,9 @@ import copy
 import time
 
 import torch
-from torch.nn import functional as F
-
 from common import Batches, save_generator, setup, training_tensors
 from modelverse.generators.architectures.diffusion import TinyUNet28, alpha_sigma
+from torch.nn import functional as F
 
 
 def main() -> None:
@@ -26,8 +25,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--dataset", default="animal-shape")
     parser.add_argument("--name", default="animal_shape_diffusion")
-    parser.add_argument("--save-every", type=int, default=500,
-                        help="also write the EMA weights every this many steps")
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=500,
+        help="also write the EMA weights every this many steps",
+    )
     args = parser.parse_args()
     setup(args.seed, args.threads)
     started = time.time()
@@ -37,8 +40,9 @@ def main() -> None:
     unet = TinyUNet28(**config)
     ema = copy.deepcopy(unet).eval()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=2e-3, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=args.steps,
-                                                   pct_start=0.05)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=2e-3, total_steps=args.steps, pct_start=0.05
+    )
     batches = Batches(images, labels, batch_size=48, seed=args.seed)
     rng = torch.Generator().manual_seed(args.seed + 1)
 
@@ -60,10 +64,12 @@ def main() -> None:
             schedule.step()
             with torch.no_grad():
                 decay = min(0.999, (1 + step) / (10 + step))
-                for p_ema, p in zip(ema.parameters(), unet.parameters()):
+                for p_ema, p in zip(ema.parameters(), unet.parameters(), strict=True):
                     p_ema.lerp_(p, 1 - decay)
             if step % 200 == 0:
-                print(f"step {step} loss {loss.item():.4f} {time.time() - started:.0f}s", flush=True)
+                print(
+                    f"step {step} loss {loss.item():.4f} {time.time() - started:.0f}s", flush=True
+                )
             step += 1
             if step % args.save_every == 0 and step < args.steps:
                 save_generator(ema, args.name, {**config, "trained_steps": step}, started)

@@ -12,11 +12,13 @@ import argparse
 import time
 
 import torch
+from common import Batches, save_generator, setup, training_tensors
+from modelverse.generators.architectures.small import (
+    ConditionalConvDecoder28,
+    ConditionalMLPDecoder,
+)
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-from common import Batches, save_generator, setup, training_tensors
-from modelverse.generators.architectures.small import ConditionalConvDecoder28, ConditionalMLPDecoder
 
 
 class ConditionalConvEncoder28(nn.Module):
@@ -24,8 +26,10 @@ class ConditionalConvEncoder28(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         self.features = nn.Sequential(
-            nn.Conv2d(1, width // 2, 4, 2, 1), nn.ReLU(),  # 14x14
-            nn.Conv2d(width // 2, width, 4, 2, 1), nn.ReLU(),  # 7x7
+            nn.Conv2d(1, width // 2, 4, 2, 1),
+            nn.ReLU(),  # 14x14
+            nn.Conv2d(width // 2, width, 4, 2, 1),
+            nn.ReLU(),  # 7x7
             nn.Flatten(),
         )
         self.head = nn.Linear(width * 49 + num_classes, 2 * latent_dim)
@@ -36,11 +40,16 @@ class ConditionalConvEncoder28(nn.Module):
 
 
 class ConditionalMLPEncoder(nn.Module):
-    def __init__(self, side: int, latent_dim: int, num_classes: int = 10, hidden: int = 128) -> None:
+    def __init__(
+        self, side: int, latent_dim: int, num_classes: int = 10, hidden: int = 128
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.net = nn.Sequential(nn.Linear(side * side + num_classes, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, 2 * latent_dim))
+        self.net = nn.Sequential(
+            nn.Linear(side * side + num_classes, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * latent_dim),
+        )
 
     def forward(self, x: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         onehot = F.one_hot(labels, self.num_classes).float()
@@ -52,8 +61,20 @@ SETTINGS = {
     # Small latents: with room to spare the encoder stores the class in z and the decoder learns
     # to ignore the label, so a class-fixed model would draw every class.
     # beta > 1 for the same reason: it squeezes z further, so the label has to carry the class.
-    "fashion-mnist": ({"latent_dim": 8, "num_classes": 10, "width": 32}, 6, 128, "fashion_mnist_vae", 4.0),
-    "digits": ({"side": 8, "latent_dim": 8, "num_classes": 10, "hidden": 128}, 300, 64, "digits_vae", 1.0),
+    "fashion-mnist": (
+        {"latent_dim": 8, "num_classes": 10, "width": 32},
+        6,
+        128,
+        "fashion_mnist_vae",
+        4.0,
+    ),
+    "digits": (
+        {"side": 8, "latent_dim": 8, "num_classes": 10, "hidden": 128},
+        300,
+        64,
+        "digits_vae",
+        1.0,
+    ),
 }
 
 

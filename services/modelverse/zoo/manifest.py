@@ -11,8 +11,19 @@ from typing import Any
 from modelverse.store.metadata import ModelMetadata
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
-REQUIRED_FIELDS = ("id", "name", "family", "description", "tags", "resolution", "creator", "license",
-                   "source", "query_text", "build")
+REQUIRED_FIELDS = (
+    "id",
+    "name",
+    "family",
+    "description",
+    "tags",
+    "resolution",
+    "creator",
+    "license",
+    "source",
+    "query_text",
+    "build",
+)
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,17 @@ class ZooEntry:
     def from_dict(cls, record: dict[str, Any]) -> ZooEntry:
         missing = [f for f in REQUIRED_FIELDS if f not in record]
         if missing:
-            raise ValueError(f"zoo entry {record.get('id', '?')!r} lacks fields: {', '.join(missing)}")
+            raise ValueError(
+                f"zoo entry {record.get('id', '?')!r} lacks fields: {', '.join(missing)}"
+            )
         if not record["query_text"].strip():
             raise ValueError(f"zoo entry {record['id']!r} has an empty query_text")
-        return cls(metadata=ModelMetadata.from_dict(record), query_text=record["query_text"],
-                   build=record["build"], data=record.get("data"))
+        return cls(
+            metadata=ModelMetadata.from_dict(record),
+            query_text=record["query_text"],
+            build=record["build"],
+            data=record.get("data"),
+        )
 
 
 def read_manifest(path: Path) -> list[ZooEntry]:

@@ -7,7 +7,7 @@ training data. heldout.json (committed) is the record; `make_split` is how it wa
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ HELDOUT_FRACTION = 0.1
 SPLIT_SEED = 20231212
 
 
-def make_split(data: LabelledImages, fraction: float = HELDOUT_FRACTION,
-               seed: int = SPLIT_SEED) -> dict[str, list[int]]:
+def make_split(
+    data: LabelledImages, fraction: float = HELDOUT_FRACTION, seed: int = SPLIT_SEED
+) -> dict[str, list[int]]:
     """class name -> sorted held-out indices: ceil(fraction * class size) per class."""
     rng = np.random.default_rng(seed)
     split: dict[str, list[int]] = {}
@@ -40,13 +41,15 @@ def write_split(path: Path = HELDOUT_PATH) -> dict:
     }
     for name in DATASET_NAMES:
         data = load_dataset(name)
-        record["datasets"][name] = {"num_images": int(len(data.labels)),
-                                    "heldout": make_split(data)}
+        record["datasets"][name] = {
+            "num_images": int(len(data.labels)),
+            "heldout": make_split(data),
+        }
     path.write_text(json.dumps(record, separators=(",", ":")) + "\n")
     return record
 
 
-@lru_cache(maxsize=None)
+@cache
 def _record() -> dict:
     return json.loads(HELDOUT_PATH.read_text())
 
@@ -57,7 +60,9 @@ def heldout_indices(dataset: str, class_name: str) -> np.ndarray:
         raise KeyError(f"no held-out split for data set {dataset!r}; known: {', '.join(record)}")
     classes = record[dataset]["heldout"]
     if class_name not in classes:
-        raise KeyError(f"data set {dataset!r} has no class {class_name!r}; known: {', '.join(classes)}")
+        raise KeyError(
+            f"data set {dataset!r} has no class {class_name!r}; known: {', '.join(classes)}"
+        )
     return np.asarray(classes[class_name], dtype=np.int64)
 
 
@@ -66,8 +71,10 @@ def training_mask(dataset: str) -> np.ndarray:
     data = load_dataset(dataset)
     entry = _record()["datasets"][dataset]
     if entry["num_images"] != len(data.labels):
-        raise ValueError(f"data set {dataset!r} has {len(data.labels)} images but the held-out "
-                         f"split was made for {entry['num_images']}: a different package version?")
+        raise ValueError(
+            f"data set {dataset!r} has {len(data.labels)} images but the held-out "
+            f"split was made for {entry['num_images']}: a different package version?"
+        )
     mask = np.ones(len(data.labels), dtype=bool)
     for indices in entry["heldout"].values():
         mask[indices] = False

@@ -49,7 +49,9 @@ class TinyUNet28(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         emb_dim = 4 * width
-        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.time_mlp = nn.Sequential(
+            nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         # Index num_classes is the "no label" class used for classifier-free guidance.
         self.label_embedding = nn.Embedding(num_classes + 1, emb_dim)
         self.width = width
@@ -63,7 +65,9 @@ class TinyUNet28(nn.Module):
         self.up2 = ResBlock(4 * width, 2 * width, emb_dim)
         self.unpool1 = nn.Conv2d(2 * width, width, 3, padding=1)
         self.up1 = ResBlock(2 * width, width, emb_dim)
-        self.head = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1))
+        self.head = nn.Sequential(
+            nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1)
+        )
 
     def forward(self, x: Tensor, t: Tensor, labels: Tensor) -> Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.width)) + self.label_embedding(labels)
@@ -99,7 +103,7 @@ class DDIMSampler(nn.Module):
     def forward(self, noise: Tensor, labels: Tensor) -> Tensor:
         x = noise
         times = torch.linspace(1.0, 0.0, self.steps + 1, device=noise.device)
-        for t_now, t_next in zip(times[:-1], times[1:]):
+        for t_now, t_next in zip(times[:-1], times[1:], strict=True):
             t = t_now.expand(x.shape[0])
             alpha, sigma = alpha_sigma(t_now)
             v = self.predict_v(x, t, labels)

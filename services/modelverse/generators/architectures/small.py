@@ -43,8 +43,10 @@ class ConditionalConvDecoder28(nn.Module):
         self.num_classes = num_classes
         self.project = nn.Sequential(nn.Linear(latent_dim + num_classes, width * 7 * 7), nn.ReLU())
         self.upsample = nn.Sequential(
-            nn.ConvTranspose2d(width, width // 2, 4, 2, 1), nn.ReLU(),
-            nn.ConvTranspose2d(width // 2, 1, 4, 2, 1), nn.Sigmoid(),
+            nn.ConvTranspose2d(width, width // 2, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(width // 2, 1, 4, 2, 1),
+            nn.Sigmoid(),
         )
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:
@@ -56,15 +58,19 @@ class ConditionalConvDecoder28(nn.Module):
 class ConditionalMLPDecoder(nn.Module):
     """VAE decoder for tiny images (8x8 digits): an MLP over the flattened pixels."""
 
-    def __init__(self, side: int = 8, latent_dim: int = 8, num_classes: int = 10,
-                 hidden: int = 128) -> None:
+    def __init__(
+        self, side: int = 8, latent_dim: int = 8, num_classes: int = 10, hidden: int = 128
+    ) -> None:
         super().__init__()
         self.side = side
         self.num_classes = num_classes
         self.net = nn.Sequential(
-            nn.Linear(latent_dim + num_classes, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, side * side), nn.Sigmoid(),
+            nn.Linear(latent_dim + num_classes, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, side * side),
+            nn.Sigmoid(),
         )
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:

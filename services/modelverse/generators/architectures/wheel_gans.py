@@ -15,13 +15,18 @@ from torch import Tensor, nn
 def _up_block(c_in: int, c_out: int, first: bool) -> list[nn.Module]:
     """ConvTranspose (4x4 kernel; stride 1 from 1x1 to 4x4 first, then stride 2) + BN + ReLU."""
     stride, padding = (1, 0) if first else (2, 1)
-    return [nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False), nn.BatchNorm2d(c_out),
-            nn.ReLU(inplace=True)]
+    return [
+        nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    ]
 
 
-def _dcgan_body(channels: list[int], out_channels: int, dropout_after_first: float | None) -> nn.Sequential:
+def _dcgan_body(
+    channels: list[int], out_channels: int, dropout_after_first: float | None
+) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
+    for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:], strict=True)):
         layers += _up_block(c_in, c_out, first=i == 0)
         if i == 0 and dropout_after_first is not None:
             layers.append(nn.Dropout(dropout_after_first))
@@ -62,9 +67,11 @@ class NamedLayerDCGAN(nn.Module):
     def __init__(self, latent_dim: int = 100, base: int = 64) -> None:
         super().__init__()
         widths = [latent_dim, base * 8, base * 4, base * 2, base]
-        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+        for i, (c_in, c_out) in enumerate(zip(widths[:-1], widths[1:], strict=True), start=1):
             stride, padding = (1, 0) if i == 1 else (2, 1)
-            setattr(self, f"convTr{i}", nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False))
+            setattr(
+                self, f"convTr{i}", nn.ConvTranspose2d(c_in, c_out, 4, stride, padding, bias=False)
+            )
             setattr(self, f"batchNorm{i}", nn.BatchNorm2d(c_out))
         self.convTr5 = nn.ConvTranspose2d(base, 3, 4, 2, 1, bias=False)
 
@@ -79,11 +86,13 @@ class MLPImageGAN(nn.Module):
     """Fully connected GAN generator fc1..fc4 (generateme's cat model): z (100) -> side x side
     grayscale, LeakyReLU(0.2) between layers, tanh output."""
 
-    def __init__(self, latent_dim: int = 100, side: int = 64, hidden: tuple[int, ...] = (256, 512, 1024)) -> None:
+    def __init__(
+        self, latent_dim: int = 100, side: int = 64, hidden: tuple[int, ...] = (256, 512, 1024)
+    ) -> None:
         super().__init__()
         self.side = side
         sizes = [latent_dim, *hidden, side * side]
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
             setattr(self, f"fc{i}", nn.Linear(a, b))
         self.depth = len(sizes) - 1
 
