@@ -50,7 +50,7 @@ class InProcessCluster:
 
 
 def start_in_process(store_root: Path, index_root: Path, shards: int = 2, limits: Limits = Limits(),
-                     max_message_bytes: int = 1024 * 1024, encoder=None) -> InProcessCluster:
+                     max_message_bytes: int = 1024 * 1024, encoder=None, generators=None) -> InProcessCluster:
     servers, states, addresses = [], [], []
     shard_name = shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name
     for s in range(shards):
@@ -63,7 +63,7 @@ def start_in_process(store_root: Path, index_root: Path, shards: int = 2, limits
         states.append(state)
         addresses.append([f"127.0.0.1:{port}"])
     pool = ShardPool(addresses)
-    servicer = GatewayServicer(pool, limits=limits, encoder=encoder)
+    servicer = GatewayServicer(pool, limits=limits, encoder=encoder, generators=generators)
     server, port, _ = build_server(
         [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, srv)],
         [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--candidates", type=int, default=200, help="first-stage candidates per shard")
     up.add_argument("--nprobe", type=int, default=None, help="IVF lists scanned (default: the index rule's)")
     up.add_argument("--encoder", default=None, help="encoder for text and image queries")
+    up.add_argument("--generators", choices=["none", "zoo"], default="none",
+                    help="generators for SampleImages (zoo: the bundled zoo's)")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
     up.set_defaults(handler=cluster_up)
 
@@ -45,6 +47,7 @@ def cluster_up(args: argparse.Namespace) -> int:
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
         candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
+        generators=args.generators,
     )
     try:
         cluster = Cluster(spec).start()

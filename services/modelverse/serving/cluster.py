@@ -47,6 +47,7 @@ class ClusterSpec:
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
     gateway_workers: int = 16
     encoder: str | None = None
+    generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     startup_timeout: float = 300.0
     log_level: str = "INFO"
 
@@ -150,6 +151,7 @@ class Cluster:
                             "--candidates", str(spec.candidates), "--workers", str(spec.gateway_workers)]
             if spec.encoder:
                 gateway_args += ["--encoder", spec.encoder]
+            gateway_args += ["--generators", spec.generators]
             self.gateway = self._process("gateway", "modelverse.serving.gateway", gateway_args)
             self.admin = self._process("admin", "modelverse.serving.admin", [
                 "--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port)])

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument("--encoder", default=None, help="encoder for text and image queries (none: vectors and model ids only)")
+    parser.add_argument("--generators", choices=["none", "zoo"], default="none",
+                        help="where SampleImages finds a model's generator: the bundled zoo, or nowhere")
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="first-stage candidates per shard")
     parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
     parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
@@ -52,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     pool = ShardPool([spec.split(",") for spec in args.shard])
     encoder = load_named_encoder(args.encoder) if args.encoder else None
+    generators = None
+    if args.generators == "zoo":
+        from modelverse.zoo.loader import load_generator  # imports torch: only when asked
+
+        generators = load_generator
     servicer = GatewayServicer(
-        pool, encoder=encoder, candidates_per_shard=args.candidates,
+        pool, encoder=encoder, generators=generators, candidates_per_shard=args.candidates,
         limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes),
     )
     server, port, _ = build_server(

@@ -189,8 +189,13 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
                            search_pb2.GetModelRequest(id=request.model_id), deadline)
             if self.generators is None:
                 raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this gateway has no generators to sample from")
-            generator = self.generators(request.model_id)
-            pixels = generator.sample(request.count, int(request.seed))
+            try:
+                generator = self.generators(request.model_id)
+            except KeyError as exc:
+                raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
+                                   f"model {request.model_id!r} has no generator here ({exc})") from exc
+            with metrics.stage(SERVICE, "sample"):
+                pixels = generator.sample(request.count, int(request.seed))
             return search_pb2.SampleImagesResponse(images=[png_bytes(image) for image in pixels])
 
         return self._run("SampleImages", context, body)
