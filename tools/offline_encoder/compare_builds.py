@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("reports", nargs="+", help="LABEL=REPORT.json")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--note", default="")
+    ap.add_argument("--sketch-check", type=Path, default=None, help="JSON of sketch_check.py --json")
     args = ap.parse_args(argv)
     builds: dict[str, dict[str, Any]] = {}
     for item in args.reports:
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         "builds": builds,
         "table_markdown": text,
     }
+    if args.sketch_check:
+        record["sketch_queries"] = json.loads(args.sketch_check.read_text())
+        print("sketch queries:", json.dumps(record["sketch_queries"]["results"]))
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
