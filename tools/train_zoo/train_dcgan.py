@@ -1,6 +1,6 @@
 """Train the class-conditional DCGAN of the zoo on Fashion-MNIST (held-out split excluded).
 
-nice .venv/bin/python tools/train_zoo/train_dcgan.py [--epochs 2] [--threads 1]
+nice .venv/bin/python tools/train_zoo/train_dcgan.py [--epochs 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class ProjectionDiscriminator28(nn.Module):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="fashion_mnist_dcgan")
