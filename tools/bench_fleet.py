@@ -238,12 +238,38 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
     }
 
 
+def synthetic_convergence(models: int, dim: int, round_samples: int, rounds: int, tolerance: float) -> list[dict[str, Any]]:
+    """Where the criterion stops on synthetic CLIP-like features (modelverse.synthetic), which
+    are cheap enough to draw 50,000 samples of: the calibration of the default tolerance."""
+    from modelverse.core.moments import PartialMoments
+    from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
+    from modelverse.synthetic import SyntheticZoo
+
+    probes = probe_set(dim)
+    rows = []
+    for model in SyntheticZoo(dim=dim).models(models):
+        merged, previous, changes, stop = None, None, [], None
+        for r in range(rounds):
+            part = PartialMoments.from_samples(l2_normalize_rows(model.sample_features(round_samples, seed=r)))
+            merged = part if merged is None else merged.merge(part)
+            scores = probe_scores(merged, probes)
+            if previous is not None:
+                changes.append(score_change(previous, scores))
+                if stop is None and changes[-1] <= tolerance:
+                    stop = merged.count
+            previous = scores
+        rows.append({"model_id": model.id, "converged_at": stop, "changes": changes})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--toy", type=int, nargs="?", const=10, metavar="N", help="N random conv models from tests/")
     which.add_argument("--zoo", choices=["bundled"])
     which.add_argument("--manifest", metavar="FILE")
+    which.add_argument("--synthetic", action="store_true",
+                       help="only the adaptive criterion on synthetic 512-d features (no models, no encoder)")
     parser.add_argument("--encoder", default=None, help="encoder spec (default: bundled; --toy: the tests' conv encoder)")
     parser.add_argument("--chunk-size", type=int, default=250)
     parser.add_argument("--throughput-repeats", type=int, default=4, help="chunks timed per model")
@@ -261,6 +287,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[], choices=["throughput", "scaling", "adaptive"])
     parser.add_argument("--out", default=None, help="JSON output (default: docs/benchmarks/fleet-<models>.json)")
     args = parser.parse_args(argv)
+
+    if args.synthetic:
+        rows = synthetic_convergence(5, 512, args.round_samples, args.max_samples // args.round_samples, args.tolerance)
+        print(f"synthetic d=512: first N where the probe change <= {args.tolerance} (rounds of {args.round_samples})")
+        print_table(["model", "converged at", "change per round"],
+                    [[r["model_id"], r["converged_at"], " ".join(f"{c:.3f}" for c in r["changes"][:14])] for r in rows])
+        out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / "fleet-synthetic.json"
+        out.write_text(json.dumps({"round_samples": args.round_samples, "tolerance": args.tolerance,
+                                   "max_samples": args.max_samples, "models": rows}, indent=1) + "\n")
+        print(f"wrote {out}")
+        return 0
 
     pythonpath: list[str] = []
     if args.toy:
