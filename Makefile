@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 STORE ?= .modelverse/demo-store
 
-.PHONY: demo test setup clean-venv
+.PHONY: demo test setup protos clean-venv
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
+	bash tools/install_system_data.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -23,6 +24,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+protos: $(STAMP)
+	$(BIN)/python tools/gen_protos.py
 
 clean-venv:
 	rm -rf $(VENV)

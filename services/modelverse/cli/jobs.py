@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
@@ -22,6 +23,7 @@ from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
 
@@ -127,6 +129,7 @@ def index_here(args: argparse.Namespace) -> int:
     from modelverse.fleet.embedded import index_embedded
 
     requests, encoder = requests_from_args(args)
+    requests = _skip_indexed(args, requests)
     interactive = sys.stdout.isatty() and not getattr(args, "json", False)
 
     def progress(record: JobRecord) -> None:
@@ -159,6 +162,18 @@ def index_here(args: argparse.Namespace) -> int:
     for record in failed:
         print(f"modelverse index: {record.spec.model_id} failed: {record.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _skip_indexed(args: argparse.Namespace, requests: list[ModelRequest]) -> list[ModelRequest]:
+    """Resuming: models already in the store are left as they are unless --reindex."""
+    if getattr(args, "reindex", False) or not (Path(args.store) / "store.json").exists():
+        return requests
+    have = set(DirectoryStore.open(args.store).ids())
+    todo = [r for r in requests if r.model_id not in have]
+    if len(todo) < len(requests) and not getattr(args, "json", False):
+        print(f"{len(requests) - len(todo)} of {len(requests)} model(s) already in {args.store}: skipped "
+              "(--reindex to index them again)", flush=True)
+    return todo
 
 
 def run_index(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, jobs, worker
+from modelverse.cli import cluster, commands, demo, index, jobs, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
 from modelverse.store.errors import StoreError
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser.add_argument("--models", type=int, default=40)
     demo_parser.add_argument("--samples", type=int, default=2000, help="samples per model")
     demo_parser.set_defaults(handler=demo.run)
+    index.register(sub)
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
