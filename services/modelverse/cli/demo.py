@@ -1,8 +1,9 @@
-"""`modelverse demo`: index a collection and search it with every method, end to end.
+"""`modelverse demo`: index the bundled zoo of real generative models and search it by text,
+image, sketch, a set of images and a model, end to end, offline.
 
-Until the bundled zoo of real generative models exists, the demo indexes synthetic models whose
-sample features imitate an image encoder's (``modelverse.synthetic``), and says so.
-Re-running it resumes: models already in the store are not indexed again.
+It runs the same commands a user would (`modelverse index`, `modelverse search`), so what it
+prints is what they print. Re-running it resumes: models already in the store are skipped.
+The query pictures are held-out data-set images that no zoo model was trained on.
 """
 
 from __future__ import annotations
@@ -10,76 +11,70 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
+from PIL import Image
 
-from modelverse.cli.output import print_table
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, stats_from_features
-from modelverse.store.directory import DirectoryStore, StoreConfig
-from modelverse.store.metadata import ModelMetadata
-from modelverse.synthetic import SyntheticZoo
+DEMO_TEXT = "a photo of a sneaker"
+DEMO_IMAGE_CLASS = ("fashion-mnist", "trouser")
+DEMO_SKETCH_CLASS = ("fashion-mnist", "bag")
+DEMO_SET_CLASS = ("animal-shape", "elephant")
+DEMO_LIKE = "fashion-vae-sneaker"
 
-DEMO_DIM = 512
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("demo", help="index the bundled zoo and search it with every kind of query")
+    parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
+                        help="where to build the demo store (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=200,
+                        help="samples per model (default: %(default)s; the paper uses 50,000)")
+    parser.set_defaults(handler=run)
+
+
+def _query_pictures(root: Path) -> dict[str, Path]:
+    """Write the demo's query pictures (held-out images, a line drawing) next to the store."""
+    from modelverse.encoders.sketch import line_drawing
+    from modelverse.zoo import heldout_images
+
+    folder = root / "demo-queries"
+    (folder / "elephants").mkdir(parents=True, exist_ok=True)
+    image = folder / f"{DEMO_IMAGE_CLASS[1]}.png"
+    Image.fromarray(heldout_images(*DEMO_IMAGE_CLASS, limit=1)[0]).save(image)
+    sketch = folder / f"{DEMO_SKETCH_CLASS[1]}-sketch.png"
+    line_drawing(Image.fromarray(heldout_images(*DEMO_SKETCH_CLASS, limit=1)[0])).save(sketch)
+    for i, pixels in enumerate(heldout_images(*DEMO_SET_CLASS, limit=4)):
+        Image.fromarray(pixels).save(folder / "elephants" / f"{i}.png")
+    return {"image": image, "sketch": sketch, "images": folder / "elephants"}
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.models < 2 or args.samples < 2:
-        raise ValueError("the demo needs at least 2 models and 2 samples per model")
-    print(
-        "The bundled zoo of real generative models is not built yet: this demo indexes "
-        f"{args.models} synthetic models whose features imitate an image encoder's."
-    )
+    from modelverse.cli.main import main as modelverse  # the CLI itself, as a user runs it
+
+    if args.samples < 2:
+        raise ValueError("the demo needs at least 2 samples per model")
     root = Path(args.store)
-    store = DirectoryStore.open_or_create(root, StoreConfig(DEMO_DIM, DEFAULT_RANK, DEFAULT_EPS))
-    zoo = SyntheticZoo(dim=DEMO_DIM)
-    models = zoo.models(args.models)
-    todo = [m for m in models if m.id not in store]
-    for model in tqdm(todo, desc="indexing", unit="model", disable=not todo):
-        features = model.sample_features(args.samples, seed=1)
-        stats = stats_from_features(features, rank=store.config.rank, eps=store.config.eps, keep_samples=True)
-        metadata = ModelMetadata(
-            id=model.id,
-            name=model.name,
-            description=f"A synthetic generator of {' and '.join(model.tags)} images.",
-            tags=model.tags,
-            family="synthetic",
-            creator="modelverse demo",
-            license="CC0-1.0",
-            source="modelverse.synthetic",
-        )
-        store.put(metadata, stats, replace=True)
-    print(f"store: {root.resolve()} ({len(store)} models)\n")
-
-    engine = ExactSearch(store.collection(full=True, samples=True))
-    target = models[min(5, len(models) - 1)]
-    image_like = target.sample_features(1, seed=10_000)[0]  # a fresh sample, never indexed
-    concept = zoo.concepts[target.tags[0]] + 0.9 * zoo.common  # a query "about" a tag
-    other = models[min(6, len(models) - 1)]
+    print(f"Indexing the bundled zoo ({args.samples} samples per model) into {root.resolve()} ...", flush=True)
+    status = modelverse([
+        "index", "--zoo", "bundled", "--store", str(root),
+        "--samples", str(args.samples), "--chunk-size", str(args.samples), "--no-adaptive",
+    ])
+    if status != 0:
+        return status
+    pictures = _query_pictures(root)
     queries = [
-        (f"an unseen sample of {target.id} ({', '.join(target.tags)})", [QueryPart(image_like)], Method.GAUSSIAN),
-        (f"the concept '{target.tags[0]}'", [QueryPart(concept)], Method.MGF),
-        (f"the concept '{target.tags[0]}'", [QueryPart(concept)], Method.FIRST_MOMENT),
-        (f"an unseen sample of {target.id}", [QueryPart(image_like)], Method.MONTE_CARLO),
-        (
-            f"multimodal: sample of {target.id} + sample of {other.id}",
-            [QueryPart(image_like), QueryPart(other.sample_features(1, seed=10_001)[0])],
-            Method.MGF,
-        ),
+        (f"text: {DEMO_TEXT!r}", ["--text", DEMO_TEXT]),
+        (f"image: a held-out Fashion-MNIST {DEMO_IMAGE_CLASS[1]} ({pictures['image']})", ["--image", str(pictures["image"])]),
+        (f"sketch: a line drawing of a held-out {DEMO_SKETCH_CLASS[1]} ({pictures['sketch']})",
+         ["--sketch", str(pictures["sketch"])]),
+        (f"text + sketch: {DEMO_TEXT!r} and the {DEMO_SKETCH_CLASS[1]} drawing",
+         ["--text", DEMO_TEXT, "--sketch", str(pictures["sketch"])]),
+        (f"image set: which model could have made these {DEMO_SET_CLASS[1]} silhouettes? ({pictures['images']})",
+         ["--images", str(pictures["images"])]),
+        (f"model: models like {DEMO_LIKE}", ["--like", DEMO_LIKE]),
     ]
-    for title, parts, method in queries:
-        hits = engine.search(parts, method, k=5, form=SecondOrderForm.FULL)
-        _show(store, f"query: {title}   method: {method.value}", hits)
-    hits = engine.similar(target.id, k=5, form=SecondOrderForm.FULL)
-    _show(store, f"query: models like {target.id}   method: frechet", hits)
-    print(f"Search it yourself: modelverse search --store {root} --like {target.id}")
+    for title, query in queries:
+        print(f"\n== {title}", flush=True)
+        status = modelverse(["search", "--store", str(root), "--top-k", "5", *query])
+        if status != 0:
+            return status
+    print(f"\nstore: {root.resolve()}")
+    print(f"search it yourself: .venv/bin/modelverse search --store {root} --text 'a painting of a blue eye'")
     return 0
-
-
-def _show(store: DirectoryStore, title: str, hits: list) -> None:
-    print(title)
-    rows = []
-    for hit in hits:
-        metadata = store.get(hit.id).metadata
-        rows.append([hit.rank, hit.score, hit.id, ",".join(metadata.tags)])
-    print_table(["rank", "score", "id", "tags"], rows)
-    print()

@@ -110,12 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_argument(repack)
     repack.set_defaults(handler=commands.repack)
 
-    demo_parser = sub.add_parser("demo", help="build a demo collection, index it and search it")
-    demo_parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
-                             help="where to build the demo store (default: %(default)s)")
-    demo_parser.add_argument("--models", type=int, default=40)
-    demo_parser.add_argument("--samples", type=int, default=2000, help="samples per model")
-    demo_parser.set_defaults(handler=demo.run)
+    demo.register(sub)
     index.register(sub)
     worker.register(sub)
     jobs.register(sub)
