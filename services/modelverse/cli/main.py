@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return handler(args) or 0
-    except (commands.CommandError, StoreError, ValueError) as exc:
+    except (commands.CommandError, StoreError, ValueError, FileNotFoundError) as exc:
         print(f"modelverse {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
