@@ -117,7 +117,12 @@ def test_no_shard_answering_is_unavailable(cluster) -> None:
         for s in range(2):
             for r in range(2):
                 running.restart_shard(s, r)
-    assert not search.Search(vector_request(small.features[0][0]), timeout=10).partial
+    # The gateway's channels reconnect with a backoff of at most 1 s (RECONNECT_OPTIONS).
+    request = vector_request(small.features[0][0])
+    deadline = time.monotonic() + 15
+    while search.Search(request, timeout=10).partial and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not search.Search(request, timeout=10).partial
 
 
 def test_live_adds_and_removes_under_concurrent_searches(cluster) -> None:
