@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 MODELVERSE = str(Path(sys.executable).with_name("modelverse"))
-SAMPLES = 32  # enough for the tests' clear-cut queries; the README's demo uses 200
+SAMPLES = 32  # enough for the tests' clear-cut queries; the README's demo uses 100
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:

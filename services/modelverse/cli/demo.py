@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="index the bundled zoo and search it with every kind of query")
     parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
                         help="where to build the demo store (default: %(default)s)")
-    parser.add_argument("--samples", type=int, default=200,
+    parser.add_argument("--samples", type=int, default=100,
                         help="samples per model (default: %(default)s; the paper uses 50,000)")
     parser.set_defaults(handler=run)
 
