@@ -30,6 +30,7 @@ import numpy as np
 EXACT_THRESHOLD = 20_000
 MIN_POINTS_PER_CENTROID = 39
 TRAINING_POINTS_PER_CENTROID = 64
+TRAINING_POINTS_FLAT_CODES = 65536  # enough for a scalar quantiser's per-dimension ranges
 IVF_OVERHEAD_BYTES = 8  # the id stored with every vector in an inverted list
 
 
@@ -59,8 +60,13 @@ def choose_index(
     *,
     exact_threshold: int = EXACT_THRESHOLD,
     nprobe: int | None = None,
+    compact: bool = False,
 ) -> IndexPlan:
-    """The index for n vectors of dimension dim within memory_budget_bytes (see module doc)."""
+    """The index for n vectors of dimension dim within memory_budget_bytes (see module doc).
+
+    ``compact``: above the exact threshold, start from 8-bit codes rather than raw floats (for
+    the lifted indexes, several vectors per model; serving/shard/state.py::lifted_plan).
+    """
     if n < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise ValueError(f"invalid index sizing: n={n}, dim={dim}, budget={memory_budget_bytes}")
     flat_bytes = 4 * dim
@@ -69,7 +75,8 @@ def choose_index(
     nlist = _nlist_for(n)
     probe = nprobe if nprobe is not None else max(8, nlist // 32)
     probe = min(probe, nlist)
-    options = [(f"IVF{nlist},Flat", flat_bytes), (f"IVF{nlist},SQ8", dim)]
+    options = [] if compact else [(f"IVF{nlist},Flat", flat_bytes)]
+    options += [(f"IVF{nlist},SQ8", dim)]
     options += [(f"IVF{nlist},PQ{m}", m) for m in (64, 32, 16, 8) if dim % m == 0 and m < dim]
     for factory, code_bytes in options:
         per_vector = code_bytes + IVF_OVERHEAD_BYTES
@@ -90,11 +97,12 @@ def build_index(plan: IndexPlan, vectors: np.ndarray, seed: int = 0) -> faiss.In
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
-    if not plan.exact:
+    if not index.is_trained:  # an inverted file, or scalar-quantised codes (their ranges)
         rng = np.random.default_rng(seed)
-        size = plan.training_size(vectors.shape[0])
+        size = plan.training_size(vectors.shape[0]) or min(vectors.shape[0], TRAINING_POINTS_FLAT_CODES)
         sample = vectors[np.sort(rng.choice(vectors.shape[0], size, replace=False))]
         index.train(sample)
+    if not plan.exact:
         faiss.extract_index_ivf(index).nprobe = plan.nprobe
     index.add(vectors)
     return index

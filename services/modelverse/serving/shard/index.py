@@ -1,4 +1,5 @@
-"""The first stage of one shard: FAISS inner product over its models' normalised first moments.
+"""The first stage of one shard: FAISS inner product over its models' normalised first moments,
+or, for a method with a lifted form (``serving.lifted``: MGF), over each model's lifted vectors.
 
 Built in one piece from the store (``main``), then changed live:
 
@@ -11,6 +12,11 @@ Integer ids: main's rows are 0..n-1 in build order, delta's ids count up from n.
 ids of main are saved next to the index (``ids.json``) with each model's stats version, so a
 restarted shard knows what the saved index holds and brings it up to date from the store.
 When the live changes grow past a fraction of main, the shard rebuilds (``needs_rebuild``).
+
+A lifted index holds ``copies`` vectors per model (``LiftSpec.copies``): model label L owns the
+FAISS labels L * copies ... L * copies + copies - 1, and a model scores as its best vector, so a
+search asks FAISS for k * copies vectors (enough for k distinct models) and keeps each model's
+first. Its spec is saved with it (``ids.json``); a saved index of another spec is rebuilt.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from modelverse.core.collection import Collection
 from modelverse.core.scores import normalized_means
 from modelverse.serving.index_choice import IndexPlan, build_index
+from modelverse.serving.lifted import LiftSpec, lift_models
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
@@ -37,6 +45,32 @@ def first_stage_vectors(means: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(normalized_means(means), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class ModelRows:
+    """Some rows of a (memory-mapped) collection: what an index's vectors are made from. Read
+    a block at a time by ``lift_models``, so a shard's factors are never all in memory at once."""
+
+    collection: Collection
+    rows: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def means(self) -> np.ndarray:
+        return np.asarray(self.collection.means[self.rows], dtype=np.float64)
+
+
+def index_vectors(lift: LiftSpec | None, rows: ModelRows | np.ndarray) -> np.ndarray:
+    """(n * copies, dim) float32: what an index with ``lift`` (None: first moments) holds.
+    A first-moment index also takes the means themselves, (n, d)."""
+    if lift is None:
+        return first_stage_vectors(rows if isinstance(rows, np.ndarray) else rows.means())
+    if isinstance(rows, np.ndarray):
+        raise TypeError("a lifted index is made from ModelRows (it needs the second order)")
+    c = rows.collection.compressed
+    return lift_models(lift, rows.collection.means, c.diag, c.factor, c.logdet, c.eps, rows=rows.rows)
+
+
 @dataclass
 class SearchResult:
     ids: list[str]
@@ -44,9 +78,14 @@ class SearchResult:
 
 
 class ShardIndex:
-    def __init__(self, plan: IndexPlan, main: faiss.Index, main_ids: list[str], main_versions: list[int]) -> None:
+    def __init__(
+        self, plan: IndexPlan, main: faiss.Index, main_ids: list[str], main_versions: list[int],
+        lift: LiftSpec | None = None,
+    ) -> None:
         self.plan = plan
         self.main = main
+        self.lift = lift
+        self.copies = 1 if lift is None else lift.copies
         self.dim = int(main.d)
         self.ids_by_int: list[str] = list(main_ids)
         self.int_of: dict[str, int] = {model_id: i for i, model_id in enumerate(main_ids)}
@@ -61,13 +100,16 @@ class ShardIndex:
     # -- building and persistence ---------------------------------------------------------
 
     @classmethod
-    def build(cls, plan: IndexPlan, ids: list[str], means: np.ndarray, versions: list[int]) -> ShardIndex:
-        dim = int(means.shape[1])
+    def build(
+        cls, plan: IndexPlan, ids: list[str], rows: ModelRows | np.ndarray, versions: list[int],
+        lift: LiftSpec | None = None,
+    ) -> ShardIndex:
+        dim = (rows.shape[1] if isinstance(rows, np.ndarray) else rows.collection.dim) + (0 if lift is None else 1)
         if ids:
-            main = build_index(plan, first_stage_vectors(means))
+            main = build_index(plan, index_vectors(lift, rows))
         else:
             main = faiss.index_factory(dim, "Flat", faiss.METRIC_INNER_PRODUCT)
-        return cls(plan, main, ids, versions)
+        return cls(plan, main, ids, versions, lift)
 
     def save(self, directory: Path) -> None:
         """Save main (the delta and tombstones are rebuilt from the store at load)."""
@@ -80,6 +122,7 @@ class ShardIndex:
             "dim": self.dim,
             "ids": main_ids,
             "versions": self.main_versions,
+            "lift": None if self.lift is None else self.lift.__dict__,
         }
         ids_tmp = directory / f"{IDS_FILE}.tmp{os.getpid()}"
         ids_tmp.write_text(json.dumps(record))
@@ -87,8 +130,11 @@ class ShardIndex:
         ids_tmp.replace(directory / IDS_FILE)
 
     @classmethod
-    def load(cls, directory: Path, memory_budget_bytes: int | None = None) -> ShardIndex | None:
-        """The saved main index; None when nothing (complete) is saved there.
+    def load(
+        cls, directory: Path, memory_budget_bytes: int | None = None, lift: LiftSpec | None = None
+    ) -> ShardIndex | None:
+        """The saved main index; None when nothing (complete) is saved there, or when it was
+        built with another lift than ``lift``.
 
         Memory-mapped (IO_FLAG_MMAP) when the file is larger than ``memory_budget_bytes``
         (None: always), else read into memory: FAISS searches IVF lists read that way about
@@ -99,11 +145,14 @@ class ShardIndex:
         if not (index_path.exists() and ids_path.exists()):
             return None
         record = json.loads(ids_path.read_text())
+        saved_lift = record.get("lift")
+        if (None if saved_lift is None else LiftSpec(**saved_lift)) != lift:
+            return None  # another first stage (or other lift parameters): rebuild
         mmap = memory_budget_bytes is None or index_path.stat().st_size > memory_budget_bytes
         main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
-        if main.ntotal != len(record["ids"]):
+        if main.ntotal != len(record["ids"]) * (1 if lift is None else lift.copies):
             return None  # the two files come from different builds: rebuild
-        return cls(IndexPlan(**record["plan"]), main, list(record["ids"]), list(record["versions"]))
+        return cls(IndexPlan(**record["plan"]), main, list(record["ids"]), list(record["versions"]), lift)
 
     # -- live changes ---------------------------------------------------------------------
 
@@ -113,14 +162,21 @@ class ShardIndex:
     def __contains__(self, model_id: str) -> bool:
         return model_id in self.int_of
 
-    def add(self, ids: list[str], means: np.ndarray, versions: list[int]) -> None:
+    def _faiss_labels(self, labels: np.ndarray) -> np.ndarray:
+        """The FAISS labels of models ``labels`` (each model's ``copies`` vectors)."""
+        labels = np.asarray(labels, dtype=np.int64)
+        if self.copies == 1:
+            return labels
+        return (labels[:, None] * self.copies + np.arange(self.copies)[None, :]).reshape(-1)
+
+    def add(self, ids: list[str], rows: ModelRows | np.ndarray, versions: list[int]) -> None:
         """Add models (a model already present is replaced)."""
         if not ids:
             return
         self.remove([i for i in ids if i in self.int_of])
         start = len(self.ids_by_int)
         labels = np.arange(start, start + len(ids), dtype=np.int64)
-        self.delta.add_with_ids(first_stage_vectors(means), labels)
+        self.delta.add_with_ids(index_vectors(self.lift, rows), self._faiss_labels(labels))
         self.ids_by_int.extend(ids)
         for model_id, label, version in zip(ids, labels, versions):
             self.int_of[model_id] = int(label)
@@ -138,22 +194,23 @@ class ShardIndex:
             else:
                 delta_labels.append(label)
         if delta_labels:
-            self.delta.remove_ids(np.array(delta_labels, dtype=np.int64))
+            self.delta.remove_ids(self._faiss_labels(np.array(delta_labels, dtype=np.int64)))
         self._exclude = None
         self._exclude_parts = ()
 
     def needs_rebuild(self, pending: int = 0) -> bool:
         """Whether main should be rebuilt once ``pending`` more changes are applied."""
-        changes = len(self.tombstones) + self.delta.ntotal + pending
+        changes = len(self.tombstones) + self.delta.ntotal // self.copies + pending
         return changes >= max(REBUILD_MIN_CHANGES, REBUILD_FRACTION * self.main_size)
 
     # -- search -----------------------------------------------------------------------------
 
     def _exclusion(self) -> faiss.IDSelector | None:
         if self.tombstones and self._exclude is None:
-            batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+            labels = self._faiss_labels(np.fromiter(self.tombstones, dtype=np.int64))
+            batch = faiss.IDSelectorBatch(labels)
             self._exclude = faiss.IDSelectorNot(batch)
-            self._exclude_parts = (batch,)
+            self._exclude_parts = (batch, labels)
         return self._exclude if self.tombstones else None
 
     def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
@@ -174,18 +231,20 @@ class ShardIndex:
             labels = np.array(sorted(self.int_of[i] for i in allowed if i in self.int_of), dtype=np.int64)
             if labels.size == 0:
                 return SearchResult([], np.zeros(0, dtype=np.float32))
+            labels = self._faiss_labels(labels)
             main_sel = faiss.IDSelectorBatch(labels)
             delta_sel = main_sel
             keep = (main_sel, labels)
         else:
             main_sel, delta_sel = self._exclusion(), None
+        wanted = k * self.copies  # enough vectors for k distinct models
         if self.main_size and k > 0:
-            scores, labels_found = self.main.search(q, min(k, self.main_size), params=self._params(main_sel))
+            scores, labels_found = self.main.search(q, min(wanted, self.main.ntotal), params=self._params(main_sel))
             found_scores.append(scores[0])
             found_labels.append(labels_found[0])
         if self.delta.ntotal and k > 0:
             params = None if delta_sel is None else faiss.SearchParameters(sel=delta_sel)
-            scores, labels_found = self.delta.search(q, min(k, self.delta.ntotal), params=params)
+            scores, labels_found = self.delta.search(q, min(wanted, self.delta.ntotal), params=params)
             found_scores.append(scores[0])
             found_labels.append(labels_found[0])
         del keep
@@ -194,6 +253,10 @@ class ShardIndex:
         scores = np.concatenate(found_scores)
         labels_all = np.concatenate(found_labels)
         valid = labels_all >= 0
-        scores, labels_all = scores[valid], labels_all[valid]
-        order = np.argsort(-scores, kind="stable")[:k]
+        scores, labels_all = scores[valid], labels_all[valid] // self.copies
+        order = np.argsort(-scores, kind="stable")
+        if self.copies > 1:  # each model once, at its best vector
+            _, first = np.unique(labels_all[order], return_index=True)
+            order = order[np.sort(first)]
+        order = order[:k]
         return SearchResult([self.ids_by_int[int(label)] for label in labels_all[order]], scores[order])

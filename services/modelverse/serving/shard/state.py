@@ -1,5 +1,10 @@
-"""What one shard serves: its partition of the store, its FAISS index, and how both follow
-the store as models are added and removed."""
+"""What one shard serves: its partition of the store, its FAISS indexes, and how they follow
+the store as models are added and removed.
+
+Every shard has the first-moment index (FIRST_MOMENT, GAUSSIAN, FRECHET recall from it) and one
+lifted index per method in ``ShardConfig.lifted`` (default MGF; ``serving.lifted``): the
+recall request's method picks the index. All of them are built, saved, loaded, changed live and
+rebuilt together."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import logging
 import mmap
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +22,11 @@ from modelverse.core.collection import Collection
 from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.reference import Method, QueryPart
 from modelverse.serving import metrics
-from modelverse.serving.index_choice import EXACT_THRESHOLD, choose_index
+from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index
+from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
 from modelverse.serving.partition import shard_of
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
-from modelverse.serving.shard.index import ShardIndex
+from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.metadata import ModelMetadata
@@ -40,6 +46,13 @@ class ShardConfig:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
     exact_threshold: int = EXACT_THRESHOLD
     nprobe: int | None = None
+    lifted: tuple[str, ...] = ("mgf",)  # methods (Method values) with a lifted first stage
+    lift_columns: int = DEFAULT_COLUMNS
+    lift_alpha: float = DEFAULT_ALPHA
+    lifted_nprobe: int | None = None  # None: nlist / 8 (see lifted_plan)
+
+    def lift_specs(self) -> dict[Method, LiftSpec]:
+        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha) for m in self.lifted}
 
 
 @dataclass(frozen=True)
@@ -86,11 +99,18 @@ class ShardState:
         self._lock = threading.Lock()  # the index and the snapshot change together
         self._sync_lock = threading.Lock()  # one sync at a time
         self.snapshot = Snapshot(None, None, {}, {}, {})
+        self.lift_specs = config.lift_specs()
         pack = self.store.pack()
         partition = self._partition(pack)
-        self.index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
-        if self.index is None or self.index.dim != self.store.config.dim:
-            self.index = self._build(pack, partition)
+        index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
+        lifted = {m: ShardIndex.load(self._lifted_dir(m), config.memory_budget_bytes, spec)
+                  for m, spec in self.lift_specs.items()}
+        dim = self.store.config.dim
+        if (index is None or index.dim != dim or any(i is None or i.dim != dim + 1 for i in lifted.values())
+                or any(i.versions != index.versions for i in lifted.values())):
+            index, lifted = self._build(pack, partition)
+        self.index: ShardIndex = index
+        self.lifted: dict[Method, ShardIndex] = lifted  # type: ignore[assignment]
         self.sync()
 
     @property
@@ -114,23 +134,41 @@ class ShardState:
         versions = dict(zip(rows, versions_column[row_array].tolist())) if rows else {}
         return _Partition(rows, versions)
 
-    def _means(self, pack: Pack, rows: list[int]) -> np.ndarray:
-        return np.asarray(pack.arrays["means"][np.array(rows, dtype=np.int64)], dtype=np.float64)
+    def _lifted_dir(self, method: Method) -> Path:
+        return self.config.index_dir / f"lifted-{method.value}"
 
-    def _build(self, pack: Pack | None, partition: _Partition) -> ShardIndex:
-        started = time.perf_counter()
+    def _rows(self, pack: Pack | None, rows: list[int]) -> ModelRows:
+        if pack is None or not pack.rows:  # an empty store: nothing to read, only the dimension
+            dim = self.store.config.dim
+            empty = Collection(np.array([], dtype=object), np.zeros((0, dim), dtype=np.float32), None)  # type: ignore[arg-type]
+            return ModelRows(empty, np.zeros(0, dtype=np.int64))
+        return ModelRows(pack.collection(), np.array(rows, dtype=np.int64))
+
+    def _build(self, pack: Pack | None, partition: _Partition) -> tuple[ShardIndex, dict[Method, ShardIndex]]:
+        """The first-moment index and every lifted one, built from the store and saved."""
         ids = sorted(partition.rows)
         dim = self.store.config.dim
-        plan = choose_index(
-            len(ids), dim, self.config.memory_budget_bytes,
-            exact_threshold=self.config.exact_threshold, nprobe=self.config.nprobe,
-        )
-        means = self._means(pack, [partition.rows[i] for i in ids]) if ids else np.zeros((0, dim))
-        index = ShardIndex.build(plan, ids, means, [partition.versions[i] for i in ids])
-        index.save(self.config.index_dir)
-        log.info("index built", extra={"shard": self.config.shard, "models": len(ids),
-                                        "index_type": plan.factory, "seconds": round(time.perf_counter() - started, 3)})
-        return index
+        rows = self._rows(pack, [partition.rows[i] for i in ids])
+        versions = [partition.versions[i] for i in ids]
+        cfg = self.config
+        built: dict[Method | None, ShardIndex] = {}
+        for method, spec in [(None, None), *self.lift_specs.items()]:
+            started = time.perf_counter()
+            if spec is None:
+                plan = choose_index(len(ids), dim, cfg.memory_budget_bytes,
+                                    exact_threshold=cfg.exact_threshold, nprobe=cfg.nprobe)
+            else:
+                plan = lifted_plan(len(ids) * spec.copies, spec.dim(dim), cfg)
+            index = ShardIndex.build(plan, ids, rows, versions, spec)
+            index.save(cfg.index_dir if method is None else self._lifted_dir(method))
+            built[method] = index
+            log.info("index built", extra={"shard": cfg.shard, "models": len(ids), "first_stage": "first_moment" if method is None else method.value,
+                                            "index_type": plan.factory, "seconds": round(time.perf_counter() - started, 3)})
+        main = built.pop(None)
+        return main, {m: i for m, i in built.items() if m is not None}
+
+    def _indexes(self) -> list[ShardIndex]:
+        return [self.index, *self.lifted.values()]
 
     def _read_metadata(self, model_id: str) -> ModelMetadata:
         try:
@@ -162,16 +200,18 @@ class ShardState:
             rebuilt = False
             if added or removed:
                 if self.index.needs_rebuild(len(added) + len(removed)) and partition.rows:
-                    new_index = self._build(pack, partition)
+                    new_index, new_lifted = self._build(pack, partition)
                     rebuilt = True
                     with self._lock:
-                        self.index, self.snapshot = new_index, snapshot
+                        self.index, self.lifted, self.snapshot = new_index, new_lifted, snapshot
                 else:
-                    means = self._means(pack, [partition.rows[m] for m in added]) if added else None
+                    rows = self._rows(pack, [partition.rows[m] for m in added])
+                    added_versions = [partition.versions[m] for m in added]
                     with self._lock:
-                        self.index.remove(removed)
-                        if added:
-                            self.index.add(added, means, [partition.versions[m] for m in added])
+                        for index in self._indexes():
+                            index.remove(removed)
+                            if added:
+                                index.add(added, rows, added_versions)
                         self.snapshot = snapshot
             else:
                 with self._lock:
@@ -232,16 +272,23 @@ class ShardState:
         query_model: QueryModelStats | None = None,
         allowed: Callable[[ModelMetadata], bool] | None = None,
     ) -> list[Candidate]:
-        """First stage (FAISS) then the method's score on the candidates, best first."""
+        """First stage (FAISS) then the method's score on the candidates, best first.
+
+        The first stage is the method's lifted index when the shard has one (then the query
+        is lifted from ``parts``), else the first-moment index searched with ``first_stage``.
+        """
         if candidates <= 0:
             raise ValueError(f"candidates must be positive, got {candidates}")
-        q = normalize_query(first_stage, self.store.config.dim).astype(np.float32)
+        dim = self.store.config.dim
+        lifted = method in self.lifted and bool(parts)
+        q = lift_query(parts, dim) if lifted else normalize_query(first_stage, dim).astype(np.float32)  # type: ignore[arg-type]
         exclude = query_model.id if query_model is not None else None
         k = candidates + (1 if exclude else 0)
         with metrics.stage("shard", "recall"), self._lock:
             snap = self.snapshot
+            index = self.lifted[method] if lifted else self.index
             allowed_ids = None if allowed is None else {m for m, md in snap.metadata.items() if allowed(md)}
-            found = self.index.search(q, k, allowed_ids)
+            found = index.search(q, k, allowed_ids)
         pairs = [(m, s) for m, s in zip(found.ids, found.scores.tolist()) if m != exclude][:candidates]
         if not pairs or snap.collection is None:
             return []
@@ -254,6 +301,18 @@ class ShardState:
             Candidate(m, snap.metadata[m], snap.versions[m], first, float(score))
             for (m, first), score in zip(pairs, scores.tolist())
         ]
+
+
+def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
+    """A lifted index's plan: the first-moment rule, but with 8-bit codes (never raw floats)
+    above the exact threshold, so copies x (d + 1) bytes per model stay within the per-model
+    budget, and nprobe = nlist / 8 by default: the lifted vectors' covariance directions
+    cluster less than means do, and recall needs more lists (docs/SERVING.md)."""
+    plan = choose_index(vectors, dim, config.memory_budget_bytes, exact_threshold=config.exact_threshold,
+                        nprobe=config.lifted_nprobe, compact=True)
+    if plan.exact or config.lifted_nprobe is not None:
+        return plan
+    return replace(plan, nprobe=min(plan.nlist, max(plan.nprobe, plan.nlist // 8)))
 
 
 def advise_random_access(pack: Pack) -> None:
