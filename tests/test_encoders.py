@@ -102,6 +102,25 @@ def test_encode_pixels_equals_encode_images(encoder, pictures: list[Image.Image]
     np.testing.assert_array_equal(encoder.encode_pixels(pixels), encoder.encode_images(same_size))
 
 
+def test_bfloat16_features_are_close_to_float32(encoder, cache_dir: Path, pictures: list[Image.Image]) -> None:
+    fast = load_encoder("bundled", cache_dir=cache_dir, batch_size=4, precision="bf16")
+    assert fast.precision == "bf16" and encoder.precision == "fp32"
+    assert fast.fingerprint == encoder.fingerprint  # same weights: statistics stay comparable
+    cosines = np.sum(unit(fast.encode_images(pictures)) * unit(encoder.encode_images(pictures)), axis=1)
+    # Textured pictures stay within 1%; a flat colour (pictures 1 and 4) is the worst case seen.
+    assert np.all(cosines[[0, 2, 3]] > 0.99) and np.all(cosines > 0.9)
+    assert not np.array_equal(fast.encode_images(pictures), encoder.encode_images(pictures))
+    text_cosines = np.sum(unit(fast.encode_texts(["a cat"])) * unit(encoder.encode_texts(["a cat"])), axis=1)
+    assert np.all(text_cosines > 0.99)
+
+
+def test_precisions_the_device_cannot_run_are_refused(cache_dir: Path) -> None:
+    with pytest.raises(ValueError, match="float16 needs a CUDA device"):
+        load_encoder("bundled", cache_dir=cache_dir, precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        load_encoder("bundled", cache_dir=cache_dir, precision="int8")
+
+
 def test_encode_pixels_rejects_bad_arrays(encoder) -> None:
     with pytest.raises(TypeError, match="uint8"):
         encoder.encode_pixels(np.zeros((1, 8, 8, 3), dtype=np.float32))

@@ -110,6 +110,15 @@ def test_monte_carlo_matches_direct_sum(small) -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_monte_carlo_many_matches_scipy_logsumexp(small) -> None:
+    queries = np.stack(query_vectors(small))
+    got = scores.monte_carlo_many(queries, small.collection.samples, TAU)
+    expected = [
+        [scipy.special.logsumexp(TAU * (f @ q)) - np.log(len(f)) for f in small.features] for q in queries
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
 def frechet_scipy(mu1, s1, mu2, s2) -> float:
     root = scipy.linalg.sqrtm(s1 @ s2)
     return -(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2.0 * np.real(root)))

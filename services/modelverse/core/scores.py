@@ -94,6 +94,21 @@ def monte_carlo(q: np.ndarray, samples: SampleSets, tau: float = DEFAULT_TAU) ->
     return peak + np.log(summed) - np.log(counts)
 
 
+def monte_carlo_many(queries: np.ndarray, samples: SampleSets, tau: float = DEFAULT_TAU) -> np.ndarray:
+    """``monte_carlo`` for many normalised queries at once: (Q, M) scores.
+
+    One model's rows at a time, against every query: the float64 copy of the features then
+    never exceeds one model's, which keeps a benchmark over 10,000 samples per model in memory.
+    """
+    q = np.atleast_2d(np.asarray(queries, dtype=np.float64))
+    out = np.empty((q.shape[0], len(samples)))
+    for model, (start, stop) in enumerate(zip(samples.offsets[:-1], samples.offsets[1:])):
+        logits = tau * (samples.features[start:stop].astype(np.float64) @ q.T)  # (n_m, Q)
+        peak = logits.max(axis=0)
+        out[:, model] = peak + np.log(np.exp(logits - peak).sum(axis=0)) - np.log(stop - start)
+    return out
+
+
 def frechet_full(
     query_mean: np.ndarray,
     query_covariance: np.ndarray,

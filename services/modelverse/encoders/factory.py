@@ -157,7 +157,7 @@ def _load(spec: EncoderSpec, cache_dir: Path) -> LoadedOpenClip:
 # --------------------------------------------------------------------------- per-process cache
 
 _models: dict[tuple[str, str, str], LoadedOpenClip] = {}
-_encoders: dict[tuple[str, str, str, int], OpenClipEncoder] = {}
+_encoders: dict[tuple[str, str, str, int, str], OpenClipEncoder] = {}
 _cache_lock = threading.Lock()
 
 
@@ -166,6 +166,7 @@ def load_encoder(
     device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | os.PathLike[str] | None = None,
+    precision: str = "auto",
 ) -> OpenClipEncoder:
     """The encoder named by ``spec``, loaded once per process and device.
 
@@ -173,6 +174,7 @@ def load_encoder(
         spec: see the module docstring; None reads ``$MODELVERSE_ENCODER`` (default ``bundled``).
         device: ``cpu``, ``cuda`` or ``cuda:N`` (float16 on CUDA).
         batch_size: images or texts per forward pass.
+        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
         cache_dir: where the bundled checkpoint, the offline HF cache and fingerprints of
             read-only weights live; default ``$MODELVERSE_CACHE`` or ``~/.cache/modelverse``.
     """
@@ -180,15 +182,15 @@ def load_encoder(
     cache = Path(cache_dir).expanduser().resolve() if cache_dir else bundled.default_cache_dir()
     model_key = (parsed.text, device, str(cache))
     with _cache_lock:
-        encoder = _encoders.get((*model_key, batch_size))
+        encoder = _encoders.get((*model_key, batch_size, precision))
         if encoder is not None:
             return encoder
         loaded = _models.get(model_key)
         if loaded is None:
             loaded = _load(parsed, cache)
             _models[model_key] = loaded
-        encoder = OpenClipEncoder(loaded, device=device, batch_size=batch_size)
-        _encoders[(*model_key, batch_size)] = encoder
+        encoder = OpenClipEncoder(loaded, device=device, batch_size=batch_size, precision=precision)
+        _encoders[(*model_key, batch_size, precision)] = encoder
         return encoder
 
 

@@ -17,6 +17,13 @@ import torch
 from PIL import Image
 
 DEFAULT_BATCH_SIZE = 64
+# "auto" = float16 on CUDA, float32 on the CPU. "bf16" runs the forward pass under bfloat16
+# autocast: about 2.6x the CPU throughput on cores with AVX512-BF16 (measured on the bundled
+# encoder: 58 vs 22 images/s per core). The features move: cosine to float32 0.98-0.999 on zoo
+# samples (mean 0.993-0.998), 0.94 on a flat colour picture. So it is a throughput option for
+# bulk indexing and benchmarks, not the default; index and query with the same precision. The
+# weights, and so the fingerprint, are the same.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -48,19 +55,33 @@ def flatten_transparency(image: Image.Image) -> Image.Image:
 class OpenClipEncoder:
     """Batched, deterministic image and text encoding with an open_clip model.
 
-    On CUDA the model runs in float16; outputs are always float32 rows, not normalised (the
-    Protocol leaves normalisation to the method).
+    By default the model runs in float16 on CUDA and float32 on the CPU (``precision``: see
+    PRECISIONS); outputs are always float32 rows, not normalised (the Protocol leaves
+    normalisation to the method).
     """
 
     def __init__(
-        self, loaded: LoadedOpenClip, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        loaded: LoadedOpenClip,
+        device: str = "cpu",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._device = torch.device(device)
         if self._device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} requested but CUDA is not available")
-        self._dtype = torch.float16 if self._device.type == "cuda" else torch.float32
+        if precision == "fp16" and self._device.type != "cuda":
+            raise ValueError("float16 needs a CUDA device; on the CPU use bf16 or fp32")
+        if precision == "auto":
+            precision = "fp16" if self._device.type == "cuda" else "fp32"
+        self._precision = precision
+        # bf16 keeps float32 weights and autocasts the matrix work; fp16 casts the weights.
+        self._dtype = torch.float16 if precision == "fp16" else torch.float32
+        self._autocast = precision == "bf16"
         self._model = loaded.model.to(device=self._device, dtype=self._dtype).eval()
         # channels_last: measured ~4x faster for the bundled EfficientNet tower on CPU (27 vs
         # 120 ms per image); convolution-free towers are unaffected.
@@ -89,6 +110,10 @@ class OpenClipEncoder:
     @property
     def device(self) -> torch.device:
         return self._device
+
+    @property
+    def precision(self) -> str:
+        return self._precision
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The (3, H, W) float tensor the model sees for ``image``."""
@@ -129,7 +154,9 @@ class OpenClipEncoder:
         return out
 
     def _run(self, encode: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(
+            self._device.type, dtype=torch.bfloat16, enabled=self._autocast
+        ):
             batch = batch.to(self._device)
             if batch.is_floating_point():
                 batch = batch.to(self._dtype)
@@ -138,5 +165,6 @@ class OpenClipEncoder:
     def __repr__(self) -> str:
         return (
             f"OpenClipEncoder(name={self._name!r}, fingerprint={self._fingerprint[:16]}..., "
-            f"dim={self._dim}, device={self._device}, batch_size={self.batch_size})"
+            f"dim={self._dim}, device={self._device}, precision={self._precision}, "
+            f"batch_size={self.batch_size})"
         )

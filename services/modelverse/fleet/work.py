@@ -11,13 +11,17 @@ import time
 import traceback
 from dataclasses import dataclass
 
+import numpy as np
+
 from modelverse.core.moments import PartialMoments, l2_normalize_rows, merge_all
 from modelverse.core.stats import summarize
+from modelverse.encoders.base import Encoder
 from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
 from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
 from modelverse.fleet.state import FleetState, partial_name
+from modelverse.generators.base import Generator
 from modelverse.store.errors import IncompatibleStatsError
 
 
@@ -45,16 +49,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
+def chunk_features(
+    generator: Generator, encoder: Encoder, model_id: str, stats_version: int, chunk_index: int, n: int
+) -> np.ndarray:
+    """The L2-normalised features (n, d) of one chunk: its samples come from the chunk's own seed,
+    so the quality benchmark, which keeps these features, sees exactly what the fleet summarises."""
+    seed = chunk_seed(model_id, stats_version, chunk_index)
+    images = check_images(generator.sample(n, seed), n, generator.resolution)
+    return l2_normalize_rows(check_features(encoder.encode_pixels(images), n, encoder.dim))
+
+
 def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> PartialMoments:
     """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure."""
-    n = spec.plan.chunk_samples(chunk_index)
-    seed = chunk_seed(spec.model_id, spec.stats_version, chunk_index)
     try:
-        generator = runtime.generator(spec.generator)
-        encoder = runtime.encoder(spec.encoder)
-        images = check_images(generator.sample(n, seed), n, generator.resolution)
-        features = check_features(encoder.encode_pixels(images), n, encoder.dim)
-        return PartialMoments.from_samples(l2_normalize_rows(features))
+        features = chunk_features(
+            runtime.generator(spec.generator),
+            runtime.encoder(spec.encoder),
+            spec.model_id,
+            spec.stats_version,
+            chunk_index,
+            spec.plan.chunk_samples(chunk_index),
+        )
+        return PartialMoments.from_samples(features)
     except Exception as exc:  # whatever a model's own code raises, the model is at fault
         raise ModelFailure(f"chunk {chunk_index} of {spec.model_id}: {_describe(exc)}") from exc
 
