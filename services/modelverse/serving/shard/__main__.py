@@ -11,6 +11,7 @@ from pathlib import Path
 from modelverse.serving import logs, metrics
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.serving.index_choice import EXACT_THRESHOLD
+from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.serving.shard.service import ShardServicer
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, ShardConfig, ShardState
 from modelverse.v1 import shard_pb2, shard_pb2_grpc
@@ -31,6 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes for the FAISS index")
     parser.add_argument("--exact-threshold", type=int, default=EXACT_THRESHOLD)
     parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--lifted", default="mgf",
+                        help="methods with a lifted first-stage index, comma-separated (mgf, gaussian); '' for none")
+    parser.add_argument("--lift-columns", type=int, default=DEFAULT_COLUMNS, help="MGF: covariance columns kept by direction")
+    parser.add_argument("--lift-alpha", type=float, default=DEFAULT_ALPHA, help="MGF: tangent point, alpha |w_k|")
+    parser.add_argument("--lifted-nprobe", type=int, default=None, help="nprobe of a lifted inverted file (default nlist / 8)")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between store checks")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
         memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
+        lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
+        lift_alpha=args.lift_alpha, lifted_nprobe=args.lifted_nprobe,
     ))
     server, port, _ = build_server(
         [lambda s: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(state), s)],
@@ -58,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     write_port_file(args.port_file, port)
     log.info("shard serving", extra={"shard": args.shard, "shards": args.shards, "port": port,
-                                     "models": state.models(), "index_type": state.index.plan.factory})
+                                     "models": state.models(), "index_type": state.index.plan.factory,
+                                     "lifted": {m.value: i.plan.factory for m, i in state.lifted.items()}})
     stop.wait()
     server.stop(grace=2).wait()
     log.info("shard stopped", extra={"shard": args.shard})

@@ -104,7 +104,8 @@ class ShardIndex:
         cls, plan: IndexPlan, ids: list[str], rows: ModelRows | np.ndarray, versions: list[int],
         lift: LiftSpec | None = None,
     ) -> ShardIndex:
-        dim = (rows.shape[1] if isinstance(rows, np.ndarray) else rows.collection.dim) + (0 if lift is None else 1)
+        d = rows.shape[1] if isinstance(rows, np.ndarray) else rows.collection.dim
+        dim = d if lift is None else lift.dim(d)
         if ids:
             main = build_index(plan, index_vectors(lift, rows))
         else:

@@ -12,7 +12,7 @@ import logging
 import mmap
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ from modelverse.core.collection import Collection
 from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.reference import Method, QueryPart
 from modelverse.serving import metrics
-from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index
+from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index, choose_lifted_index
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
 from modelverse.serving.partition import shard_of
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
@@ -49,7 +49,7 @@ class ShardConfig:
     lifted: tuple[str, ...] = ("mgf",)  # methods (Method values) with a lifted first stage
     lift_columns: int = DEFAULT_COLUMNS
     lift_alpha: float = DEFAULT_ALPHA
-    lifted_nprobe: int | None = None  # None: nlist / 8 (see lifted_plan)
+    lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
 
     def lift_specs(self) -> dict[Method, LiftSpec]:
         return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha) for m in self.lifted}
@@ -106,7 +106,7 @@ class ShardState:
         lifted = {m: ShardIndex.load(self._lifted_dir(m), config.memory_budget_bytes, spec)
                   for m, spec in self.lift_specs.items()}
         dim = self.store.config.dim
-        if (index is None or index.dim != dim or any(i is None or i.dim != dim + 1 for i in lifted.values())
+        if (index is None or index.dim != dim or any(i is None or i.dim != s.dim(dim) for i, s in zip(lifted.values(), self.lift_specs.values()))
                 or any(i.versions != index.versions for i in lifted.values())):
             index, lifted = self._build(pack, partition)
         self.index: ShardIndex = index
@@ -304,15 +304,8 @@ class ShardState:
 
 
 def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
-    """A lifted index's plan: the first-moment rule, but with 8-bit codes (never raw floats)
-    above the exact threshold, so copies x (d + 1) bytes per model stay within the per-model
-    budget, and nprobe = nlist / 8 by default: the lifted vectors' covariance directions
-    cluster less than means do, and recall needs more lists (docs/SERVING.md)."""
-    plan = choose_index(vectors, dim, config.memory_budget_bytes, exact_threshold=config.exact_threshold,
-                        nprobe=config.lifted_nprobe, compact=True)
-    if plan.exact or config.lifted_nprobe is not None:
-        return plan
-    return replace(plan, nprobe=min(plan.nlist, max(plan.nprobe, plan.nlist // 8)))
+    return choose_lifted_index(vectors, dim, config.memory_budget_bytes, exact_threshold=config.exact_threshold,
+                               nprobe=config.lifted_nprobe)
 
 
 def advise_random_access(pack: Pack) -> None:

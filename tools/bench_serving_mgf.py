@@ -1,0 +1,167 @@
+"""MGF (1st + 2nd moment) through the serving path: the lifted first stage against the
+first-moment one, top-10 agreement with the exhaustive exact ranking by candidates per shard.
+
+    .venv/bin/python tools/scale_stats.py --out /tmp/scale-100k --models 100000
+    .venv/bin/python tools/bench_serving_mgf.py --store /tmp/scale-100k --index-dir /tmp/scale-100k-index \
+        --queries 20 --out docs/benchmarks/serving-100k-mgf.json
+
+Real gRPC: S shards (ShardState + ShardServicer, in this process) and a gateway on loopback,
+queries as in tools/bench_serving.py (one synthetic image feature of a random model each). For
+each first stage (``first_moment``: the shards built with no lifted index, MGF recalls from the
+cosine of the means as before; ``lifted``: the default shards) and each nprobe of the lifted
+inverted file, the fraction of the exhaustive top-10 positions the two-stage answer holds,
+against the candidates per shard; and the shard-side recall time (FAISS + rerank, one shard,
+in-process, p50 over the queries). The indexes are saved under --index-dir and reused.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import faiss  # noqa: E402
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_serving import make_queries, vector_request  # noqa: E402
+
+from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
+from modelverse.serving.gateway.fanout import ShardPool  # noqa: E402
+from modelverse.serving.gateway.service import GatewayServicer  # noqa: E402
+from modelverse.serving.grpc_server import build_server  # noqa: E402
+from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
+from modelverse.serving.shard.service import ShardServicer  # noqa: E402
+from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402
+from modelverse.store.directory import DirectoryStore  # noqa: E402
+from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc  # noqa: E402
+
+faiss.omp_set_num_threads(1)
+
+
+def serve(states: list[ShardState]) -> tuple[search_pb2_grpc.SearchServiceStub, list[grpc.Server], ShardPool]:
+    servers, addresses = [], []
+    for state in states:
+        server, port, _ = build_server(
+            [lambda srv, st=state: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(st), srv)],
+            [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
+        )
+        servers.append(server)
+        addresses.append([f"127.0.0.1:{port}"])
+    pool = ShardPool(addresses)
+    gateway = GatewayServicer(pool)
+    server, port, _ = build_server(
+        [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(gateway, srv)],
+        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
+    )
+    servers.append(server)
+    return search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}")), servers, pool
+
+
+def set_lifted_nprobe(states: list[ShardState], nprobe: int) -> None:
+    for state in states:
+        index = state.lifted[Method.MGF]
+        if not index.plan.exact:
+            index.plan = replace(index.plan, nprobe=min(nprobe, index.plan.nlist))
+
+
+def curve(stub, queries: np.ndarray, truths: list[list[str]], grid: list[int]) -> dict[int, float]:
+    out = {}
+    for k in grid:
+        same = 0
+        for q, truth in zip(queries, truths):
+            hits = [h.model.id for h in stub.Search(vector_request(q, search_pb2.MGF, 10, k), timeout=60).hits]
+            same += sum(a == b for a, b in zip(hits, truth))
+        out[k] = round(same / (10 * len(queries)), 4)
+    return out
+
+
+def recall_ms(state: ShardState, queries: np.ndarray, candidates: int) -> float:
+    dim = state.store.config.dim
+    seconds = []
+    for q in queries:
+        parts = [QueryPart(q.astype(np.float64))]
+        started = time.perf_counter()
+        state.recall(first_stage_query(parts, dim), Method.MGF, candidates, parts=parts)
+        seconds.append(time.perf_counter() - started)
+    return round(1000 * float(np.median(seconds)), 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--index-dir", required=True, type=Path, help="indexes saved here and reused")
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--grid", default="10,25,50,100,200,400,800")
+    parser.add_argument("--nprobe", default="", help="lifted nprobe values to sweep (comma-separated; default: the shard's)")
+    parser.add_argument("--lift-columns", type=int, default=DEFAULT_COLUMNS)
+    parser.add_argument("--lift-alpha", type=float, default=DEFAULT_ALPHA)
+    parser.add_argument("--skip-first-moment", action="store_true")
+    parser.add_argument("--timing-candidates", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    grid = [int(k) for k in args.grid.split(",")]
+    store = DirectoryStore.open(args.store)
+    collection = store.collection()
+    queries, _ = make_queries(collection, args.queries, seed=1)
+    started = time.perf_counter()
+    truths = [[h.id for h in ExactSearch(collection).search([QueryPart(q.astype(np.float64))], Method.MGF, 10)]
+              for q in queries]
+    exhaustive = (time.perf_counter() - started) / len(queries)
+    print(f"exhaustive MGF: {exhaustive:.2f} s per query", file=sys.stderr)
+    result: dict = {"store": str(args.store), "models": int(collection.live_mask().sum()), "shards": args.shards,
+                    "queries": args.queries, "machine": platform.node(), "cpus": os.cpu_count(),
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "exhaustive_seconds_per_query": round(exhaustive, 2), "curves": {}}
+    configurations = [("first_moment", ())] if not args.skip_first_moment else []
+    configurations.append((f"lifted t={args.lift_columns} alpha={args.lift_alpha}", ("mgf",)))
+    for name, lifted in configurations:
+        started = time.perf_counter()
+        states = [ShardState(ShardConfig(store=args.store, shard=s, shards=args.shards,
+                                         index_dir=args.index_dir / f"shard-{s}-of-{args.shards}", lifted=lifted,
+                                         lift_columns=args.lift_columns, lift_alpha=args.lift_alpha))
+                  for s in range(args.shards)]
+        opened = time.perf_counter() - started
+        stub, servers, pool = serve(states)
+        settings = [None] if not lifted or not args.nprobe else [int(p) for p in args.nprobe.split(",")]
+        for nprobe in settings:
+            if nprobe is not None:
+                set_lifted_nprobe(states, nprobe)
+            index = states[0].lifted[Method.MGF] if lifted else states[0].index
+            label = name if nprobe is None else f"{name} nprobe {nprobe}"
+            entry = {"index": index.plan.factory, "nprobe": index.plan.nprobe, "copies": index.copies,
+                     "lift": None if index.lift is None else index.lift.__dict__,
+                     "bytes_per_model": index.copies * index.plan.bytes_per_vector,
+                     "open_or_build_seconds": round(opened, 1),
+                     "positions_agreeing": curve(stub, queries, truths, grid),
+                     f"shard_recall_ms_p50_at_{args.timing_candidates}": recall_ms(states[0], queries, args.timing_candidates)}
+            result["curves"][label] = entry
+            print(label, json.dumps(entry), file=sys.stderr, flush=True)
+        for server in servers:
+            server.stop(grace=None)
+        pool.close()
+    print(f"{'first stage':34s} " + " ".join(f"{k:>6d}" for k in grid) + "   recall ms")
+    for label, entry in result["curves"].items():
+        row = " ".join(f"{entry['positions_agreeing'][k]:6.3f}" for k in grid)
+        print(f"{label:34s} {row}   {entry[f'shard_recall_ms_p50_at_{args.timing_candidates}']}")
+    if args.out:
+        previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+        if previous.get("store") == result["store"]:  # runs with other settings add their curves
+            result["curves"] = {**previous.get("curves", {}), **result["curves"]}
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
