@@ -35,7 +35,7 @@ MIN_POINTS_PER_CENTROID = 39
 TRAINING_POINTS_PER_CENTROID = 64
 TRAINING_POINTS_FLAT_CODES = 65536  # enough for a scalar quantiser's per-dimension ranges
 IVF_OVERHEAD_BYTES = 8
-LIFTED_SCAN_BYTES = 128 * 1024**2  # 8-bit codes a lifted index scans exhaustively (about 8 ms here)  # the id stored with every vector in an inverted list
+LIFTED_SCAN_BYTES = 128 * 1024**2  # 8-bit codes a lifted index scans exhaustively (about 10 ms here)  # the id stored with every vector in an inverted list
 
 
 @dataclass(frozen=True)
@@ -105,10 +105,10 @@ def choose_lifted_index(
     2. while the 8-bit codes of all n vectors are at most ``scan_bytes`` (default 128 MiB) and
        fit the budget: ``SQ8``, an exhaustive scan of 8-bit codes (no partition, scores rounded
        to the codes). A lifted vector's covariance part points in model-specific directions,
-       which an inverted file's clusters do not capture: on the synthetic 100k collection an
-       IVF probing 1/32 of its lists loses a quarter of the exact top 10, while an SQ8 scan of
-       200,000 vectors of 528 dimensions takes about 7 ms on one core (FAISS's SIMD path needs
-       the dimension a multiple of 16, hence the padding);
+       which an inverted file's clusters do not capture: on a synthetic 20k collection an IVF
+       probing 1/32 of its lists loses a quarter of the exact top 10, while an SQ8 scan of
+       200,000 vectors of 528 dimensions takes about 8 ms on one core (FAISS's SIMD path needs
+       the dimension a multiple of 16, hence the padding; docs/SERVING.md);
     3. above: ``IVF{nlist},SQ8`` with nlist as in ``choose_index`` and nprobe = nlist / 8 (>= 8)
        by default: recall against cost is measured by tools/bench_serving_mgf.py.
     """
