@@ -14,8 +14,6 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
-
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
@@ -28,11 +26,11 @@ from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.service import ShardServicer
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from modelverse.store.directory import DirectoryStore, StoreConfig
-from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import PackRow, PackWriter
 from modelverse.synthetic import SyntheticZoo
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc
 from serving_fixtures import build_store
+from threadpoolctl import threadpool_limits
 
 GiB = 1024**3
 TAU = 100.0
@@ -106,7 +104,6 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, s
     collection = store.collection()
     spec = LiftSpec("mgf", columns=2)
     ids = list(collection.ids)
-    rows = ModelRows(collection, np.arange(len(ids)))
     n_main = 16
     plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold, scan_bytes=scan_bytes)
     assert plan.factory == factory

@@ -33,7 +33,9 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
-from modelverse.serving.index_choice import IVF_OVERHEAD_BYTES
+from modelverse.serving.index_choice import IVF_OVERHEAD_BYTES, choose_lifted_index
+from modelverse.serving.lifted import LiftSpec
+from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 from modelverse.store.directory import DirectoryStore
 from modelverse.v1 import search_pb2, search_pb2_grpc
 
@@ -91,6 +93,13 @@ def single_client_latency(stub, queries: np.ndarray, method: int, requests: int)
         stub.Search(request, timeout=10)
         times.append(time.perf_counter() - started)
     return percentiles(times[5:])  # the first few warm connections and caches
+
+
+def lifted_bytes_per_model(models_per_shard: int, dim: int) -> int:
+    """Bytes per model of the shards' lifted MGF index (default spec, the shard's index rule)."""
+    spec = LiftSpec("mgf")
+    plan = choose_lifted_index(models_per_shard * spec.copies, spec.dim(dim), DEFAULT_MEMORY_BUDGET)
+    return spec.copies * plan.bytes_per_vector
 
 
 def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int]) -> dict:
@@ -172,7 +181,8 @@ def main() -> int:
     result: dict = {"models": n, "dim": collection.dim, "rank": collection.compressed.rank, "shards": args.shards,
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                     "bytes_per_model": {"pack_row": pack_row_bytes, "first_moment_f32": 4 * collection.dim,
-                                        "index_vector": 4 * collection.dim + IVF_OVERHEAD_BYTES}}
+                                        "index_vector": 4 * collection.dim + IVF_OVERHEAD_BYTES,
+                                        "lifted_mgf_index": lifted_bytes_per_model(n // args.shards, collection.dim)}}
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, candidates=args.candidates,
                        nprobe=args.nprobe, startup_timeout=1800)
@@ -184,12 +194,12 @@ def main() -> int:
             for line in replicas[0].log_file.read_text().splitlines():
                 entry = json.loads(line)
                 if entry.get("msg") == "index built":
-                    builds.append({k: entry[k] for k in ("shard", "models", "index_type", "seconds")})
+                    builds.append({k: entry[k] for k in ("shard", "models", "first_stage", "index_type", "seconds") if k in entry})
         result["index_builds"] = builds
         stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(cluster.gateway.address))
         result["latency_single_client"] = {
             name: single_client_latency(stub, queries, METHODS[name], args.latency_requests)
-            for name in ("first_moment", "gaussian")
+            for name in ("first_moment", "gaussian", "mgf")
         }
         print("latency", json.dumps(result["latency_single_client"]), file=sys.stderr)
         loadtest = load_loadtest()

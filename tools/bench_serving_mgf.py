@@ -35,7 +35,6 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import make_queries, vector_request  # noqa: E402
-
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
 from modelverse.serving.gateway.fanout import ShardPool  # noqa: E402
 from modelverse.serving.gateway.service import GatewayServicer  # noqa: E402
