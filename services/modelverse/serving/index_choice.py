@@ -110,7 +110,7 @@ def choose_lifted_index(
        200,000 vectors of 528 dimensions takes about 8 ms on one core (FAISS's SIMD path needs
        the dimension a multiple of 16, hence the padding; docs/SERVING.md);
     3. above: ``IVF{nlist},SQ8`` with nlist as in ``choose_index`` and nprobe = nlist / 8 (>= 8)
-       by default: recall against cost is measured by tools/bench_serving_mgf.py.
+       by default: recall against cost is measured by tools/bench_serving_lifted.py.
     """
     if n < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise ValueError(f"invalid index sizing: n={n}, dim={dim}, budget={memory_budget_bytes}")

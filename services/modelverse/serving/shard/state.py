@@ -52,7 +52,10 @@ class ShardConfig:
     lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
 
     def lift_specs(self) -> dict[Method, LiftSpec]:
-        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha) for m in self.lifted}
+        """Columns and alpha shape only MGF's vectors (a GAUSSIAN index keeps the defaults, so
+        changing them does not rebuild it)."""
+        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha)
+                if Method(m) is Method.MGF else LiftSpec(m) for m in self.lifted}
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
-"""MGF (1st + 2nd moment) through the serving path: the lifted first stage against the
-first-moment one, top-10 agreement with the exhaustive exact ranking by candidates per shard.
+"""A second-order method through the serving path (MGF by default, or GAUSSIAN): its lifted
+first stage against the first-moment one, top-10 agreement with the exhaustive exact ranking by
+candidates per shard.
 
     .venv/bin/python tools/scale_stats.py --out /tmp/scale-100k --models 100000
-    .venv/bin/python tools/bench_serving_mgf.py --store /tmp/scale-100k --index-dir /tmp/scale-100k-index \
-        --queries 20 --out docs/benchmarks/serving-100k-mgf.json
+    .venv/bin/python tools/bench_serving_lifted.py --store /tmp/scale-100k --index-dir /tmp/scale-100k-index \
+        --queries 50 --out docs/benchmarks/serving-100k-mgf.json
 
 Real gRPC: S shards (ShardState + ShardServicer, in this process) and a gateway on loopback,
 queries as in tools/bench_serving.py (one synthetic image feature of a random model each). For
 each first stage (``first_moment``: the shards built with no lifted index, MGF recalls from the
-cosine of the means as before; ``lifted``: the default shards) and each nprobe of the lifted
+cosine of the means as before; ``lifted``: shards with the method's lifted index) and each nprobe of the lifted
 inverted file, the fraction of the exhaustive top-10 positions the two-stage answer holds,
 against the candidates per shard; and the shard-side recall time (FAISS + rerank, one shard,
 in-process, p50 over the queries). The indexes are saved under --index-dir and reused.
@@ -67,31 +68,32 @@ def serve(states: list[ShardState]) -> tuple[search_pb2_grpc.SearchServiceStub, 
     return search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}")), servers, pool
 
 
-def set_lifted_nprobe(states: list[ShardState], nprobe: int) -> None:
+def set_lifted_nprobe(states: list[ShardState], method: Method, nprobe: int) -> None:
     for state in states:
-        index = state.lifted[Method.MGF]
+        index = state.lifted[method]
         if not index.plan.exact:
             index.plan = replace(index.plan, nprobe=min(nprobe, index.plan.nlist))
 
 
-def curve(stub, queries: np.ndarray, truths: list[list[str]], grid: list[int]) -> dict[int, float]:
+def curve(stub, queries: np.ndarray, truths: list[list[str]], grid: list[int], method: Method) -> dict[int, float]:
     out = {}
     for k in grid:
         same = 0
         for q, truth in zip(queries, truths):
-            hits = [h.model.id for h in stub.Search(vector_request(q, search_pb2.MGF, 10, k), timeout=60).hits]
+            request = vector_request(q, search_pb2.MGF if method is Method.MGF else search_pb2.GAUSSIAN, 10, k)
+            hits = [h.model.id for h in stub.Search(request, timeout=60).hits]
             same += sum(a == b for a, b in zip(hits, truth))
         out[k] = round(same / (10 * len(queries)), 4)
     return out
 
 
-def recall_ms(state: ShardState, queries: np.ndarray, candidates: int) -> float:
+def recall_ms(state: ShardState, queries: np.ndarray, candidates: int, method: Method) -> float:
     dim = state.store.config.dim
     seconds = []
     for q in queries:
         parts = [QueryPart(q.astype(np.float64))]
         started = time.perf_counter()
-        state.recall(first_stage_query(parts, dim), Method.MGF, candidates, parts=parts)
+        state.recall(first_stage_query(parts, dim), method, candidates, parts=parts)
         seconds.append(time.perf_counter() - started)
     return round(1000 * float(np.median(seconds)), 2)
 
@@ -100,6 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, type=Path)
     parser.add_argument("--index-dir", required=True, type=Path, help="indexes saved here and reused")
+    parser.add_argument("--method", choices=("mgf", "gaussian"), default="mgf")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--grid", default="10,25,50,100,200,400,800")
@@ -111,20 +114,22 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     grid = [int(k) for k in args.grid.split(",")]
+    method = Method(args.method)
     store = DirectoryStore.open(args.store)
     collection = store.collection()
     queries, _ = make_queries(collection, args.queries, seed=1)
     started = time.perf_counter()
-    truths = [[h.id for h in ExactSearch(collection).search([QueryPart(q.astype(np.float64))], Method.MGF, 10)]
+    truths = [[h.id for h in ExactSearch(collection).search([QueryPart(q.astype(np.float64))], method, 10)]
               for q in queries]
     exhaustive = (time.perf_counter() - started) / len(queries)
-    print(f"exhaustive MGF: {exhaustive:.2f} s per query", file=sys.stderr)
-    result: dict = {"store": str(args.store), "models": int(collection.live_mask().sum()), "shards": args.shards,
+    print(f"exhaustive {method.value}: {exhaustive:.2f} s per query", file=sys.stderr)
+    result: dict = {"store": str(args.store), "method": method.value, "models": int(collection.live_mask().sum()), "shards": args.shards,
                     "queries": args.queries, "machine": platform.node(), "cpus": os.cpu_count(),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "exhaustive_seconds_per_query": round(exhaustive, 2), "curves": {}}
     configurations = [("first_moment", ())] if not args.skip_first_moment else []
-    configurations.append((f"lifted t={args.lift_columns} alpha={args.lift_alpha}", ("mgf",)))
+    configurations.append((f"lifted t={args.lift_columns} alpha={args.lift_alpha}" if method is Method.MGF else "lifted",
+                           (method.value,)))
     for name, lifted in configurations:
         started = time.perf_counter()
         states = [ShardState(ShardConfig(store=args.store, shard=s, shards=args.shards,
@@ -136,15 +141,16 @@ def main() -> int:
         settings = [None] if not lifted or not args.nprobe else [int(p) for p in args.nprobe.split(",")]
         for nprobe in settings:
             if nprobe is not None:
-                set_lifted_nprobe(states, nprobe)
-            index = states[0].lifted[Method.MGF] if lifted else states[0].index
+                set_lifted_nprobe(states, method, nprobe)
+            index = states[0].lifted[method] if lifted else states[0].index
             label = name if nprobe is None else f"{name} nprobe {nprobe}"
             entry = {"index": index.plan.factory, "nprobe": index.plan.nprobe, "copies": index.copies,
                      "lift": None if index.lift is None else index.lift.__dict__,
                      "bytes_per_model": index.copies * index.plan.bytes_per_vector,
                      "open_or_build_seconds": round(opened, 1),
-                     "positions_agreeing": curve(stub, queries, truths, grid),
-                     f"shard_recall_ms_p50_at_{args.timing_candidates}": recall_ms(states[0], queries, args.timing_candidates)}
+                     "positions_agreeing": curve(stub, queries, truths, grid, method),
+                     f"shard_recall_ms_p50_at_{args.timing_candidates}": recall_ms(
+                         states[0], queries, args.timing_candidates, method)}
             result["curves"][label] = entry
             print(label, json.dumps(entry), file=sys.stderr, flush=True)
         for server in servers:
@@ -156,7 +162,7 @@ def main() -> int:
         print(f"{label:34s} {row}   {entry[f'shard_recall_ms_p50_at_{args.timing_candidates}']}")
     if args.out:
         previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-        if previous.get("store") == result["store"]:  # runs with other settings add their curves
+        if previous.get("store") == result["store"] and previous.get("method", "mgf") == method.value:  # runs with other settings add their curves
             result["curves"] = {**previous.get("curves", {}), **result["curves"]}
         args.out.write_text(json.dumps(result, indent=1))
     return 0
