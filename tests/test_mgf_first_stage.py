@@ -122,7 +122,8 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, s
     assert ShardIndex.load(tmp_path / "lifted", lift=LiftSpec("mgf", columns=1)) is None  # another spec: rebuild
     assert ShardIndex.load(tmp_path / "lifted") is None  # a lifted index is not a first-moment one
     loaded = ShardIndex.load(tmp_path / "lifted", GiB, lift=spec)
-    assert loaded is not None and loaded.copies == 4
+    mapped = ShardIndex.load(tmp_path / "lifted", lift=spec)  # memory-mapped
+    assert loaded is not None and loaded.copies == 4 and mapped is not None
     rng = np.random.default_rng(1)
     for i in range(5):
         q = lift_query([QueryPart(small.features[i][0])], 64)
@@ -137,6 +138,7 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, s
         allowed = set(rng.choice(live, 8, replace=False).tolist())
         assert set(index.search(q, 20, allowed).ids) == allowed
         main_top = brute_force_top(all_vectors[: n_main * spec.copies], spec.copies, ids[:n_main], q, 5)
+        assert mapped.search(q, 5).ids == loaded.search(q, 5).ids
         if factory == "Flat":
             assert loaded.search(q, 5).ids == main_top
         else:
