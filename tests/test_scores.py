@@ -110,6 +110,17 @@ def test_monte_carlo_matches_direct_sum(small) -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+def test_frechet_full_with_a_low_rank_query_matches_scipy_sqrtm(small) -> None:
+    """A query of a few images has a singular covariance: the k x k shortcut must agree."""
+    rng = np.random.default_rng(3)
+    few = rng.standard_normal((4, small.collection.dim)) * 0.05 + small.collection.means[0]
+    query_mean, query_cov = few.mean(axis=0), np.cov(few, rowvar=False)
+    covs = [reference_cov(f) for f in small.features]
+    got = scores.frechet_full(query_mean, query_cov, small.collection.means, FullCovariances.stack(covs))
+    expected = [frechet_scipy(query_mean, query_cov, mu, c) for mu, c in zip(small.collection.means, covs)]
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
+
+
 def test_monte_carlo_many_matches_scipy_logsumexp(small) -> None:
     queries = np.stack(query_vectors(small))
     got = scores.monte_carlo_many(queries, small.collection.samples, TAU)
