@@ -82,11 +82,13 @@ def test_reindexing_bumps_the_version_and_changes_the_seeds(tmp_path: Path) -> N
 
 
 def test_adaptive_run_stops_early_and_equals_a_fixed_run_of_as_many_chunks(tmp_path: Path) -> None:
-    adaptive = SamplePlan(max_samples=3000, chunk_size=100, min_samples=300, round_samples=200, tolerance=0.5)
+    # The toy features vary little (a typical query's score has a standard error of 0.004 nats
+    # at 300 samples, 0.002 at 900), so a small tolerance makes the job go past its floor.
+    adaptive = SamplePlan(max_samples=3000, chunk_size=100, min_samples=300, round_samples=200, tolerance=0.0025)
     [record] = index_embedded(tmp_path / "a", [good("m", 3)], ENCODER_SPEC, adaptive, torch_threads=1)
     assert record.state is JobState.DONE
-    assert 300 <= record.samples_used < 3000
-    assert record.converged_change is not None and record.converged_change <= 0.5
+    assert 300 < record.samples_used < 3000
+    assert record.converged_change is not None and record.converged_change <= 0.0025
 
     fixed = SamplePlan(max_samples=record.samples_used, chunk_size=100)
     index_embedded(tmp_path / "f", [good("m", 3)], ENCODER_SPEC, fixed, torch_threads=1)

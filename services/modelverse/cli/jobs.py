@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
-from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
@@ -43,8 +43,6 @@ def _reaching(url: str) -> Iterator[None]:
 
 
 DEFAULT_SAMPLES = 50_000  # the paper's N: the ceiling when sampling adaptively
-DEFAULT_MIN_SAMPLES = 2_000
-DEFAULT_ROUND_SAMPLES = 2_000
 BAR_WIDTH = 20
 
 
@@ -68,8 +66,8 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round-samples", type=int, default=DEFAULT_ROUND_SAMPLES, metavar="N",
                         help="samples added per adaptive round (default: %(default)s)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="NATS",
-                        help="adaptive: converged when no probe score moves more than this between rounds "
-                        "(default: %(default)s)")
+                        help="adaptive: stop once the standard error of the score a query like the model's "
+                        "own samples gets is at most this (default: %(default)s; docs/FLEET.md)")
 
 
 def plan_from_args(args: argparse.Namespace) -> SamplePlan:

@@ -9,7 +9,7 @@ the ground truth, mAP@k with relevance = sharing a tag with the ground truth, as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,11 +68,18 @@ class EncodedQuery:
     text: str = ""
 
 
-def collection_at(cache: FeatureCache, model_ids: Sequence[str], samples: int, rank: int = DEFAULT_RANK,
-                  eps: float = DEFAULT_EPS) -> Collection:
-    """Every model's statistics from its first ``samples`` cached samples, raw features kept."""
+def collection_at(cache: FeatureCache, model_ids: Sequence[str], samples: int | Mapping[str, int],
+                  rank: int = DEFAULT_RANK, eps: float = DEFAULT_EPS) -> Collection:
+    """Every model's statistics from its first ``samples`` cached samples, raw features kept.
+
+    ``samples`` is one count for every model, or a count per model id (an adaptive run's)."""
+
+    def count(model_id: str) -> int:
+        return samples if isinstance(samples, int) else samples[model_id]
+
     stats = [
-        summarize(cache.moments(m, samples), rank=rank, eps=eps, keep_covariance=True, samples=cache.features(m, samples))
+        summarize(cache.moments(m, count(m)), rank=rank, eps=eps, keep_covariance=True,
+                  samples=cache.features(m, count(m)))
         for m in model_ids
     ]
     return Collection.from_stats(list(model_ids), stats)
@@ -198,4 +205,36 @@ def evaluate(
                 values = search.score_similar(query.name, scorer.form or COMPRESSED)
             rankings.append(_ranking(ids[others], values[others]))
         record("model", scorer.label, model_queries, rankings, relevant=lambda q: set(q.ground_truth))
+    return rows
+
+
+TEMPERATURE_SCORERS = (Scorer(Method.MONTE_CARLO), Scorer(Method.MGF, FULL), Scorer(Method.MGF, COMPRESSED))
+
+
+def evaluate_temperatures(
+    collection: Collection,
+    encoded: dict[str, list[EncodedQuery]],
+    suite: QuerySuite,
+    taus: Sequence[float],
+    *,
+    eps: float = DEFAULT_EPS,
+) -> list[dict[str, object]]:
+    """The two scores that depend on tau (Monte Carlo, 1st + 2nd moment) for text and image
+    queries at each tau: tau is the temperature of exp(tau q.z), and an encoder trained with
+    another temperature than CLIP's 100 ranks differently with the paper's value."""
+    all_tags = set().union(*suite.tags.values())
+    rows: list[dict[str, object]] = []
+    for tau in taus:
+        search = ExactSearch(collection, tau=tau, eps=eps)
+        for modality in ("text", "image"):
+            queries = encoded[modality]
+            for scorer in TEMPERATURE_SCORERS:
+                values = _point_scores(search, scorer, queries)
+                metrics = [
+                    query_metrics(_ranking(collection.ids, v), q.ground_truth,
+                                  relevant_by_tags(q.ground_truth, suite.tags, all_tags))
+                    for q, v in zip(queries, values)
+                ]
+                rows.append({"modality": modality, "scorer": scorer.label, "queries": "all", "tau": float(tau),
+                             "count": len(queries), **summarize_queries(metrics)})
     return rows

@@ -2,7 +2,8 @@
 call these, so the cluster and the single process compute the same bits.
 
 ``run_chunk`` samples, encodes and reduces one chunk; ``close_round`` (a round's chord callback)
-merges the partials in chunk order and either finalises the model or opens another round.
+merges the partials in chunk order and either finalises the model or opens another round (adaptive
+sampling: ``fleet.adaptive.check_round``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from modelverse.core.moments import PartialMoments, l2_normalize_rows, merge_all
 from modelverse.core.stats import summarize
 from modelverse.encoders.base import Encoder
-from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
+from modelverse.fleet.adaptive import check_round
 from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
@@ -114,17 +115,15 @@ def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Run
     merged = merge_all(p for p in partials if p is not None)  # chunk order: reproducible bits
 
     if plan.adaptive and not plan.is_last_round(round_index):
-        scores = probe_scores(merged, probe_set(merged.dim))
-        change = score_change(job.probe_scores, scores) if job.probe_scores else None
-        enough = merged.count >= plan.min_samples
-        if not (enough and change is not None and change <= (plan.tolerance or 0.0)):
-            advanced = state.advance_round(
-                spec.job_id, round_index, probe_scores=tuple(scores.tolist()), converged_change=change
-            )
+        # A function of the merged moments only (fleet.adaptive), so the stop does not depend on
+        # which worker closes the round; the job's converged_change records its value.
+        check = check_round(merged, plan)
+        if not check.converged:
+            advanced = state.advance_round(spec.job_id, round_index, converged_change=check.standard_error)
             if not advanced:  # a duplicate of this callback advanced first and sent the round
                 return RoundOutcome(JobState.RUNNING)
             return RoundOutcome(JobState.RUNNING, round_index + 1, plan.round_chunks(round_index + 1))
-        state.update_job(spec.job_id, converged_change=change)
+        state.update_job(spec.job_id, converged_change=check.standard_error)
 
     return _finalise(state, spec, merged, names, runtime)
 
