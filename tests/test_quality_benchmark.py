@@ -120,3 +120,16 @@ def test_sample_counts_must_be_whole_chunks(tmp_path: Path) -> None:
         cache.chunks_for(750)
     with pytest.raises(FileNotFoundError, match="fill the cache first"):
         cache.features("digits-vae-one", 500)
+
+
+def test_scores_use_the_encoders_own_temperature_and_compare_with_the_papers(run: dict[str, object]) -> None:
+    from modelverse.encoders import load_encoder
+
+    report = run["report"]
+    temperature = load_encoder("bundled").temperature
+    assert temperature is not None and 1.0 < temperature < 100.0  # trained here, not CLIP's 100
+    assert report["tau"] == pytest.approx(temperature)  # type: ignore[index]
+    compared = {(r["modality"], r["scorer"], round(r["tau"], 3)) for r in report["temperature_rows"]}  # type: ignore[index]
+    for tau in (round(temperature, 3), 100.0):
+        assert ("text", "mgf (full)", tau) in compared and ("image", "monte_carlo", tau) in compared
+    assert "### The temperature tau" in (Path(run["root"]) / "QUALITY.md").read_text()

@@ -39,6 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     parser.add_argument("--processes", type=int, default=2, help="sampling processes (one core each)")
     parser.add_argument("--per-group", type=int, default=10, help="pictures per query group")
+    parser.add_argument("--tau", type=float, default=None,
+                        help="temperature of the Monte Carlo and 1st + 2nd moment scores (default: the encoder's "
+                             "own, exp(logit_scale): 100 for CLIP, 23.2 for the bundled encoder)")
+    parser.add_argument("--compare-tau", type=float, default=100.0,
+                        help="also score text and image queries at this tau, at the largest N (the paper's 100)")
     parser.add_argument("--json", type=Path, default=REPO / "docs" / "benchmarks" / "quality.json")
     parser.add_argument("--tables", type=Path, default=REPO / "docs" / "QUALITY.md",
                         help="file whose generated section gets every table")
@@ -53,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from modelverse.encoders import encoder_id, load_encoder
-    from modelverse.evaluation.quality import collection_at, encode_suite, evaluate
+    from modelverse.core.stats import DEFAULT_TAU
+    from modelverse.evaluation.quality import collection_at, encode_suite, evaluate, evaluate_temperatures
     from modelverse.evaluation.quality_queries import build_suite
-    from modelverse.evaluation.quality_report import full_tables, headline_table, replace_section
+    from modelverse.evaluation.quality_report import full_tables, headline_table, replace_section, temperature_table
     from modelverse.evaluation.sample_features import FeatureCache, fill
     from modelverse.zoo import bundled_manifest
 
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = [e.id for e in entries]
     encoder = load_encoder(args.encoder, precision=args.precision)
     cache = FeatureCache(args.cache, encoder_id(encoder), args.precision, args.chunk_size)
+    tau = args.tau or getattr(encoder, "temperature", None) or DEFAULT_TAU
     for n in samples:
         cache.chunks_for(n)  # every N must be whole chunks: fail before hours of sampling
 
@@ -82,11 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     suite = build_suite(entries, per_group=args.per_group)
     encoded = encode_suite(suite, encoder)
     rows: list[dict[str, object]] = []
+    temperature_rows: list[dict[str, object]] = []
     for n in samples:
         tick = time.perf_counter()
         collection = collection_at(cache, ids, n)
-        found = evaluate(collection, encoded, suite)
-        rows += [{"samples": n, **row} for row in found]
+        found = evaluate(collection, encoded, suite, tau=tau)
+        rows += [{"samples": n, "tau": tau, **row} for row in found]
+        if n == samples[-1]:
+            compared = evaluate_temperatures(collection, encoded, suite, sorted({tau, args.compare_tau}))
+            temperature_rows = [{"samples": n, **row} for row in compared]
         print(f"N = {n:,}: {len(found)} rows in {time.perf_counter() - tick:.0f} s", file=sys.stderr)
         del collection
 
@@ -99,19 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, {torch.get_num_threads()} torch thread(s)",
         "encoder": encoder_id(encoder),
         "precision": args.precision,
+        "tau": tau,
         "models": ids,
         "samples": samples,
         "chunk_size": args.chunk_size,
         "queries": counts,
         "rows": rows,
+        "temperature_rows": temperature_rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
 
-    source = f"`{report['command']}` ({report['date']}, encoder `{report['encoder']}`, {args.precision}; JSON: `{args.json.name}`)"
+    source = (f"`{report['command']}` ({report['date']}, encoder `{report['encoder']}`, {args.precision}, "
+              f"tau = {tau:.1f}; JSON: `{args.json.name}`)")
     headline = headline_table(rows, samples)
     print(headline)
-    replace_section(args.tables, "quality-tables", f"Made by {source}.\n\n" + full_tables(rows, samples),
+    replace_section(args.tables, "quality-tables",
+                    f"Made by {source}.\n\n" + full_tables(rows, samples)
+                    + f"\n### The temperature tau, N = {samples[-1]:,}\n\n" + temperature_table(temperature_rows),
                     "## Tables (generated)")
     if args.benchmarks:
         replace_section(Path(args.benchmarks), "quality-headline",

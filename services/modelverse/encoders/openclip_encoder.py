@@ -115,6 +115,15 @@ class OpenClipEncoder:
     def precision(self) -> str:
         return self._precision
 
+    @property
+    def temperature(self) -> float | None:
+        """exp(logit_scale), the temperature the model was trained with (CLIP: 100), if it has one.
+
+        The paper's tau = 100 is CLIP's; the Monte Carlo and 1st + 2nd moment scores model
+        exp(tau q.z), so another encoder's own temperature is its natural tau (docs/QUALITY.md)."""
+        scale = getattr(self._model, "logit_scale", None)
+        return None if scale is None else float(scale.detach().float().exp().item())
+
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The (3, H, W) float tensor the model sees for ``image``."""
         return self._preprocess(flatten_transparency(image))

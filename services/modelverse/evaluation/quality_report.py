@@ -84,6 +84,20 @@ def full_tables(rows: Sequence[Row], samples: Sequence[int]) -> str:
     return "\n".join(out)
 
 
+def temperature_table(rows: Sequence[Row]) -> str:
+    """top-1 / top-5 / mAP@10 of the tau-dependent scores at each tau."""
+    taus = sorted({float(r["tau"]) for r in rows})  # type: ignore[arg-type]
+    lines = ["| queries | method | " + " | ".join(f"tau = {t:g}" for t in taus) + " |", "|" + "---|" * (2 + len(taus))]
+    for modality in ("text", "image"):
+        for scorer in _scorers(rows, modality):
+            cells = []
+            for tau in taus:
+                found = _rows(rows, modality=modality, scorer=scorer, tau=tau)
+                cells.append(" / ".join(_cell(found[0][m]) for m in ("top1", "top5", "map10")) if found else "")
+            lines.append(f"| {modality} | {scorer} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\n(top-1 / top-5 / mAP@10)"
+
+
 def replace_section(path: Path, name: str, body: str, heading: str) -> None:
     """Put ``body`` between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``;
     a file without the markers gets ``heading`` and the marked section appended."""
