@@ -18,7 +18,7 @@ from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
 from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, GatewayServicer
+from modelverse.serving.gateway.service import GatewayServicer, default_candidates
 from modelverse.serving.grpc_server import build_server
 from modelverse.serving.index_choice import choose_lifted_index
 from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
@@ -266,7 +266,7 @@ def test_the_lifted_first_stage_recalls_the_exact_top_10_far_better(synthetic) -
         expected = [h.id for h in oracle.search([QueryPart(np.float32(q).astype(np.float64))], Method.MGF, 10)]
         for name, cluster in clusters.items():
             response = search(cluster, q)
-            assert response.candidates == 2 * DEFAULT_CANDIDATES
+            assert response.candidates == 2 * default_candidates(Method.MGF)
             got = [h.model.id for h in response.hits]
             agreement[name].append(np.mean([a == b for a, b in zip(got, expected)]))
     lifted, first_moment = float(np.mean(agreement["lifted"])), float(np.mean(agreement["first_moment"]))

@@ -40,7 +40,7 @@ class ClusterSpec:
     host: str = "127.0.0.1"
     gateway_port: int = 0  # 0 = any free port
     admin_port: int = 0
-    candidates: int = 200  # the gateway default, see gateway.service.DEFAULT_CANDIDATES
+    candidates: int | None = None  # None: the gateway's per-method default (gateway.service)
     exact_threshold: int = EXACT_THRESHOLD
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     nprobe: int | None = None
@@ -148,7 +148,9 @@ class Cluster:
                 for p in replicas:
                     self._wait_ready(p, deadline)
             gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
-                            "--candidates", str(spec.candidates), "--workers", str(spec.gateway_workers)]
+                            "--workers", str(spec.gateway_workers)]
+            if spec.candidates is not None:
+                gateway_args += ["--candidates", str(spec.candidates)]
             if spec.encoder:
                 gateway_args += ["--encoder", spec.encoder]
             gateway_args += ["--generators", spec.generators]

@@ -29,6 +29,14 @@ log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/SERVING.md)
+# MGF recalls through the lifted first stage, which needs more candidates for the same agreement
+# (100k models: 0.93 at 200, 0.978 at 400 per shard; docs/SERVING.md).
+METHOD_CANDIDATES = {Method.MGF: 400}
+
+
+def default_candidates(method: Method) -> int:
+    """Candidates per shard when neither the request nor the operator sets them."""
+    return METHOD_CANDIDATES.get(method, DEFAULT_CANDIDATES)
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
 
@@ -49,7 +57,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         *,
         encoder: Encoder | None = None,
         generators: GeneratorSource | None = None,
-        candidates_per_shard: int = DEFAULT_CANDIDATES,
+        candidates_per_shard: int | None = None,  # None: default_candidates(method)
         limits: Limits = Limits(),
     ) -> None:
         self.pool = pool
@@ -119,7 +127,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         return self._run("Search", context, lambda deadline: self._search(request, deadline))
 
     def _recall_request(self, parsed: ParsedQuery, request: search_pb2.SearchRequest, deadline: float) -> shard_pb2.RecallRequest:
-        candidates = request.candidates_per_shard or self.candidates_per_shard
+        candidates = request.candidates_per_shard or self.candidates_per_shard or default_candidates(parsed.method)
         if not 0 < candidates <= self.limits.max_candidates_per_shard:
             raise invalid(f"candidates_per_shard must be between 1 and {self.limits.max_candidates_per_shard}, got {candidates}")
         recall = shard_pb2.RecallRequest(
