@@ -140,7 +140,7 @@ def bad_requests(small):
         "empty part": (S(parts=[P()]), code.INVALID_ARGUMENT, "empty"),
         "empty text": (S(parts=[P(text="  ")]), code.INVALID_ARGUMENT, "empty text"),
         "corrupt image": (S(parts=[P(image=b"\x89PNG\r\n\x1a\n not really")]), code.INVALID_ARGUMENT, "not a readable image"),
-        "oversize image": (S(parts=[P(image=_png(8) + b"\0" * 5000)]), code.RESOURCE_EXHAUSTED, "over the limit"),
+        "oversize image": (S(parts=[P(image=_png(8) + b"\0" * 5000)]), code.RESOURCE_EXHAUSTED, "more than the"),
         "oversize message": (S(parts=[P(image=b"\0" * (2 * 1024 * 1024))]), code.RESOURCE_EXHAUSTED, ""),
         "image without encoder": (S(parts=[P(image=_png())]), code.FAILED_PRECONDITION, "no encoder"),
         "unknown model id": (S(parts=[P(model_id="no-such-model")]), code.NOT_FOUND, "no-such-model"),

@@ -76,3 +76,24 @@ def test_text_image_and_image_set_queries_equal_the_reference(encoded) -> None:
         assert search_pb2.Method.Name(response.method).lower() == method.value
         assert [h.model.id for h in response.hits] == [e.id for e in expected]
         np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)
+
+
+def test_a_transparent_sketch_is_flattened_onto_white_as_the_cli_does(encoded) -> None:
+    """Black strokes on a transparent canvas: through the API they must stay black on white,
+    exactly the picture the CLI's decoding makes (the same function), not black on black."""
+    from modelverse.query.images import decode_image
+
+    cluster, store, encoder = encoded
+    canvas = np.zeros((40, 40, 4), dtype=np.uint8)  # transparent black everywhere
+    canvas[10:30, 18:22] = (0, 0, 0, 255)  # an opaque black stroke
+    buffer = io.BytesIO()
+    Image.fromarray(canvas, "RGBA").save(buffer, format="PNG")
+    sketch = buffer.getvalue()
+    flattened = decode_image(sketch)
+    assert np.asarray(flattened)[0, 0].tolist() == [255, 255, 255]
+    response = cluster.gateway.Search(search_pb2.SearchRequest(
+        parts=[search_pb2.QueryPart(sketch=sketch)], top_k=4, candidates_per_shard=100))
+    expected = ExactSearch(store.collection()).search(
+        [QueryPart(encoder.encode_images([flattened])[0].astype(np.float64))], Method.GAUSSIAN, 4)
+    assert [h.model.id for h in response.hits] == [e.id for e in expected]
+    np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)

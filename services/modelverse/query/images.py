@@ -18,26 +18,36 @@ class ImageError(ValueError):
     """An image that cannot be used as a query: unreadable, corrupt, empty or too large."""
 
 
-def decode_image(data: bytes, *, label: str = "image", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """Decode image bytes into an RGB picture; transparent areas become white (sketches)."""
+class ImageTooLarge(ImageError):
+    """Over the byte or pixel limit (a service answers RESOURCE_EXHAUSTED, not INVALID_ARGUMENT)."""
+
+
+def decode_image(
+    data: bytes, *, label: str = "image", max_pixels: int = MAX_IMAGE_PIXELS, max_bytes: int = MAX_IMAGE_BYTES
+) -> Image.Image:
+    """Decode image bytes into an RGB picture; transparent areas become white (sketches).
+
+    The CLI and the gateway both decode with this function, so a picture gives the same features
+    whichever way it arrives."""
     if not data:
         raise ImageError(f"{label}: empty image")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(f"{label}: {len(data)} bytes, more than the {MAX_IMAGE_BYTES} allowed")
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"{label}: {len(data)} bytes, more than the {max_bytes} allowed")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             picture = Image.open(io.BytesIO(data))
             width, height = picture.size
             if width * height > max_pixels:
-                raise ImageError(
+                raise ImageTooLarge(
                     f"{label}: {width}x{height} pixels, more than the {max_pixels} allowed; downscale it"
                 )
             picture.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{label}: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{label}: not a readable image ({exc})") from exc
     return to_rgb(picture)
 

@@ -7,9 +7,7 @@ method) is core's, docs/METHOD.md.
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import grpc
@@ -19,6 +17,7 @@ from PIL import Image
 from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query
 from modelverse.encoders.base import Encoder
+from modelverse.query import images
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.v1 import search_pb2
@@ -68,31 +67,16 @@ def _weight(part: search_pb2.QueryPart, index: int) -> float:
 
 
 def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
-    if not data:
-        raise invalid(f"{where}: empty image")
-    if len(data) > limits.max_image_bytes:
-        raise RequestError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"{where}: image of {len(data)} bytes is over the limit of {limits.max_image_bytes}",
-        )
+    """query.images' decoding (the CLI's: transparency onto white), with the service's limits
+    and status codes: too large is RESOURCE_EXHAUSTED, unreadable INVALID_ARGUMENT."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > limits.max_image_pixels:
-                raise RequestError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"{where}: image of {image.width}x{image.height} pixels is over the limit of "
-                    f"{limits.max_image_pixels} pixels",
-                )
-            image.load()
-    except RequestError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{where}: {exc}") from exc
-    except Exception as exc:  # PIL raises many types for malformed files
-        raise invalid(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from exc
-    return image.convert("RGB")
+        return images.decode_image(
+            data, label=where, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes
+        )
+    except images.ImageTooLarge as exc:
+        raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from exc
+    except images.ImageError as exc:
+        raise invalid(str(exc)) from exc
 
 
 def parse_query(
