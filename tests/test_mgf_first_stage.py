@@ -8,27 +8,23 @@ enough that the default candidates per shard cover a small part of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
-from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.gateway.service import GatewayServicer, default_candidates
-from modelverse.serving.grpc_server import build_server
+from modelverse.serving.gateway.service import default_candidates
+from modelverse.serving.inprocess import InProcessCluster, start_in_process
 from modelverse.serving.index_choice import choose_lifted_index
 from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
 from modelverse.serving.shard.index import ModelRows, ShardIndex
-from modelverse.serving.shard.service import ShardServicer
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.pack import PackRow, PackWriter
 from modelverse.synthetic import SyntheticZoo
-from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc
+from modelverse.v1 import search_pb2
 from serving_fixtures import build_store
 from threadpoolctl import threadpool_limits
 
@@ -179,39 +175,8 @@ DIM, RANK = 64, 8
 QUERIES = 20
 
 
-@dataclass
-class Cluster:
-    stub: search_pb2_grpc.SearchServiceStub
-    servers: list[grpc.Server]
-    channel: grpc.Channel
-    pool: ShardPool
-
-    def close(self) -> None:
-        self.channel.close()
-        self.pool.close()
-        for server in self.servers:
-            server.stop(grace=None)
-
-
-def start_cluster(store: Path, index_root: Path, lifted: tuple[str, ...]) -> Cluster:
-    servers, addresses = [], []
-    for s in range(2):
-        state = ShardState(ShardConfig(store=store, shard=s, shards=2, index_dir=index_root / f"shard-{s}", lifted=lifted))
-        server, port, _ = build_server(
-            [lambda srv, st=state: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(st), srv)],
-            [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
-        )
-        servers.append(server)
-        addresses.append([f"127.0.0.1:{port}"])
-    pool = ShardPool(addresses)
-    servicer = GatewayServicer(pool)
-    server, port, _ = build_server(
-        [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, srv)],
-        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
-    )
-    servers.append(server)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    return Cluster(search_pb2_grpc.SearchServiceStub(channel), servers, channel, pool)
+def start_cluster(store: Path, index_root: Path, lifted: tuple[str, ...]) -> InProcessCluster:
+    return start_in_process(store, index_root, 2, lifted=lifted)
 
 
 @pytest.fixture(scope="module")
@@ -239,9 +204,9 @@ def synthetic(tmp_path_factory):
         cluster.close()
 
 
-def search(cluster: Cluster, q: np.ndarray, candidates: int = 0) -> search_pb2.SearchResponse:
+def search(cluster: InProcessCluster, q: np.ndarray, candidates: int = 0) -> search_pb2.SearchResponse:
     part = search_pb2.QueryPart(vector=search_pb2.Vector(values=q.astype(np.float32).tolist()))
-    return cluster.stub.Search(search_pb2.SearchRequest(parts=[part], top_k=10, method=search_pb2.MGF,
+    return cluster.gateway.Search(search_pb2.SearchRequest(parts=[part], top_k=10, method=search_pb2.MGF,
                                                         candidates_per_shard=candidates), timeout=30)
 
 

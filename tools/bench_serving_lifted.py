@@ -31,41 +31,18 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import faiss  # noqa: E402
-import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_serving import make_queries, vector_request  # noqa: E402
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
-from modelverse.serving.gateway.fanout import ShardPool  # noqa: E402
-from modelverse.serving.gateway.service import GatewayServicer  # noqa: E402
-from modelverse.serving.grpc_server import build_server  # noqa: E402
+from modelverse.serving.inprocess import serve_states  # noqa: E402
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
-from modelverse.serving.shard.service import ShardServicer  # noqa: E402
 from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
-from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc  # noqa: E402
+from modelverse.v1 import search_pb2  # noqa: E402
 
 faiss.omp_set_num_threads(1)
-
-
-def serve(states: list[ShardState]) -> tuple[search_pb2_grpc.SearchServiceStub, list[grpc.Server], ShardPool]:
-    servers, addresses = [], []
-    for state in states:
-        server, port, _ = build_server(
-            [lambda srv, st=state: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(st), srv)],
-            [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
-        )
-        servers.append(server)
-        addresses.append([f"127.0.0.1:{port}"])
-    pool = ShardPool(addresses)
-    gateway = GatewayServicer(pool)
-    server, port, _ = build_server(
-        [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(gateway, srv)],
-        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
-    )
-    servers.append(server)
-    return search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}")), servers, pool
 
 
 def set_lifted_nprobe(states: list[ShardState], method: Method, nprobe: int) -> None:
@@ -137,7 +114,8 @@ def main() -> int:
                                          lift_columns=args.lift_columns, lift_alpha=args.lift_alpha))
                   for s in range(args.shards)]
         opened = time.perf_counter() - started
-        stub, servers, pool = serve(states)
+        cluster = serve_states(states)
+        stub = cluster.gateway
         settings = [None] if not lifted or not args.nprobe else [int(p) for p in args.nprobe.split(",")]
         for nprobe in settings:
             if nprobe is not None:
@@ -153,9 +131,7 @@ def main() -> int:
                          states[0], queries, args.timing_candidates, method)}
             result["curves"][label] = entry
             print(label, json.dumps(entry), file=sys.stderr, flush=True)
-        for server in servers:
-            server.stop(grace=None)
-        pool.close()
+        cluster.close()
     print(f"{'first stage':34s} " + " ".join(f"{k:>6d}" for k in grid) + "   recall ms")
     for label, entry in result["curves"].items():
         row = " ".join(f"{entry['positions_agreeing'][k]:6.3f}" for k in grid)

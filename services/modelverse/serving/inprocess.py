@@ -1,0 +1,88 @@
+"""A whole serving cluster inside one process: real gRPC servers on loopback.
+
+Tests and benchmarks use it to talk to real shard and gateway servers without starting
+processes; `modelverse cluster up` (serving.cluster) runs the same servicers as processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.gateway.query import Limits
+from modelverse.serving.gateway.service import GatewayServicer
+from modelverse.serving.grpc_server import build_server
+from modelverse.serving.shard.service import ShardServicer
+from modelverse.serving.shard.state import ShardConfig, ShardState
+from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc
+
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+@dataclass
+class InProcessCluster:
+    gateway: search_pb2_grpc.SearchServiceStub
+    servers: list[grpc.Server]
+    states: list[ShardState]
+    channel: grpc.Channel
+    pool: ShardPool
+
+    def close(self) -> None:
+        self.channel.close()
+        self.pool.close()
+        for server in self.servers:
+            server.stop(grace=None)
+
+
+def serve_states(
+    states: Sequence[ShardState],
+    *,
+    limits: Limits = Limits(),
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    encoder: Any = None,
+    generators: Any = None,
+) -> InProcessCluster:
+    """One shard server per state (each its own shard) and a gateway in front of them."""
+    servers, addresses = [], []
+    shard_name = shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name
+    for state in states:
+        server, port, _ = build_server(
+            [lambda srv, st=state: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(st), srv)],
+            [shard_name],
+        )
+        servers.append(server)
+        addresses.append([f"127.0.0.1:{port}"])
+    pool = ShardPool(addresses)
+    servicer = GatewayServicer(pool, limits=limits, encoder=encoder, generators=generators)
+    server, port, _ = build_server(
+        [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, srv)],
+        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
+        max_message_bytes=max_message_bytes,
+    )
+    servers.append(server)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return InProcessCluster(search_pb2_grpc.SearchServiceStub(channel), servers, list(states), channel, pool)
+
+
+def start_in_process(
+    store_root: Path,
+    index_root: Path,
+    shards: int = 2,
+    *,
+    lifted: tuple[str, ...] | None = None,
+    **serve_options: Any,
+) -> InProcessCluster:
+    """``shards`` shards of the store at ``store_root`` (indexes under ``index_root``), and a gateway.
+
+    ``lifted``: the methods with a lifted first stage (None: ShardConfig's default)."""
+    extra = {} if lifted is None else {"lifted": lifted}
+    states = [
+        ShardState(ShardConfig(store=store_root, shard=s, shards=shards, index_dir=index_root / f"shard-{s}", **extra))
+        for s in range(shards)
+    ]
+    return serve_states(states, **serve_options)
