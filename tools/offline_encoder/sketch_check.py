@@ -27,28 +27,22 @@ from modelverse.encoders.sketch import line_drawing  # noqa: E402
 
 
 def held_out_sketches(per_class: int) -> tuple[list, list[int], list[str]]:
-    import gzip
-    import importlib.util
-    import pickle
-
     from PIL import Image
+
+    from modelverse.zoo.datasets import load_dataset
 
     subjects: list[str] = []
     pictures, truth = [], []
-    images = be._read_idx(be.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
-    labels = be._read_idx(be.FASHION_MNIST_DIR / "train-labels-idx1-ubyte.gz")
+    fashion = load_dataset("fashion-mnist")
+    images, labels = fashion.images, fashion.labels
     held = be.zoo_heldout("fashion-mnist")
     for c, name in enumerate(be.FASHION_CLASSES):
         subjects.append(("an " if name[0] in "aeiou" else "a ") + name)
         for i in [i for i in np.flatnonzero(labels == c) if int(i) in held][-per_class:]:
             pictures.append(line_drawing(Image.fromarray(images[i]), sigma=2.5, thickness=2))
             truth.append(len(subjects) - 1)
-    spec = importlib.util.find_spec("animal_shape_mnist")
-    base = Path(next(iter(spec.submodule_search_locations))) / "data" / "Animal Shape"
-    with gzip.open(base / "animal_data_version_3.gz", "rb") as fh:
-        animals = pickle.load(fh)
-    with gzip.open(base / "animal_label_version_3.gz", "rb") as fh:
-        animal_labels = pickle.load(fh)
+    animal_data = load_dataset("animal-shape")
+    animals, animal_labels = animal_data.images, animal_data.labels
     held = be.zoo_heldout("animal-shape")
     for c, name in enumerate(be.ANIMAL_CLASSES):
         subjects.append(("an " if name[0] in "aeiou" else "a ") + name)
