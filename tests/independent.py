@@ -26,15 +26,15 @@ def model_moments(raw_features: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return z.mean(axis=0), np.cov(z, rowvar=False, ddof=1), z
 
 
-def score(method: str, q: np.ndarray, mu: np.ndarray, sigma: np.ndarray, z: np.ndarray) -> float:
+def score(method: str, q: np.ndarray, mu: np.ndarray, sigma: np.ndarray, z: np.ndarray, tau: float = TAU) -> float:
     if method == "first_moment":
         return float(q @ mu / np.linalg.norm(mu))
     if method == "mgf":
-        return float(TAU * q @ mu + 0.5 * TAU**2 * q @ sigma @ q)
+        return float(tau * q @ mu + 0.5 * tau**2 * q @ sigma @ q)
     if method == "gaussian":
         return float(multivariate_normal.logpdf(q, mu, sigma + EPS * np.eye(len(q))))
     if method == "monte_carlo":
-        return float(scipy.special.logsumexp(TAU * z @ q) - np.log(len(z)))
+        return float(scipy.special.logsumexp(tau * z @ q) - np.log(len(z)))
     raise ValueError(method)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import independent
+from modelverse.store.directory import DirectoryStore
 from modelverse.synthetic import SyntheticZoo
 
 MODELVERSE = str(Path(sys.executable).with_name("modelverse"))
@@ -76,6 +77,26 @@ def test_search_vector_matches_independent_float64(cli_collection, method: str) 
         assert [h["rank"] for h in hits] == list(range(1, COUNT + 1))
         np.testing.assert_allclose([h["score"] for h in hits], [s for _, s in expected], rtol=1e-4)
         assert all(isinstance(h["tags"], list) and h["name"] for h in hits)
+
+
+@pytest.mark.parametrize("method", ["mgf", "monte_carlo"])
+def test_a_stores_tau_is_the_temperature_of_its_scores(cli_collection, tmp_path: Path, method: str) -> None:
+    """A store created with --tau 20 (an encoder trained at that temperature) scores with it."""
+    _, moments, queries, root = cli_collection
+    ids = sorted(moments)[:3]
+    store = tmp_path / "store"
+    for model_id in ids:
+        run("add", "--store", str(store), "--id", model_id, "--features", str(root / f"{model_id}.npy"),
+            "--keep-samples", "--rank", "8", "--tau", "20")
+    assert DirectoryStore.open(store).config.tau == 20.0
+    path, vector = queries[0]
+    hits = json.loads(run("search", "--store", str(store), "--vector", str(path), "--method", method, "--json").stdout)
+    q = independent.normalize(vector)
+    expected = independent.ranking(ids, [independent.score(method, q, *moments[i], tau=20.0) for i in ids])
+    np.testing.assert_allclose([h["score"] for h in hits], [s for _, s in expected], rtol=1e-4)
+    refused = run("add", "--store", str(store), "--id", "another", "--features", str(root / f"{ids[0]}.npy"),
+                  "--tau", "100", check=False)
+    assert_user_error(refused, "--tau 100.0 differs from the store's tau 20.0")
 
 
 def test_search_like_matches_independent_frechet(cli_collection) -> None:

@@ -22,6 +22,7 @@ from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import PackRow, PackWriter
 from modelverse.synthetic import SyntheticZoo
 from modelverse.v1 import search_pb2
@@ -166,6 +167,22 @@ def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) ->
         assert [c.id for c in best] == [h.id for h in oracle.search([QueryPart(q)], method, 8)]
         top = other.lifted[method].search(lift_query([QueryPart(q)], 64), 3)
         assert [c.first_stage_score for c in found[:3]] == pytest.approx(top.scores.tolist())
+
+
+def test_a_shard_scores_mgf_with_its_stores_tau(tmp_path) -> None:
+    """A store made with an encoder trained at temperature 20: the lifted index and the rerank
+    both use 20, so the shard's ranking and scores are the exact ones at tau = 20."""
+    _, small = build_store(tmp_path / "source", count=24)
+    store = DirectoryStore.create(tmp_path / "store", StoreConfig(dim=64, rank=8, tau=20.0))
+    store.put_many([(ModelMetadata(m), s) for m, s in zip(small.ids, small.stats)])
+    state = ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index"))
+    assert state.lift_specs[Method.MGF].tau == 20.0
+    oracle = ExactSearch(store.collection(), tau=20.0)
+    q = small.features[7][0]
+    found = sorted(state.recall(q, Method.MGF, 100, parts=[QueryPart(q)]), key=lambda c: (-np.float32(c.score), c.id))
+    expected = oracle.search([QueryPart(q)], Method.MGF, 8)
+    assert [c.id for c in found[:8]] == [h.id for h in expected]
+    np.testing.assert_allclose([c.score for c in found[:8]], [h.score for h in expected], rtol=1e-5)
 
 
 # -- recall through gRPC, on a collection where the candidates cover a small part -------------

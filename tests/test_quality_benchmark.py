@@ -57,7 +57,9 @@ def test_cached_samples_are_the_fleets_samples(run: dict[str, object], tmp_path:
     records = index_embedded(tmp_path / "store", [request], "bundled", SamplePlan(max_samples=16, chunk_size=CHUNK),
                              torch_threads=1)
     assert records[0].state.value == "done", records[0].error
-    stored = DirectoryStore.open(tmp_path / "store").get_stats("digits-vae-one")
+    opened = DirectoryStore.open(tmp_path / "store")
+    assert opened.config.tau == pytest.approx(run["report"]["tau"])  # type: ignore[index]  # the encoder's own
+    stored = opened.get_stats("digits-vae-one")
     cached = _cache(run).moments("digits-vae-one", 16)
     np.testing.assert_allclose(cached.mean, stored.mean, rtol=0, atol=1e-7)
     np.testing.assert_allclose(cached.covariance(), stored.covariance, rtol=0, atol=1e-7)

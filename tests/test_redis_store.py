@@ -130,3 +130,10 @@ def test_publish_writes_the_jobs_version_once_and_announces_it(store: RedisStore
     store.remove("pub")
     assert [f["event"] for _, f in store.events(after=last)] == ["model_removed"]
 
+
+
+def test_the_first_publish_fixes_the_stores_tau(store: RedisStore, small) -> None:  # type: ignore[no-untyped-def]
+    assert store.publish(_spec("warm"), small.stats[0], tau=23.2) == 1
+    assert store.config.tau == 23.2
+    store.publish(_spec("other"), small.stats[1], tau=50.0)  # tau is not part of compatibility
+    assert store.config.tau == 23.2

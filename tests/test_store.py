@@ -200,3 +200,14 @@ def test_statistics_of_another_encoder_are_refused_and_nothing_is_written(tmp_pa
     reopened.check_query_encoder("enc-a:0123")
     with pytest.raises(IncompatibleStatsError, match="query was encoded with 'enc-b:4567'"):
         reopened.check_query_encoder("enc-b:4567")
+
+
+def test_tau_is_kept_with_the_store_and_old_stores_read_the_papers(tmp_path: Path) -> None:
+    created = DirectoryStore.create(tmp_path / "a", StoreConfig(dim=8, rank=2, tau=23.2))
+    assert DirectoryStore.open(created.root).config.tau == 23.2
+    manifest = json.loads((created.root / "store.json").read_text())
+    del manifest["tau"]  # as written before the field existed
+    (created.root / "store.json").write_text(json.dumps(manifest))
+    assert DirectoryStore.open(created.root).config.tau == 100.0
+    with pytest.raises(ValueError, match="invalid store configuration"):
+        DirectoryStore.create(tmp_path / "b", StoreConfig(dim=8, rank=2, tau=0.0))

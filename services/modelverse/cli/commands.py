@@ -10,7 +10,7 @@ import numpy as np
 from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, stats_from_features
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
 from modelverse.query.images import ImageError, image_files, read_image
 from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
@@ -53,13 +53,15 @@ def add(args: argparse.Namespace) -> int:
         store = DirectoryStore.open(root)
         if dim != store.config.dim:
             raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
-        for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps)):
+        for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
+                                  ("tau", args.tau, store.config.tau)):
             if given is not None and given != kept:
                 raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
     else:
         rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
         eps = args.eps if args.eps is not None else DEFAULT_EPS
-        store = DirectoryStore.create(root, StoreConfig(dim, rank, eps, encoder=args.encoder))
+        tau = args.tau if args.tau is not None else DEFAULT_TAU
+        store = DirectoryStore.create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
     metadata = ModelMetadata(
         id=args.id,
         name=args.name,
@@ -171,7 +173,7 @@ def search(args: argparse.Namespace) -> int:
         full=form is SecondOrderForm.FULL and method in SECOND_ORDER_METHODS,
         samples=method is Method.MONTE_CARLO,
     )
-    engine = ExactSearch(collection)
+    engine = ExactSearch(collection, tau=store.config.tau)
     if query is None:
         if args.like not in store:
             raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from modelverse.cli import cluster, commands, demo, index, jobs, worker
 from modelverse.core.reference import Method
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.store.errors import StoreError
 
 EXIT_USER_ERROR = 1
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--no-covariance", action="store_true", help="store only the compressed second order")
     add.add_argument("--rank", type=int, default=None, help=f"rank of the compressed covariance, fixed when the store is created (default: {DEFAULT_RANK})")
     add.add_argument("--eps", type=float, default=None, help=f"Gaussian regulariser, fixed when the store is created (default: {DEFAULT_EPS})")
+    add.add_argument("--tau", type=float, default=None,
+                     help="temperature of the Monte Carlo and 1st + 2nd moment scores, fixed when the store is created: "
+                          f"the encoder's exp(logit_scale) (default: {DEFAULT_TAU:g}, CLIP's)")
     _json_argument(add)
     add.set_defaults(handler=commands.add)
 

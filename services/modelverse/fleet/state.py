@@ -13,7 +13,7 @@ import time
 from typing import Any, Protocol
 
 from modelverse.core.moments import PartialMoments
-from modelverse.core.stats import ModelStats
+from modelverse.core.stats import DEFAULT_TAU, ModelStats
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError, StoreNotFoundError
@@ -61,8 +61,9 @@ class FleetState(Protocol):
         """The model's current stats version, 0 when it has none."""
         ...
 
-    def publish(self, spec: JobSpec, stats: ModelStats) -> int:
-        """Write the model's statistics and metadata as ``spec.stats_version``; returns it."""
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+        """Write the model's statistics and metadata as ``spec.stats_version``; returns it.
+        ``tau``, the encoder's temperature, becomes the store's when this write creates it."""
         ...
 
 
@@ -80,10 +81,12 @@ class LocalState:
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
 
-    def _store(self, spec: JobSpec | None = None, dim: int | None = None, encoder: str = "") -> DirectoryStore:
+    def _store(self, spec: JobSpec | None = None, dim: int | None = None, encoder: str = "",
+               tau: float | None = None) -> DirectoryStore:
         if spec is None or dim is None:
             return DirectoryStore.open(self.store_root)
-        return DirectoryStore.open_or_create(self.store_root, StoreConfig(dim, min(spec.rank, dim), spec.eps, encoder))
+        config = StoreConfig(dim, min(spec.rank, dim), spec.eps, encoder, DEFAULT_TAU if tau is None else tau)
+        return DirectoryStore.open_or_create(self.store_root, config)
 
     def put_partial(self, name: str, moments: PartialMoments) -> bool:
         with self._lock:
@@ -150,8 +153,8 @@ class LocalState:
         except (ModelNotFoundError, StoreNotFoundError):  # no store yet: nothing indexed
             return 0
 
-    def publish(self, spec: JobSpec, stats: ModelStats) -> int:
-        store = self._store(spec, stats.dim, stats.encoder)
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+        store = self._store(spec, stats.dim, stats.encoder, tau)
         current = self.stats_version(spec.model_id)
         if current == spec.stats_version:  # a redelivered finaliser: the same bits are there
             return current

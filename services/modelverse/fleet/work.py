@@ -130,14 +130,16 @@ def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Run
 
 def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: list[str], runtime: Runtime) -> RoundOutcome:
     try:
-        encoder = encoder_identity(runtime.encoder(spec.encoder))
+        loaded = runtime.encoder(spec.encoder)
+        encoder = encoder_identity(loaded)
+        temperature = getattr(loaded, "temperature", None)  # the store's tau, if this creates it
         stats = summarize(merged, rank=spec.rank, eps=spec.eps, keep_covariance=spec.keep_covariance, encoder=encoder)
     except Exception as exc:  # noqa: BLE001  (any error here fails the job, with its reason)
         reason = f"finalising {spec.model_id}: {_describe(exc)}"
         state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
         return RoundOutcome(JobState.FAILED)
     try:
-        state.publish(spec, stats)
+        state.publish(spec, stats, tau=temperature)
     except IncompatibleStatsError as exc:  # e.g. another encoder than the store's: no retry helps
         state.update_job(spec.job_id, state=JobState.FAILED, error=f"publishing {spec.model_id}: {exc}",
                          finished_at=time.time())

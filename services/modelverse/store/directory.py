@@ -21,14 +21,14 @@ import re
 import shutil
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 from modelverse.core.collection import Collection
 from modelverse.core.reference import MissingStatisticsError
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, ModelStats
 from modelverse.store.errors import (
     IncompatibleStatsError,
     ModelExistsError,
@@ -57,6 +57,10 @@ class StoreConfig:
     # The feature space: every model's statistics and every query must come from this encoder
     # ("name:fingerprint"; "" for features added without naming their encoder).
     encoder: str = ""
+    # The temperature of the Monte Carlo and 1st + 2nd moment scores: the encoder's own,
+    # exp(logit_scale) (CLIP's is the paper's 100; docs/QUALITY.md). Fixed at creation like the
+    # encoder; not part of equality, because statistics do not depend on it, only scores do.
+    tau: float = field(default=DEFAULT_TAU, compare=False)
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,8 @@ class DirectoryStore:
         root = Path(root)
         if (root / "store.json").exists():
             raise StoreError(f"{root}: a store already exists here")
-        if config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0:
+        if (config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0
+                or not 0 < config.tau < float("inf")):
             raise ValueError(f"invalid store configuration {config}")
         (root / "models").mkdir(parents=True, exist_ok=True)
         atomic_write_json(
@@ -115,6 +120,7 @@ class DirectoryStore:
                 "rank": config.rank,
                 "eps": config.eps,
                 "encoder": config.encoder,
+                "tau": config.tau,
                 "created_at": _now(),
             },
         )
@@ -140,6 +146,7 @@ class DirectoryStore:
                 rank=int(data["rank"]),
                 eps=float(data["eps"]),
                 encoder=str(data.get("encoder", "")),
+                tau=float(data.get("tau", DEFAULT_TAU)),  # stores made before tau was kept: the paper's
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc

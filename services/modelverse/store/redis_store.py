@@ -43,7 +43,7 @@ from redis.retry import Retry
 from modelverse.core.collection import Collection
 from modelverse.core.moments import PartialMoments
 from modelverse.core.reference import MissingStatisticsError
-from modelverse.core.stats import ModelStats
+from modelverse.core.stats import DEFAULT_TAU, ModelStats
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.store.directory import StoreConfig, StoredModel
 from modelverse.store.errors import (
@@ -165,11 +165,14 @@ class RedisStore:
         if raw is None:
             raise StoreError(f"{self!r} holds no models yet")
         data = json.loads(raw)
-        return StoreConfig(int(data["dim"]), int(data["rank"]), float(data["eps"]), str(data.get("encoder", "")))
+        return StoreConfig(int(data["dim"]), int(data["rank"]), float(data["eps"]), str(data.get("encoder", "")),
+                           float(data.get("tau", DEFAULT_TAU)))
 
     def ensure_config(self, config: StoreConfig) -> StoreConfig:
-        """Fix dim/rank/eps on the first write; later writes must match them."""
-        value = json.dumps({"dim": config.dim, "rank": config.rank, "eps": config.eps, "encoder": config.encoder})
+        """Fix dim/rank/eps/encoder (and tau) on the first write; later writes must match all but
+        tau, which stays the first writer's."""
+        value = json.dumps({"dim": config.dim, "rank": config.rank, "eps": config.eps, "encoder": config.encoder,
+                            "tau": config.tau})
         self.client.set(self._key("config"), value, nx=True)
         kept = self.config
         if kept != config:
@@ -268,8 +271,9 @@ class RedisStore:
         event = {"event": MODEL_READY, "model_id": metadata.id, "stats_version": str(version), **(extra or {})}
         pipe.xadd(self.events_key, event, maxlen=EVENTS_MAXLEN, approximate=True)
 
-    def _check(self, stats: ModelStats) -> None:
-        self.ensure_config(StoreConfig(stats.dim, stats.compressed.rank, stats.compressed.eps, stats.encoder))
+    def _check(self, stats: ModelStats, tau: float | None = None) -> None:
+        self.ensure_config(StoreConfig(stats.dim, stats.compressed.rank, stats.compressed.eps, stats.encoder,
+                                       DEFAULT_TAU if tau is None else tau))
 
     def put(self, metadata: ModelMetadata, stats: ModelStats, *, replace: bool = False) -> StoredModel:
         """Add (or with ``replace``, replace) a model; its stats version goes up by one."""
@@ -290,13 +294,14 @@ class RedisStore:
                     continue
         return self.get(metadata.id)
 
-    def publish(self, spec: JobSpec, stats: ModelStats) -> int:
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
         """Write a job's statistics as exactly ``spec.stats_version`` and announce them.
 
         Idempotent: a finaliser delivered twice finds its version there and writes nothing.
-        A job whose version was overtaken by a newer one does not overwrite it.
+        A job whose version was overtaken by a newer one does not overwrite it. ``tau`` (the
+        encoder's temperature) becomes the store's if this is its first write.
         """
-        self._check(stats)
+        self._check(stats, tau)
         key = self._model_key(spec.model_id)
         with self.client.pipeline() as pipe:
             while True:

@@ -21,6 +21,7 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.reference import Method, QueryPart
+from modelverse.core.stats import DEFAULT_TAU
 from modelverse.serving import metrics
 from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index, choose_lifted_index
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
@@ -51,10 +52,10 @@ class ShardConfig:
     lift_alpha: float = DEFAULT_ALPHA
     lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
 
-    def lift_specs(self) -> dict[Method, LiftSpec]:
-        """Columns and alpha shape only MGF's vectors (a GAUSSIAN index keeps the defaults, so
-        changing them does not rebuild it)."""
-        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha)
+    def lift_specs(self, tau: float = DEFAULT_TAU) -> dict[Method, LiftSpec]:
+        """Columns, alpha and the store's tau shape only MGF's vectors (a GAUSSIAN index keeps
+        the defaults, so changing them does not rebuild it)."""
+        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha, tau=tau)
                 if Method(m) is Method.MGF else LiftSpec(m) for m in self.lifted}
 
 
@@ -102,7 +103,7 @@ class ShardState:
         self._lock = threading.Lock()  # the index and the snapshot change together
         self._sync_lock = threading.Lock()  # one sync at a time
         self.snapshot = Snapshot(None, None, {}, {}, {})
-        self.lift_specs = config.lift_specs()
+        self.lift_specs = config.lift_specs(self.store.config.tau)
         pack = self.store.pack()
         partition = self._partition(pack)
         index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
@@ -298,7 +299,8 @@ class ShardState:
         rows = np.array([snap.row_of[m] for m, _ in pairs], dtype=np.int64)
         with metrics.stage("shard", "rerank"):
             scores = rerank_scores(
-                candidates_collection(snap.collection, rows), method, parts=parts, query_model=query_model
+                candidates_collection(snap.collection, rows), method, parts=parts, query_model=query_model,
+                tau=self.store.config.tau,
             )
         return [
             Candidate(m, snap.metadata[m], snap.versions[m], first, float(score))
