@@ -40,6 +40,7 @@ DEFAULT_SCORERS = {  # modality -> (the modality's default method, the first mom
     "image_set": ("gaussian", "first_moment"),
 }
 MODALITIES = tuple(DEFAULT_SCORERS)
+PAPER_N = 50_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,6 +74,24 @@ def replay_cached(cache, model_id: str, plan):  # type: ignore[no-untyped-def]
     from modelverse.fleet.adaptive import replay
 
     return replay(plan, lambda i: PartialMoments.from_samples(np.load(cache.chunk_path(model_id, i))))
+
+
+def former_rule_changes(cache, model_id: str, chunks: int, step: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    """The first criterion's value (largest change of 64 random unit probes' 1st + 2nd moment
+    scores since the previous round) after every ``step`` chunks: (samples, change in nats)."""
+    from modelverse.core.moments import PartialMoments
+    from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
+
+    merged, previous, out = None, None, []
+    for index in range(chunks):
+        part = PartialMoments.from_samples(np.load(cache.chunk_path(model_id, index)))
+        merged = part if merged is None else merged.merge(part)
+        if (index + 1) % step == 0:
+            scores = probe_scores(merged, probe_set(merged.dim))
+            if previous is not None:
+                out.append((merged.count, score_change(previous, scores)))
+            previous = scores
+    return out
 
 
 # -- quality of one collection with the default scorers ----------------------------------------
@@ -140,6 +159,16 @@ def per_model_quality(metrics, encoded, model_id: str) -> dict[str, float]:  # t
     return {"queries": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in ("top1", "map10")}}
 
 
+def noise_band(a, b, key: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Two standard errors of the mean per-query difference between two independent runs."""
+    modality, method = key.split("/")
+    band = {}
+    for k in ("top1", "map10"):
+        diffs = np.array([x[k] - y[k] for x, y in zip(a[modality][method], b[modality][method])])
+        band[k] = float(2 * diffs.std(ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else 0.0
+    return band
+
+
 def top1_flips(a, b) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Queries whose top-1 hit changed between two runs, per modality and method."""
     return {
@@ -199,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                            round_samples=args.round_samples, tolerance=t) for t in tolerances}
     replays = {t: {m: replay_cached(cache, m, plan) for m in ids} for t, plan in plans.items()}
     fixed_se = {m: score_standard_error(cache.moments(m, args.ceiling)) for m in ids}
+    step = max(1, args.round_samples // args.chunk_size)
+    former = {m: former_rule_changes(cache, m, total_chunks, step) for m in ids}
     say(f"replayed {len(ids)} models x {len(tolerances)} tolerances in {time.perf_counter() - started:.0f} s")
 
     # 2. Quality with the default scorers: fixed ceiling, adaptive, and two disjoint fixed halves.
@@ -256,9 +287,33 @@ def main(argv: list[str] | None = None) -> int:
         totals[f"{t:g}"] = {"samples_fixed": fixed_total, "samples_adaptive": used, "saved": fixed_total - used,
                             "fraction_saved": 1 - used / fixed_total,
                             "models_at_ceiling": sum(replays[t][m].samples >= args.ceiling for m in ids)}
-    _table(["tolerance (nats)", "samples", "saved", "fraction saved", "models at ceiling"],
+        # The paper's N as the ceiling, extrapolated: se falls like 1/sqrt(n), so a model needs
+        # about ceiling * (se at the ceiling / t)^2 samples, rounded up to a round's end.
+        need = {m: args.ceiling * (fixed_se[m] / t) ** 2 for m in ids}
+        ends = {m: args.min_samples + max(0, int(np.ceil((need[m] - args.min_samples) / args.round_samples)))
+                * args.round_samples for m in ids}
+        paper = sum(min(PAPER_N, ends[m]) for m in ids)
+        totals[f"{t:g}"]["extrapolated_paper_n"] = {
+            "ceiling": PAPER_N, "samples_adaptive": paper, "fraction_saved": 1 - paper / (PAPER_N * len(ids)),
+            "models_at_ceiling": sum(ends[m] >= PAPER_N for m in ids)}
+    _table(["tolerance (nats)", "samples", "saved", "fraction saved", "models at ceiling",
+            f"extrapolated to a {PAPER_N:,} ceiling: saved"],
            [[t, f"{v['samples_adaptive']:,} of {fixed_total:,}", f"{v['saved']:,}",
-             f"{v['fraction_saved']:.1%}", v["models_at_ceiling"]] for t, v in totals.items()])
+             f"{v['fraction_saved']:.1%}", v["models_at_ceiling"],
+             f"{v['extrapolated_paper_n']['fraction_saved']:.1%} ({v['extrapolated_paper_n']['models_at_ceiling']} at it)"]
+            for t, v in totals.items()])
+
+    former_limit = 0.05
+    former_rows = {m: {"changes": [[n, c] for n, c in former[m]],
+                       "first_below": next((n for n, c in former[m] if c <= former_limit and n >= args.min_samples), None)}
+                   for m in ids}
+    below = [m for m in ids if former_rows[m]["first_below"] is not None]
+    last = [former[m][-1][1] for m in ids if former[m]]
+    print(f"The first criterion (probe score change <= {former_limit} nats between rounds of {args.round_samples:,}): "
+          f"{len(below)} of {len(ids)} models met it by {args.ceiling:,} samples"
+          + (" (" + ", ".join(f"{m} at {former_rows[m]['first_below']:,}" for m in below) + ")" if below else "")
+          + (f"; the last round's change was {min(last):.3f}-{max(last):.3f} nats (median {np.median(last):.3f})"
+             if last else "") + "\n")
 
     names = list(runs)
     quality_rows = []
@@ -268,16 +323,34 @@ def main(argv: list[str] | None = None) -> int:
             row[name] = heads[name][key]
         if not args.no_noise:
             row["noise"] = {k: abs(heads["half A"][key][k] - heads["half B"][key][k]) for k in ("top1", "map10")}
+            row["noise_band"] = noise_band(metrics["half A"], metrics["half B"], key)
         quality_rows.append(row)
-    _table(["queries", "method", *names, *(["|A - B|"] if not args.no_noise else [])],
+    _table(["queries", "method", *names, *(["|A - B|", "noise band"] if not args.no_noise else [])],
            [[f"{r['queries'].split('/')[0]} ({r['count']})", r["queries"].split("/")[1],  # type: ignore[union-attr]
              *(f"{r[n]['top1']:.3f} / {r[n]['map10']:.3f}" for n in names),  # type: ignore[index]
-             *([f"{r['noise']['top1']:.3f} / {r['noise']['map10']:.3f}"] if not args.no_noise else [])]  # type: ignore[index]
+             *([f"{r['noise']['top1']:.3f} / {r['noise']['map10']:.3f}",  # type: ignore[index]
+                f"{r['noise_band']['top1']:.3f} / {r['noise_band']['map10']:.3f}"] if not args.no_noise else [])]  # type: ignore[index]
             for r in quality_rows])
     flips = {name: top1_flips(metrics["fixed"], metrics[name]) for name in names if name != "fixed"}
     if not args.no_noise:
         flips["half A vs half B"] = top1_flips(metrics["half A"], metrics["half B"])
     _table(["queries whose top-1 hit changed", *flips], [[k, *(f[k] for f in flips.values())] for k in flips[names[1]]])
+
+    # "Within noise": no headline cell moves further from the fixed run than the noise band (two
+    # standard errors of the mean per-query difference between the two independent half runs)
+    # or than those two runs actually differ.
+    exceeds: dict[str, list[str]] = {}
+    if not args.no_noise:
+        for t in tolerances:
+            name = f"adaptive {t:g}"
+            exceeds[name] = [
+                f"{r['queries']} {k}: {r[name][k] - r['fixed'][k]:+.3f} (noise {r['noise_band'][k]:.3f})"  # type: ignore[index]
+                for r in quality_rows for k in ("top1", "map10")
+                if abs(r[name][k] - r["fixed"][k]) > max(r["noise"][k], r["noise_band"][k]) + 1e-12  # type: ignore[index, operator]
+            ]
+            print(f"{name}: " + ("within noise in every cell" if not exceeds[name] else
+                                 "outside noise: " + "; ".join(exceeds[name])))
+        print()
 
     full_rows: dict[str, list[dict[str, object]]] = {}
     if args.full:
@@ -300,8 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         "tolerances": tolerances,
         "totals": totals,
         "models": model_rows,
+        "former_rule": {"tolerance": former_limit, "round_samples": args.round_samples, "probes": 64,
+                        "models": former_rows},
         "quality": quality_rows,
         "top1_flips": flips,
+        "outside_noise": exceeds,
         "runs": {name: {m: [c.start, c.stop] for m, c in chunks.items()} for name, chunks in runs.items()},
         **({"full_benchmark": full_rows} if full_rows else {}),
     }
