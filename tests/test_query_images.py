@@ -64,10 +64,13 @@ def test_folders_and_files(tmp_path: Path) -> None:
         read_image(tmp_path / "nope.png")
 
 
-def test_default_methods_follow_the_paper() -> None:
+def test_default_methods_follow_the_quality_benchmark() -> None:
     assert default_method([Modality.TEXT]) is Method.MGF
     assert default_method([Modality.IMAGE]) is Method.GAUSSIAN
-    assert default_method([Modality.TEXT, Modality.SKETCH]) is Method.GAUSSIAN
+    assert default_method([Modality.IMAGE, Modality.IMAGE_SET]) is Method.GAUSSIAN
+    assert default_method([Modality.SKETCH]) is Method.MGF  # off every model's cloud, as text is
+    assert default_method([Modality.TEXT, Modality.SKETCH]) is Method.MGF
+    assert default_method([Modality.TEXT, Modality.IMAGE]) is Method.MGF
     assert default_method([Modality.VECTOR]) is Method.FIRST_MOMENT
     with pytest.raises(ValueError, match="empty query"):
         default_method([])

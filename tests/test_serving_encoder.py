@@ -94,6 +94,6 @@ def test_a_transparent_sketch_is_flattened_onto_white_as_the_cli_does(encoded) -
     response = cluster.gateway.Search(search_pb2.SearchRequest(
         parts=[search_pb2.QueryPart(sketch=sketch)], top_k=4, candidates_per_shard=100))
     expected = ExactSearch(store.collection()).search(
-        [QueryPart(encoder.encode_images([flattened])[0].astype(np.float64))], Method.GAUSSIAN, 4)
+        [QueryPart(encoder.encode_images([flattened])[0].astype(np.float64))], Method.MGF, 4)  # a sketch's default
     assert [h.model.id for h in response.hits] == [e.id for e in expected]
     np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)

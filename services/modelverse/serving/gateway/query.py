@@ -18,12 +18,13 @@ from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query
 from modelverse.encoders.base import Encoder
 from modelverse.query import images
+from modelverse.query import parts as query_parts
+from modelverse.query.parts import Modality
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.v1 import search_pb2
 
 TEXT, IMAGE, SKETCH, VECTOR, MODEL, IMAGE_SET = "text", "image", "sketch", "vector", "model_id", "image_set"
-IMAGE_KINDS = {IMAGE, SKETCH, IMAGE_SET}
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,18 @@ class ParsedQuery:
     kinds: tuple[str, ...] = ()
 
 
+KIND_MODALITY = {TEXT: Modality.TEXT, IMAGE: Modality.IMAGE, SKETCH: Modality.SKETCH, IMAGE_SET: Modality.IMAGE_SET,
+                 VECTOR: Modality.VECTOR}
+
+
 def default_method(kinds: set[str]) -> Method:
+    """A stored model alone is a similarity query (Frechet); otherwise the CLI's rule
+    (query.parts.default_method), so both front ends rank a query the same way."""
     if kinds == {MODEL}:
         return Method.FRECHET
-    if kinds == {TEXT}:
+    if MODEL in kinds:  # a stored model beside other parts: its mean is one more vector, scored by MGF
         return Method.MGF
-    if kinds <= IMAGE_KINDS:
-        return Method.GAUSSIAN
-    if kinds == {VECTOR}:
-        return Method.FIRST_MOMENT
-    return Method.MGF
+    return query_parts.default_method([KIND_MODALITY[k] for k in kinds])
 
 
 def _weight(part: search_pb2.QueryPart, index: int) -> float:
