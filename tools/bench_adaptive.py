@@ -11,8 +11,8 @@ against ``fleet.embedded.index_embedded``).
 
 For each tolerance: every model's samples used (against the fixed ceiling) and the standard
 error of a typical query's score when it stopped. Quality: the default method of each modality
-(text: 1st + 2nd moment; image, sketch, image set: Gaussian; both on the compressed second order
-the store serves) and the first moment, top-1 and mAP@10 over the quality benchmark's queries,
+(text and sketch: 1st + 2nd moment; image and image set: Gaussian; both on the compressed second
+order the store serves) and the first moment, top-1 and mAP@10 over the quality benchmark's queries,
 with every model summarised (a) from the fixed ceiling, (b) from its adaptive samples and, as the
 benchmark's own sampling noise, (c, d) from two disjoint halves of the ceiling's chunks: two fixed
 runs with different seeds. ``--full`` also runs the whole quality benchmark (every method, Monte
@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SCORERS = {  # modality -> (the modality's default method, the first moment)
+DEFAULT_SCORERS = {  # modality -> (the modality's default method (query.parts.default_method), the first moment)
     "text": ("mgf", "first_moment"),
     "image": ("gaussian", "first_moment"),
-    "sketch": ("gaussian", "first_moment"),
+    "sketch": ("mgf", "first_moment"),
     "image_set": ("gaussian", "first_moment"),
 }
 MODALITIES = tuple(DEFAULT_SCORERS)
