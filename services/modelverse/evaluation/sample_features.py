@@ -4,7 +4,8 @@ The fleet reduces each chunk of samples to moments and throws the features away;
 needs the features themselves (Monte Carlo scores every sample) and the moments at several
 sample counts N. Chunk i of a model is made by ``fleet.work.chunk_features`` with the fleet's
 seed for (model, stats version, i), so the first N samples here are the samples of
-``modelverse index --samples N --chunk-size C`` and their merged moments are the fleet's bits.
+``modelverse index --samples N --chunk-size C``; their merged moments equal the fleet's to
+float32 rounding (the cache keeps float32 features, the fleet reduces each chunk straight away).
 
 Filling is resumable (one ``.npy`` file per chunk, written atomically) and runs in worker
 processes, one torch thread each, in the order of the requested sample counts: every model
@@ -67,7 +68,7 @@ class FeatureCache:
 
     def moments(self, model_id: str, samples: int) -> PartialMoments:
         """Moments of the first ``samples`` features, merged chunk by chunk in chunk order as the
-        fleet's round callback merges its partials."""
+        fleet's round callback merges its partials (equal to them to float32 rounding)."""
         chunks = [
             PartialMoments.from_samples(np.load(self.chunk_path(model_id, i)))
             for i in range(self.chunks_for(samples))

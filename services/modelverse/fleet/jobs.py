@@ -91,7 +91,7 @@ class JobRecord:
     error: str = ""
     samples_used: int = 0  # samples in the published statistics (set when done)
     probe_scores: tuple[float, ...] = ()  # previous round's probe scores (adaptive sampling)
-    converged_change: float | None = None  # last round-to-round probe score change
+    converged_change: float | None = None  # adaptive: the score's standard error when the last round closed
     updated_at: float = 0.0  # last progress (a chunk done, a round closed)
     resubmits: int = 0  # rounds the watchdog sent again after the job stalled
 
