@@ -19,9 +19,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
 
 import numpy as np
@@ -116,10 +116,6 @@ def _run_task(task: ChunkTask, chunk_size: int) -> tuple[ChunkTask, float]:
     return task, time.perf_counter() - started
 
 
-def _run_task_star(args: tuple[ChunkTask, int]) -> tuple[ChunkTask, float]:
-    return _run_task(*args)
-
-
 def plan_tasks(cache: FeatureCache, model_ids: Sequence[str], sample_counts: Sequence[int]) -> list[ChunkTask]:
     """Missing chunks, smallest sample count first, so a partial fill is usable at the small Ns."""
     tasks: list[ChunkTask] = []
@@ -152,7 +148,7 @@ def fill(
     context = multiprocessing.get_context("spawn")  # torch and fork do not mix
     with context.Pool(processes, _init_worker, (encoder_spec, cache.precision, 1)) as pool:
         for done, (task, seconds) in enumerate(
-            pool.imap_unordered(_run_task_star, ((t, cache.chunk_size) for t in tasks)), start=1
+            pool.imap_unordered(partial(_run_task, chunk_size=cache.chunk_size), tasks), start=1
         ):
             elapsed = time.perf_counter() - started
             rate = done * cache.chunk_size / elapsed
@@ -162,10 +158,3 @@ def fill(
                 f"{rate:.0f} samples/s overall, about {eta / 60:.0f} min left"
             )
     return len(tasks)
-
-
-def iter_levels(cache: FeatureCache, model_ids: Sequence[str], sample_counts: Sequence[int]) -> Iterator[int]:
-    """The sample counts at which every model's chunks are all present."""
-    for samples in sorted(sample_counts):
-        if all(not cache.missing(m, samples) for m in model_ids):
-            yield samples
