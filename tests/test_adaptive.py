@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from modelverse.core.moments import PartialMoments, l2_normalize_rows
-from modelverse.fleet.adaptive import replay, score_standard_error, typical_query_variance
+from modelverse.fleet.adaptive import CRITERION_TAU, replay, score_standard_error, typical_query_variance
 from modelverse.fleet.plan import SamplePlan
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,3 +128,12 @@ def test_replay_over_the_feature_cache_stops_where_the_embedded_fleet_stops(tmp_
     # The cache keeps float32 features, the fleet reduces float64 ones: equal to their rounding.
     np.testing.assert_allclose(stored.mean, expected.moments.mean, rtol=0, atol=1e-6)
     np.testing.assert_allclose(stored.covariance, expected.moments.covariance(), rtol=0, atol=1e-6)
+
+
+def test_the_criterion_at_the_papers_tau_is_conservative_for_a_lower_store_tau() -> None:
+    """Stores score at their encoder's temperature (the bundled one's is 23.2); the criterion
+    runs at 100, and a model it passes has a smaller standard error at every lower tau."""
+    moments = unit_chunks(0.3, 4)[0]
+    at_criterion = score_standard_error(moments)
+    assert at_criterion == score_standard_error(moments, CRITERION_TAU)
+    assert all(score_standard_error(moments, tau) < at_criterion for tau in (1.0, 23.2, 99.0))

@@ -26,6 +26,10 @@ def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_b
     assert choose_index(1_000_000, 512, 100 * 1024**2).factory == "IVF4096,PQ64"
     assert choose_index(30_000, 64, GiB).nlist <= 30_000 // 39
     assert choose_index(5_000, 512, GiB, exact_threshold=1_000).factory.startswith("IVF")
+    # compact (the shards' default): 8-bit codes even when float32 fits; exact Flat stays exact
+    assert choose_index(100_000, 512, 8 * GiB, compact=True).factory == "IVF1024,SQ8"
+    assert choose_index(100_000, 512, 8 * GiB, compact=True).bytes_per_vector == 520
+    assert choose_index(20_000, 512, GiB, compact=True).factory == "Flat"
     with pytest.raises(ValueError, match="do not fit"):
         choose_index(1_000_000, 512, 1024**2)
 

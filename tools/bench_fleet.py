@@ -217,7 +217,7 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
                 "samples_fixed": fixed_plan.max_samples,
                 "samples_adaptive": record.samples_used,
                 "saved": 1 - record.samples_used / fixed_plan.max_samples,
-                "last_probe_change": record.converged_change,
+                "standard_error_at_stop": record.converged_change,
                 "mean_cosine_to_fixed": cos,
                 "covariance_rel_error": float(np.linalg.norm(a.covariance - f.covariance) / np.linalg.norm(f.covariance)),
                 "fixed_run_s": t1 - t0,
@@ -239,26 +239,23 @@ def adaptive(requests: Sequence[ModelRequest], encoder: str, plan: SamplePlan, q
 
 
 def synthetic_convergence(models: int, dim: int, round_samples: int, rounds: int, tolerance: float) -> list[dict[str, Any]]:
-    """Where the criterion stops on synthetic CLIP-like features (modelverse.synthetic), which
-    are cheap enough to draw 50,000 samples of: the calibration of the default tolerance."""
+    """Where the criterion (``fleet.adaptive``: the standard error of a typical query's score)
+    stops on synthetic CLIP-like features (modelverse.synthetic), which are cheap enough to draw
+    50,000 samples of. No floor here: the first round end at or under ``tolerance``."""
     from modelverse.core.moments import PartialMoments
-    from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
+    from modelverse.fleet.adaptive import score_standard_error
     from modelverse.synthetic import SyntheticZoo
 
-    probes = probe_set(dim)
     rows = []
     for model in SyntheticZoo(dim=dim).models(models):
-        merged, previous, changes, stop = None, None, [], None
+        merged, errors, stop = None, [], None
         for r in range(rounds):
             part = PartialMoments.from_samples(l2_normalize_rows(model.sample_features(round_samples, seed=r)))
             merged = part if merged is None else merged.merge(part)
-            scores = probe_scores(merged, probes)
-            if previous is not None:
-                changes.append(score_change(previous, scores))
-                if stop is None and changes[-1] <= tolerance:
-                    stop = merged.count
-            previous = scores
-        rows.append({"model_id": model.id, "converged_at": stop, "changes": changes})
+            errors.append(score_standard_error(merged))
+            if stop is None and errors[-1] <= tolerance:
+                stop = merged.count
+        rows.append({"model_id": model.id, "converged_at": stop, "standard_errors": errors})
     return rows
 
 
@@ -290,9 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.synthetic:
         rows = synthetic_convergence(5, 512, args.round_samples, args.max_samples // args.round_samples, args.tolerance)
-        print(f"synthetic d=512: first N where the probe change <= {args.tolerance} (rounds of {args.round_samples})")
-        print_table(["model", "converged at", "change per round"],
-                    [[r["model_id"], r["converged_at"], " ".join(f"{c:.3f}" for c in r["changes"][:14])] for r in rows])
+        print(f"synthetic d=512: first N where a typical query's score has standard error <= {args.tolerance} nats "
+              f"(rounds of {args.round_samples})")
+        print_table(["model", "converged at", "standard error per round"],
+                    [[r["model_id"], r["converged_at"], " ".join(f"{e:.3f}" for e in r["standard_errors"][:14])] for r in rows])
         out = Path(args.out) if args.out else ROOT / "docs" / "benchmarks" / "fleet-synthetic.json"
         out.write_text(json.dumps({"round_samples": args.round_samples, "tolerance": args.tolerance,
                                    "max_samples": args.max_samples, "models": rows}, indent=1) + "\n")
@@ -343,8 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["adaptive"] = res
         save()
         print(f"\nadaptive sampling (floor {plan.min_samples}, ceiling {plan.max_samples}, tolerance {plan.tolerance})")
-        print_table(["model", "fixed", "adaptive", "saved", "probe change", "cos(mean)", "cov rel err"],
-                    [[r["model_id"], r["samples_fixed"], r["samples_adaptive"], r["saved"], r["last_probe_change"],
+        print_table(["model", "fixed", "adaptive", "saved", "se at stop", "cos(mean)", "cov rel err"],
+                    [[r["model_id"], r["samples_fixed"], r["samples_adaptive"], r["saved"], r["standard_error_at_stop"],
                       r["mean_cosine_to_fixed"], r["covariance_rel_error"]] for r in res["models"]])
         print(f"total: {res['total_samples_adaptive']} of {res['total_samples_fixed']} samples "
               f"({res['total_saved']:.1%} saved)")

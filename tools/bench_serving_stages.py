@@ -53,7 +53,7 @@ def main() -> int:
         found = state.index.search(normalize_query(first_stage_query(parts, dim), dim).astype(np.float32), args.candidates)
         t1 = time.perf_counter()
         rows = np.array([snap.row_of[m] for m in found.ids])
-        candidates = candidates_collection(snap.collection, rows)
+        candidates = candidates_collection(snap.collection, rows, Method.GAUSSIAN)
         t2 = time.perf_counter()
         ExactSearch(candidates).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
         t3 = time.perf_counter()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelverse.core.compression import woodbury_factors
+from modelverse.core.compression import woodbury_factors_many
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.scores import normalized_means
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, stats_from_features
@@ -129,10 +129,7 @@ def generate_batch(profile: Profile, start: int, count: int, clusters: np.ndarra
     top_trace = lam.sum(axis=1)
     residual_total = top_trace * profile.residual_fraction / max(1e-9, 1.0 - profile.residual_fraction)
     diag = (residual_total[:, None] / d * rng.gamma(4.0, 0.25, (count, d))).astype(np.float16)
-    woodbury = np.empty((count, r, r), dtype=np.float32)
-    logdet = np.empty(count)
-    for m in range(count):
-        woodbury[m], logdet[m] = woodbury_factors(diag[m], factor[m], eps)
+    woodbury, logdet = woodbury_factors_many(diag, factor, eps)
     scalars = np.zeros(count, dtype=SCALARS_DTYPE)
     scalars["count"] = 50_000
     scalars["logdet"] = logdet

@@ -80,11 +80,21 @@ def compress_covariance(covariance: np.ndarray, rank: int, eps: float) -> Compre
 
 def woodbury_factors(diag: np.ndarray, factor: np.ndarray, eps: float) -> tuple[np.ndarray, float]:
     """(L, logdet) for D + eps I + W W^T, computed in float64 from the stored values."""
+    woodbury, logdet = woodbury_factors_many(diag[None], factor[None], eps)
+    return woodbury[0], float(logdet[0])
+
+
+def woodbury_factors_many(diag: np.ndarray, factor: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(L, logdet) of M models at once: diag (M, d), factor (M, d, r) -> (M, r, r) float32, (M,).
+
+    numpy's linalg broadcasts over the leading axis, so a million synthetic models or a
+    re-compression of a whole store costs a few batched LAPACK calls, not a Python loop."""
     d_eps = diag.astype(np.float64) + eps
     w = factor.astype(np.float64)
-    r = w.shape[1]
-    capacitance = np.eye(r) + (w / d_eps[:, None]).T @ w
-    chol_inv = np.linalg.cholesky(np.linalg.inv(capacitance)) if r else np.zeros((0, 0))
-    _, logdet_c = np.linalg.slogdet(capacitance) if r else (1.0, 0.0)
-    logdet = float(np.sum(np.log(d_eps)) + logdet_c)
-    return chol_inv.astype(np.float32), logdet
+    m, r = w.shape[0], w.shape[2]
+    if r == 0:
+        return np.zeros((m, 0, 0), dtype=np.float32), np.sum(np.log(d_eps), axis=1)
+    capacitance = np.eye(r) + np.einsum("mdi,mdj->mij", w / d_eps[:, :, None], w)
+    chol_inv = np.linalg.cholesky(np.linalg.inv(capacitance))
+    _, logdet_c = np.linalg.slogdet(capacitance)
+    return chol_inv.astype(np.float32), np.sum(np.log(d_eps), axis=1) + logdet_c

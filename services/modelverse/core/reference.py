@@ -101,6 +101,34 @@ class ExactSearch:
         live = self.collection.live_mask()
         return top_k(self.collection.ids[live], self.score_parts(parts, method, form)[live], k)
 
+    def search_many(
+        self,
+        queries: list[list[QueryPart]],
+        method: Method,
+        k: int = 10,
+        block: int = 16_384,
+    ) -> list[list[Hit]]:
+        """``search`` for many queries (compressed form) in one pass over the collection.
+
+        Each block of rows is read once (a memory-mapped pack of a million models is larger
+        than memory) and every query is scored on it by ``score_parts``; a block keeps its top
+        k per query, and the top k of those is the answer (``top_k``'s order is total, so this
+        equals one ``search`` per query)."""
+        live = self.collection.live_mask()
+        kept: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in queries]
+        for start in range(0, len(self.collection), block):
+            rows = start + np.flatnonzero(live[start:start + block])
+            if rows.size == 0:
+                continue
+            c = self.collection
+            part = Collection(c.ids[rows], np.asarray(c.means[rows]), c.compressed.take(rows))
+            search = ExactSearch(part, tau=self.tau, eps=self.eps)
+            for parts, best in zip(queries, kept):
+                hits = top_k(part.ids, search.score_parts(parts, method), k)
+                best.append((np.array([h.id for h in hits]), np.array([h.score for h in hits])))
+        return [top_k(np.concatenate([i for i, _ in best]), np.concatenate([s for _, s in best]), k)
+                if best else [] for best in kept]
+
     def score_similar(
         self, model_id: str, form: SecondOrderForm = SecondOrderForm.COMPRESSED
     ) -> np.ndarray:

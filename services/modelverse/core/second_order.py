@@ -17,7 +17,7 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from modelverse.core.compression import CompressedCovariance, woodbury_factors
+from modelverse.core.compression import CompressedCovariance, woodbury_factors_many
 
 FULL_BLOCK = 32  # models per block: 32 x 512 x 512 float64 = 64 MiB
 COMPRESSED_BLOCK = 8192  # 8192 x 512 x 16 float32 = 256 MiB
@@ -198,8 +198,7 @@ class CompressedCovariances:
 
     def _refactor(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """Woodbury factors for an eps other than the one stored (costs O(d r^2) per model)."""
-        pairs = [woodbury_factors(self.diag[m], self.factor[m], eps) for m in range(len(self))]
-        return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        return woodbury_factors_many(np.asarray(self.diag), np.asarray(self.factor), eps)
 
     def trace(self) -> np.ndarray:
         return self.traces.astype(np.float64)

@@ -39,6 +39,14 @@ independent fixed runs of 5,000; at 1.0 (48 % saved) one text query's first-mome
 The Gaussian approximation is within about 15 % of the empirical standard error for most zoo
 models and underestimates it by up to 2x for a few heavy-tailed ones (digiface,
 fashion-vae-trouser); the tolerance was calibrated with those included.
+
+**Which tau.** The criterion is evaluated at ``CRITERION_TAU`` = 100, the paper's temperature,
+whatever temperature the store later scores at (the bundled encoder's is 23.2, a real CLIP's
+exp(logit_scale) = 100). The standard error grows with tau, so a model converged at 100 is
+converged at any lower store tau: the rule is conservative there, never loose, and one tolerance
+serves every encoder. A store at tau 23.2 could stop earlier (its tau^4 term is 350x smaller),
+but the tolerance would then have to be recalibrated on the retrieval benchmark at that tau,
+which has not been measured (docs/FLEET.md).
 """
 
 from __future__ import annotations
@@ -49,9 +57,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelverse.core.moments import PartialMoments
-from modelverse.core.stats import DEFAULT_TAU
 from modelverse.fleet.plan import SamplePlan
 
+CRITERION_TAU = 100.0  # the paper's tau; >= any store's, so the rule is conservative (module doc)
 DEFAULT_TOLERANCE = 0.75  # nats: the standard error of a typical query's score (docs/FLEET.md)
 DEFAULT_MIN_SAMPLES = 1_000
 DEFAULT_ROUND_SAMPLES = 1_000
@@ -63,7 +71,7 @@ def typical_query_variance(moments: PartialMoments) -> float:
     return float(moments.mean @ covariance @ moments.mean + np.sum(covariance * covariance))
 
 
-def score_standard_error(moments: PartialMoments, tau: float = DEFAULT_TAU, variance: float | None = None) -> float:
+def score_standard_error(moments: PartialMoments, tau: float = CRITERION_TAU, variance: float | None = None) -> float:
     """Gaussian standard error (nats) of the 1st + 2nd moment score of a query with
     q^T Sigma q = ``variance`` (default: a typical query's) from ``moments.count`` samples."""
     if moments.count < 2:
@@ -81,7 +89,7 @@ class RoundCheck:
     converged: bool
 
 
-def check_round(moments: PartialMoments, plan: SamplePlan, tau: float = DEFAULT_TAU) -> RoundCheck:
+def check_round(moments: PartialMoments, plan: SamplePlan, tau: float = CRITERION_TAU) -> RoundCheck:
     """Converged: at least the floor and a typical query's score known to ``plan.tolerance`` nats."""
     se = score_standard_error(moments, tau)
     enough = moments.count >= plan.min_samples
@@ -103,7 +111,7 @@ class Replay:
 
 
 def replay(plan: SamplePlan, chunk: Callable[[int], PartialMoments] | Sequence[PartialMoments],
-           tau: float = DEFAULT_TAU) -> Replay:
+           tau: float = CRITERION_TAU) -> Replay:
     """Run ``plan``'s rounds over precomputed chunk moments exactly as ``fleet.work.close_round``
     does: merge chunks in chunk order (a left fold, so the bits equal close_round's re-merge),
     check at every round end but the last, stop at the first converged round or the ceiling."""
@@ -139,7 +147,7 @@ def probe_set(dim: int, count: int = DEFAULT_PROBES, seed: int = PROBE_SEED) -> 
     return probes / np.linalg.norm(probes, axis=1, keepdims=True)
 
 
-def probe_scores(moments: PartialMoments, probes: np.ndarray, tau: float = DEFAULT_TAU) -> np.ndarray:
+def probe_scores(moments: PartialMoments, probes: np.ndarray, tau: float = CRITERION_TAU) -> np.ndarray:
     covariance = moments.covariance()
     first = probes @ moments.mean
     second = np.einsum("pi,ij,pj->p", probes, covariance, probes)

@@ -44,6 +44,7 @@ class ClusterSpec:
     exact_threshold: int = EXACT_THRESHOLD
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     nprobe: int | None = None
+    compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
     gateway_workers: int = 16
     encoder: str | None = None
@@ -125,6 +126,8 @@ class Cluster:
         ]
         if spec.nprobe:
             args += ["--nprobe", str(spec.nprobe)]
+        if not spec.compact_index:
+            args.append("--no-compact-index")
         return self._process(f"shard-{shard}-r{replica}", "modelverse.serving.shard", args)
 
     def shard_arguments(self) -> list[str]:

@@ -36,12 +36,14 @@ class QueryModelStats:
         return cls(model_id, np.asarray(mean, dtype=np.float64), compressed)
 
 
-def candidates_collection(collection: Collection, rows: np.ndarray) -> Collection:
-    """The candidates' rows of a (memory-mapped) collection, read into memory."""
+def candidates_collection(collection: Collection, rows: np.ndarray, method: Method) -> Collection:
+    """The candidates' rows of a (memory-mapped) collection, read into memory: the means, and
+    the compressed second order only for a method that reads it (at a million models the
+    factors do not fit the page cache, and FIRST_MOMENT should not fault them in)."""
     return Collection(
         ids=collection.ids[rows],
         means=np.asarray(collection.means[rows]),
-        compressed=collection.compressed.take(rows),
+        compressed=None if method is Method.FIRST_MOMENT else collection.compressed.take(rows),  # type: ignore[arg-type]
     )
 
 
@@ -62,5 +64,7 @@ def rerank_scores(
         )
     if not parts:
         raise ValueError("a query needs at least one part")
+    if method is Method.FIRST_MOMENT:  # the cosine of the means; no second order read
+        return ExactSearch(candidates, tau=tau).score_parts(parts, method)
     search = ExactSearch(candidates, tau=tau, eps=candidates.compressed.eps)
     return search.score_parts(parts, method, SecondOrderForm.COMPRESSED)

@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes for the FAISS index")
     parser.add_argument("--exact-threshold", type=int, default=EXACT_THRESHOLD)
     parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--compact-index", action=argparse.BooleanOptionalAction, default=True,
+                        help="8-bit codes for the first-moment inverted file, even when float32 vectors fit "
+                             "the budget (candidates are re-scored from the pack either way)")
     parser.add_argument("--lifted", default="mgf",
                         help="methods with a lifted first-stage index, comma-separated (mgf, gaussian); '' for none")
     parser.add_argument("--lift-columns", type=int, default=DEFAULT_COLUMNS, help="MGF: covariance columns kept by direction")
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
         memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
-        lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
+        compact_index=args.compact_index, lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
         lift_alpha=args.lift_alpha, lifted_nprobe=args.lifted_nprobe,
     ))
     server, port, _ = build_server(

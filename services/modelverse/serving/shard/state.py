@@ -47,6 +47,7 @@ class ShardConfig:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
     exact_threshold: int = EXACT_THRESHOLD
     nprobe: int | None = None
+    compact_index: bool = True  # 8-bit codes for the first-moment inverted file (index_choice)
     lifted: tuple[str, ...] = ("mgf",)  # methods (Method values) with a lifted first stage
     lift_columns: int = DEFAULT_COLUMNS
     lift_alpha: float = DEFAULT_ALPHA
@@ -160,7 +161,7 @@ class ShardState:
             started = time.perf_counter()
             if spec is None:
                 plan = choose_index(len(ids), dim, cfg.memory_budget_bytes,
-                                    exact_threshold=cfg.exact_threshold, nprobe=cfg.nprobe)
+                                    exact_threshold=cfg.exact_threshold, nprobe=cfg.nprobe, compact=cfg.compact_index)
             else:
                 plan = lifted_plan(len(ids) * spec.copies, spec.dim(dim), cfg)
             index = ShardIndex.build(plan, ids, rows, versions, spec)
@@ -299,7 +300,7 @@ class ShardState:
         rows = np.array([snap.row_of[m] for m, _ in pairs], dtype=np.int64)
         with metrics.stage("shard", "rerank"):
             scores = rerank_scores(
-                candidates_collection(snap.collection, rows), method, parts=parts, query_model=query_model,
+                candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
                 tau=self.store.config.tau,
             )
         return [
