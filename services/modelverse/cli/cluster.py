@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--encoder", default=None, help="encoder for text and image queries")
     up.add_argument("--generators", choices=["none", "zoo"], default="none",
                     help="generators for SampleImages (zoo: the bundled zoo's)")
+    up.add_argument("--broker", default=None, metavar="redis://HOST:PORT/DB",
+                    help="the admin runs generator jobs on this Celery fleet and follows its events "
+                         "(default: inside the admin; generator jobs need --encoder)")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
     up.set_defaults(handler=cluster_up)
 
@@ -42,13 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cluster_up(args: argparse.Namespace) -> int:
     if args.shards < 1 or args.replicas < 1:
         raise ValueError("--shards and --replicas must be at least 1")
+    if args.broker and not args.encoder:
+        raise ValueError("--broker needs --encoder (the spec the fleet encodes samples with)")
     if not (Path(args.store) / "store.json").exists():
         raise ValueError(f"{args.store}: no model store here")
     spec = ClusterSpec(
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
         candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
-        generators=args.generators,
+        generators=args.generators, broker=args.broker,
     )
     try:
         cluster = Cluster(spec).start()

@@ -49,6 +49,10 @@ class ClusterSpec:
     gateway_workers: int = 16
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
+    # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
+    # ``encoder``; with a broker they run on that Celery fleet, else inside the admin.
+    broker: str | None = None
+    allow_python_generators: bool = False
     startup_timeout: float = 300.0
     log_level: str = "INFO"
 
@@ -136,6 +140,17 @@ class Cluster:
             args += ["--shard", ",".join(p.address for p in replicas)]
         return args
 
+    def admin_arguments(self) -> list[str]:
+        spec = self.spec
+        args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port)]
+        if spec.encoder:
+            args += ["--encoder", spec.encoder]
+            if spec.broker:
+                args += ["--broker", spec.broker]
+            if spec.allow_python_generators:
+                args.append("--allow-python-generators")
+        return args
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Cluster:
@@ -158,8 +173,7 @@ class Cluster:
                 gateway_args += ["--encoder", spec.encoder]
             gateway_args += ["--generators", spec.generators]
             self.gateway = self._process("gateway", "modelverse.serving.gateway", gateway_args)
-            self.admin = self._process("admin", "modelverse.serving.admin", [
-                "--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port)])
+            self.admin = self._process("admin", "modelverse.serving.admin", self.admin_arguments())
             self._launch(self.gateway)
             self._launch(self.admin)
             self._wait_ready(self.gateway, deadline)

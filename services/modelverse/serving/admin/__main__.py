@@ -27,13 +27,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--log-level", default="INFO")
+    fleet = parser.add_argument_group("generator jobs (RegisterModel with a zoo_model or generator source)")
+    fleet.add_argument("--encoder", default=None, metavar="SPEC",
+                       help="encoder spec the fleet encodes samples with (must be the store's encoder); "
+                            "without it the admin registers sample features only")
+    fleet.add_argument("--broker", default=None, metavar="redis://HOST:PORT/DB",
+                       help="run jobs on the Celery fleet of this broker and follow its model_ready events "
+                            "(default: embedded, in this process)")
+    fleet.add_argument("--allow-python-generators", action="store_true",
+                       help="accept py:MODULE:FACTORY generator specs (they run code in the fleet's processes)")
+    fleet.add_argument("--torch-threads", type=int, default=1, help="torch threads of embedded jobs")
     return parser.parse_args(argv)
+
+
+def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
+    from modelverse.fleet.config import FleetConfig
+    from modelverse.fleet.resolve import Runtime
+    from modelverse.serving.admin.generator_jobs import BrokerJobs, EmbeddedJobs
+
+    runtime = Runtime(torch_threads=args.torch_threads)
+    if args.broker:
+        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock,
+                          FleetConfig.from_env(broker_url=args.broker))
+    else:
+        jobs = EmbeddedJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, runtime)
+    servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
     servicer = AdminServicer(DirectoryStore.open(args.store), ShardPool([s.split(",") for s in args.shard]))
+    if args.encoder:
+        attach_fleet(servicer, args)
+    elif args.broker:
+        raise SystemExit("--broker needs --encoder (the spec the fleet's workers encode samples with)")
     server, port, _ = build_server(
         [lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, s)],
         [admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name],
@@ -46,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("admin serving", extra={"port": port})
     stop.wait()
     server.stop(grace=2).wait()
-    servicer.jobs.shutdown()
+    servicer.shutdown()
     return 0
 
 

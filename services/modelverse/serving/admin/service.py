@@ -8,11 +8,15 @@ import time
 
 import grpc
 import numpy as np
+import redis
 
 from modelverse.core.stats import stats_from_features
+from modelverse.fleet.resolve import Runtime, SpecError, encoder_identity
+from modelverse.serving.admin.generator_jobs import GeneratorJobs
+from modelverse.serving.admin.jobs import JobRecord, JobRunner
+from modelverse.serving.admin.sources import SourceError, model_request, sample_plan
 from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.admin.jobs import JobRecord, JobRunner
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
@@ -29,11 +33,44 @@ def job_message(job: JobRecord) -> admin_pb2.Job:
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+    """Features jobs run here (``jobs``); generator jobs go to the indexing fleet
+    (``generator_jobs``: embedded in this process, or Celery workers behind a broker; see
+    ``attach_fleet``)."""
+
     def __init__(self, store: DirectoryStore, pool: ShardPool) -> None:
         self.store = store
         self.pool = pool
         self.jobs = JobRunner()
+        self.generator_jobs: GeneratorJobs | None = None
+        self.runtime: Runtime | None = None
+        self.allow_python_generators = False
+        self._encoder_identity: str | None = None
+        self._encoder_lock = threading.Lock()
         self._write_lock = threading.Lock()
+
+    @property
+    def write_lock(self) -> threading.Lock:
+        return self._write_lock
+
+    def attach_fleet(self, jobs: GeneratorJobs, runtime: Runtime, *, allow_python_generators: bool = False) -> None:
+        """Accept generator sources: ``jobs`` runs them; ``runtime`` loads the encoder whose
+        identity must be the store's."""
+        self.generator_jobs = jobs
+        self.runtime = runtime
+        self.allow_python_generators = allow_python_generators
+
+    def shutdown(self) -> None:
+        if self.generator_jobs is not None:
+            self.generator_jobs.close()
+        self.jobs.shutdown()
+
+    def encoder_identity(self) -> str:
+        """``name:fingerprint`` of the fleet's encoder, loaded once (the check needs its weights)."""
+        assert self.generator_jobs is not None and self.runtime is not None
+        with self._encoder_lock:
+            if self._encoder_identity is None:
+                self._encoder_identity = encoder_identity(self.runtime.encoder(self.generator_jobs.encoder))
+            return self._encoder_identity
 
     def sync_shards(self) -> int:
         """Ask every replica of every shard to sync now; returns how many confirmed."""
@@ -53,8 +90,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             metadata = metadata_from_message(request.metadata)
         except (ValueError, TypeError) as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"metadata: {exc}")
-        if request.WhichOneof("source") != "features":
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "give the model's sample features")
+        source = request.WhichOneof("source")
+        if source in ("zoo_model", "generator"):
+            return self._register_generator(request, context)
+        if source != "features":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "give the model's sample features, a zoo_model or a generator spec")
         matrix = request.features
         config = self.store.config
         if matrix.rows < 2 or matrix.dim != config.dim or len(matrix.float32_le) != 4 * matrix.rows * matrix.dim:
@@ -80,11 +121,53 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
 
         return job_message(self.jobs.submit(metadata.id, work))
 
+    def _register_generator(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
+        from modelverse.serving.admin.generator_jobs import EmbeddedJobs
+
+        jobs = self.generator_jobs
+        if jobs is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this admin indexes no generators: start it with --encoder SPEC (and --broker URL "
+                          "to use Celery workers)")
+        try:
+            model = model_request(request, allow_python=self.allow_python_generators,
+                                  importable_here=isinstance(jobs, EmbeddedJobs))
+            plan = sample_plan(request.sampling)
+        except SourceError as exc:
+            context.abort(exc.code, exc.message)
+        if not request.replace and model.model_id in self.store:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {model.model_id!r} exists; set replace to replace it")
+        try:
+            identity = self.encoder_identity()
+        except (SpecError, ImportError, OSError, RuntimeError, ValueError) as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the admin's encoder {jobs.encoder!r} does not load: {exc}")
+        config = self.store.config
+        if identity != config.encoder:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          f"the admin's encoder is {identity!r}; the store holds features of encoder "
+                          f"{config.encoder!r}: start the admin with the store's encoder")
+        try:
+            record = jobs.submit(model, plan)
+        except (StoreError, ValueError) as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"cannot start the job: {exc}")
+        log.info("generator job submitted", extra={"model_id": model.model_id, "job_id": record.job_id,
+                                                   "generator": model.generator})
+        answer = jobs.job(record.job_id)
+        assert answer is not None
+        return answer
+
     def GetJob(self, request: admin_pb2.GetJobRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
         job = self.jobs.get(request.id)
-        if job is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
-        return job_message(job)
+        if job is not None:
+            return job_message(job)
+        if self.generator_jobs is not None and request.id:
+            try:
+                found = self.generator_jobs.job(request.id)
+            except (StoreError, redis.RedisError) as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot read the fleet's job record: {exc}")
+            if found is not None:
+                return found
+        context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
 
     def RemoveModel(self, request: admin_pb2.RemoveModelRequest, context: grpc.ServicerContext) -> admin_pb2.RemoveModelResponse:
         try:
@@ -94,6 +177,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except (ValueError, StoreError) as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if self.generator_jobs is not None:
+            try:  # the fleet's copy too, or a restarted admin would copy the model back
+                self.generator_jobs.remove(request.id)
+            except redis.RedisError as exc:
+                log.warning("model not removed from the fleet's store", extra={"model_id": request.id, "error": str(exc)})
         synced = self.sync_shards()
         log.info("model removed", extra={"model_id": request.id, "shards_synced": synced})
         return admin_pb2.RemoveModelResponse(shards_synced=synced)

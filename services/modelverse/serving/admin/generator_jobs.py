@@ -1,0 +1,344 @@
+"""Generator jobs of the admin service: the indexing fleet computes, the admin serves.
+
+Two backends, one contract: ``submit`` starts a fleet job for one model, ``job`` reports it,
+and a job is SUCCEEDED only once the model's statistics are in the directory store the shards
+read *and* every shard replica that answers has synced.
+
+- :class:`EmbeddedJobs` (no broker): the fleet's work functions (``fleet.embedded.run_job``)
+  run on one background thread of the admin, writing the directory store; then Sync.
+- :class:`BrokerJobs` (``--broker redis://...``): jobs go to Celery workers through
+  ``fleet.submit``; workers publish to the RedisStore. A follower thread tails the RedisStore's
+  event stream, copies each ``model_ready`` model into the directory store (the admin stays its
+  one writer) and calls Sync, resuming after restarts from the last applied event id (kept in
+  ``STORE/fleet-events.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from modelverse.fleet.config import FleetConfig
+from modelverse.fleet.embedded import run_job
+from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.requests import ModelRequest
+from modelverse.fleet.resolve import Runtime
+from modelverse.fleet.state import LocalState
+from modelverse.store.directory import DirectoryStore
+from modelverse.store.errors import ModelNotFoundError, StoreError
+from modelverse.store.files import atomic_write_json, read_json
+from modelverse.store.redis_store import MODEL_READY, RedisStore
+from modelverse.v1 import admin_pb2
+
+log = logging.getLogger("modelverse.admin")
+CURSOR_FILE = "fleet-events.json"
+MAX_TRACKED = 10_000
+FLEET_TO_JOB = {JobState.QUEUED: admin_pb2.PENDING, JobState.RUNNING: admin_pb2.RUNNING,
+                # the statistics exist, the shards do not serve them yet
+                JobState.DONE: admin_pb2.RUNNING, JobState.FAILED: admin_pb2.FAILED}
+
+Sync = Callable[[], int]
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="milliseconds") if unix else ""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What the admin decided about a job after the fleet finished it."""
+
+    state: int  # admin_pb2.SUCCEEDED or FAILED
+    finished_at: str
+    error: str = ""
+    served_version: int = 0
+
+
+class JobAborted(Exception):
+    pass
+
+
+class GeneratorJobs:
+    """The bookkeeping both backends share: which jobs the admin started and how they ended."""
+
+    def __init__(self, store: DirectoryStore, encoder: str, sync: Sync, write_lock: threading.Lock) -> None:
+        self.store = store
+        self.encoder = encoder  # the encoder *spec* the fleet loads
+        self.sync = sync
+        self.write_lock = write_lock
+        self._lock = threading.Lock()
+        self._models: dict[str, str] = {}  # model id -> its unfinished job (a second submission joins it)
+        self._settled: dict[str, Settled] = {}
+
+    # -- backend interface ----------------------------------------------------------------------
+
+    def _start(self, request: ModelRequest, plan: SamplePlan) -> JobRecord:
+        raise NotImplementedError
+
+    def fleet_record(self, job_id: str) -> JobRecord | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def remove(self, model_id: str) -> None:
+        """The model left the serving store (RemoveModel); the embedded fleet keeps nothing else."""
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def submit(self, request: ModelRequest, plan: SamplePlan) -> JobRecord:
+        with self._lock:
+            running = self._models.get(request.model_id)
+            if running is not None and running not in self._settled:
+                record = self.fleet_record(running)
+                if record is not None and record.state is not JobState.FAILED:
+                    return record
+            record = self._start(request, plan)
+            self._models[request.model_id] = record.job_id
+            return record
+
+    def settle(self, job_id: str, state: int, error: str = "", served_version: int = 0) -> None:
+        with self._lock:
+            if len(self._settled) >= MAX_TRACKED:  # forget the oldest tenth
+                for old in list(self._settled)[: MAX_TRACKED // 10]:
+                    del self._settled[old]
+            self._settled[job_id] = Settled(state, _now(), error, served_version)
+
+    def _served_version(self, model_id: str) -> int:
+        try:
+            return self.store.get(model_id).stats_version
+        except (ModelNotFoundError, StoreError):
+            return 0
+
+    def job(self, job_id: str) -> admin_pb2.Job | None:
+        record = self.fleet_record(job_id)
+        if record is None:
+            return None
+        spec = record.spec
+        message = admin_pb2.Job(
+            id=job_id, model_id=spec.model_id, state=FLEET_TO_JOB[record.state], error=record.error,
+            created_at=_iso(record.submitted_at), chunks_done=len(record.chunks_done),
+            chunks_planned=record.chunks_planned, chunks_max=spec.plan.total_chunks,
+            samples_done=record.samples_done, samples_used=record.samples_used,
+            stats_version=spec.stats_version, generator=spec.generator,
+        )
+        if record.state is JobState.FAILED:
+            message.finished_at = _iso(record.finished_at)
+            return message
+        with self._lock:
+            settled = self._settled.get(job_id)
+        if settled is None and record.state is JobState.DONE and self._unknown_done(job_id, spec.model_id):
+            settled = Settled(admin_pb2.SUCCEEDED, _iso(record.finished_at), "", self._served_version(spec.model_id))
+        if settled is not None:
+            message.state = settled.state
+            message.finished_at = settled.finished_at
+            message.error = settled.error
+            if settled.served_version:
+                message.stats_version = settled.served_version
+        return message
+
+    def _unknown_done(self, job_id: str, model_id: str) -> bool:
+        """A finished job this admin did not apply itself (started by `modelverse index`, or
+        before a restart) counts as served once the serving store holds its model."""
+        return False
+
+
+class EmbeddedJobs(GeneratorJobs):
+    """The fleet's work functions on one background thread of the admin, writing its store."""
+
+    def __init__(self, store: DirectoryStore, encoder: str, sync: Sync, write_lock: threading.Lock,
+                 runtime: Runtime) -> None:
+        super().__init__(store, encoder, sync, write_lock)
+        self.runtime = runtime
+        self.state = LocalState(str(store.root))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-fleet")
+        self._stopping = threading.Event()
+
+    def _start(self, request: ModelRequest, plan: SamplePlan) -> JobRecord:
+        config = self.store.config
+        # keep_covariance off: the serving store needs the compressed second order only
+        spec = JobSpec.new(request.metadata, request.generator, self.encoder,
+                           self.state.stats_version(request.model_id) + 1, plan, config.rank, config.eps,
+                           keep_covariance=False)
+        record = JobRecord(spec)
+        self.state.create_job(record)
+        self._executor.submit(self._run, spec)
+        return record
+
+    def _progress(self, record: JobRecord) -> None:
+        if self._stopping.is_set():
+            raise JobAborted("the admin service stopped")
+
+    def _run(self, spec: JobSpec) -> None:
+        try:
+            # the store's writer lock (a file lock) orders this write with the admin's others
+            record = run_job(self.state, spec, self.runtime, self._progress)
+        except Exception as exc:  # noqa: BLE001  (an aborted or broken job fails; the admin serves on)
+            self.state.update_job(spec.job_id, state=JobState.FAILED, error=f"{type(exc).__name__}: {exc}",
+                                  finished_at=time.time())
+            log.warning("generator job failed", extra={"model_id": spec.model_id, "error": str(exc)})
+            return
+        if record.state is not JobState.DONE:
+            log.warning("generator job failed", extra={"model_id": spec.model_id, "error": record.error})
+            return
+        synced = self.sync()
+        self.settle(spec.job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(spec.model_id))
+        log.info("model indexed", extra={"model_id": spec.model_id, "samples": record.samples_used,
+                                         "shards_synced": synced})
+
+    def fleet_record(self, job_id: str) -> JobRecord | None:
+        return self.state.get_job(job_id)
+
+    def close(self) -> None:
+        self._stopping.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class BrokerJobs(GeneratorJobs):
+    """Jobs on Celery workers; finished models are copied from the RedisStore by a follower."""
+
+    def __init__(self, store: DirectoryStore, encoder: str, sync: Sync, write_lock: threading.Lock,
+                 fleet: FleetConfig, poll_ms: int = 500) -> None:
+        super().__init__(store, encoder, sync, write_lock)
+        self.fleet = fleet
+        self.redis = RedisStore.from_url(fleet.redis_store_url, fleet.store_prefix)
+        self.poll_ms = poll_ms
+        self.cursor_path = Path(store.root) / CURSOR_FILE
+        self._stop = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="fleet-events", daemon=True)
+        self._thread.start()
+
+    @property
+    def source(self) -> str:
+        return repr(self.redis)
+
+    def _start(self, request: ModelRequest, plan: SamplePlan) -> JobRecord:
+        from modelverse.fleet.submit import submit_jobs  # imports Celery's tasks only when used
+
+        config = self.store.config
+        (record,) = submit_jobs(self.fleet, [request], self.encoder, plan, rank=config.rank, eps=config.eps,
+                                keep_covariance=False)
+        return record
+
+    def fleet_record(self, job_id: str) -> JobRecord | None:
+        return self.redis.get_job(job_id)
+
+    def _unknown_done(self, job_id: str, model_id: str) -> bool:
+        return job_id not in self._models.values() and model_id in self.store
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Whether the follower loaded the fleet's models and is tailing (for tests, startup)."""
+        return self._caught_up.wait(timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    # -- the follower ---------------------------------------------------------------------------
+
+    def _read_cursor(self) -> str | None:
+        if not self.cursor_path.exists():
+            return None
+        data: Any = read_json(self.cursor_path)
+        if not isinstance(data, dict) or data.get("source") != self.source:
+            return None  # another Redis (or prefix): start over from its models
+        return str(data.get("last_event_id") or "0-0")
+
+    def _write_cursor(self, event_id: str) -> None:
+        atomic_write_json(self.cursor_path, {"source": self.source, "last_event_id": event_id})
+
+    @staticmethod
+    def _stream_id(event_id: str) -> tuple[int, int]:
+        ms, _, seq = event_id.partition("-")
+        return int(ms), int(seq or 0)
+
+    def _bootstrap(self) -> str:
+        """Note the newest event, copy the fleet's models the serving store lacks, then tail
+        from the noted id: nothing published meanwhile is missed (docs/FLEET.md)."""
+        start = self.redis.last_event_id()
+        missing = [model_id for model_id in self.redis.ids() if model_id not in self.store]
+        copied = sum(self._copy(model_id) for model_id in missing)
+        if copied:
+            self.sync()
+        log.info("fleet store loaded", extra={"source": self.source, "copied": copied})
+        self._write_cursor(start)
+        return start
+
+    def _copy(self, model_id: str) -> bool:
+        """The fleet's current statistics of the model into the serving store."""
+        try:
+            stored = self.redis.get(model_id)
+            stats = self.redis.get_stats(model_id)
+        except ModelNotFoundError:  # removed since it was announced
+            return False
+        with self.write_lock:
+            self.store.put(stored.metadata, stats, replace=model_id in self.store)
+        return True
+
+    def _apply(self, events: list[tuple[str, dict[str, str]]]) -> None:
+        done: list[tuple[str, str]] = []  # (job id, model id)
+        failed: list[tuple[str, str]] = []
+        changed = False
+        for _, event in events:
+            if event.get("event") != MODEL_READY:
+                continue  # removals go through the admin's RemoveModel, which removes from both
+            model_id, job_id = event.get("model_id", ""), event.get("job_id", "")
+            try:
+                changed |= self._copy(model_id)
+                if job_id:
+                    done.append((job_id, model_id))
+            except (StoreError, ValueError) as exc:  # e.g. another encoder than the store's
+                log.warning("cannot serve a fleet model", extra={"model_id": model_id, "error": str(exc)})
+                if job_id:
+                    failed.append((job_id, f"copying {model_id} into the serving store: {exc}"))
+        synced = self.sync() if changed else 0
+        for job_id, model_id in done:
+            self.settle(job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(model_id))
+            log.info("model indexed", extra={"model_id": model_id, "job_id": job_id, "shards_synced": synced})
+        for job_id, reason in failed:
+            self.settle(job_id, admin_pb2.FAILED, error=reason)
+
+    def _follow(self) -> None:
+        cursor: str | None = None
+        while not self._stop.is_set():
+            try:
+                if cursor is None:
+                    cursor = self._read_cursor() or self._bootstrap()
+                    self._caught_up.set()
+                events = self.redis.events(after=cursor, count=256, block_ms=self.poll_ms)
+                if not events:
+                    if self._stream_id(self.redis.last_event_id()) < self._stream_id(cursor):
+                        log.warning("the fleet's event stream restarted; reloading its models")
+                        cursor = self._bootstrap()
+                    continue
+                self._apply(events)
+                cursor = events[-1][0]
+                self._write_cursor(cursor)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("fleet store unreachable; retrying", extra={"error": str(exc)})
+                self._stop.wait(1.0)
+            except Exception:  # noqa: BLE001  (a bug must not stop the follower for good)
+                log.exception("following the fleet's events")
+                self._stop.wait(1.0)
+
+    def remove(self, model_id: str) -> None:
+        """Remove from the fleet's store too, so that no restart copies the model back."""
+        try:
+            self.redis.remove(model_id)
+        except ModelNotFoundError:
+            pass

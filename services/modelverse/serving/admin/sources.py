@@ -1,0 +1,138 @@
+"""A RegisterModelRequest's generator source -> what the indexing fleet is asked to do.
+
+The request names a generator as a manifest entry does (docs/FLEET.md): a bundled zoo model, or
+a generator spec (``zoo:ID`` / ``py:MODULE:FACTORY?k=v``), plus sampling options. Problems the
+caller can fix are raised as :class:`SourceError` with the gRPC status to answer; problems of
+the model itself (its factory or sampler raises) fail the job later, with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import grpc
+
+from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.config import DEFAULT_CHUNK_SIZE
+from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.requests import ModelRequest
+from modelverse.serving.convert import metadata_from_message
+from modelverse.store.metadata import ModelMetadata
+from modelverse.v1 import admin_pb2
+
+DEFAULT_SAMPLES = 50_000  # the paper's N, as `modelverse index`: the ceiling when adaptive
+MAX_SAMPLES = 1_000_000
+MAX_CHUNK_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class SourceError(Exception):
+    code: grpc.StatusCode
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _invalid(message: str) -> SourceError:
+    return SourceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def sample_plan(options: admin_pb2.SamplingOptions) -> SamplePlan:
+    """The sampling options with their defaults (zero = default), as the fleet's SamplePlan."""
+    values = {"samples": options.samples, "min_samples": options.min_samples,
+              "round_samples": options.round_samples, "chunk_size": options.chunk_size}
+    negative = [name for name, value in values.items() if value < 0]
+    if negative or options.tolerance < 0:
+        raise _invalid(f"sampling options must not be negative: {', '.join(negative) or 'tolerance'}")
+    samples = options.samples or DEFAULT_SAMPLES
+    chunk_size = options.chunk_size or DEFAULT_CHUNK_SIZE
+    if samples > MAX_SAMPLES:
+        raise _invalid(f"at most {MAX_SAMPLES:,} samples per model, got {samples:,}")
+    if chunk_size > MAX_CHUNK_SIZE:
+        raise _invalid(f"chunk size at most {MAX_CHUNK_SIZE:,}, got {chunk_size:,}")
+    adaptive = options.adaptive if options.HasField("adaptive") else True
+    try:
+        if not adaptive:
+            return SamplePlan(samples, chunk_size)
+        return SamplePlan(
+            samples,
+            chunk_size,
+            min_samples=min(options.min_samples or DEFAULT_MIN_SAMPLES, samples),
+            round_samples=options.round_samples or DEFAULT_ROUND_SAMPLES,
+            tolerance=options.tolerance or DEFAULT_TOLERANCE,
+        )
+    except ValueError as exc:
+        raise _invalid(f"sampling options: {exc}") from exc
+
+
+def _zoo_entry(zoo_id: str):  # type: ignore[no-untyped-def]
+    try:
+        from modelverse import zoo
+    except ImportError as exc:
+        raise SourceError(grpc.StatusCode.FAILED_PRECONDITION, "the bundled zoo is not installed") from exc
+    try:
+        return zoo.get_entry(zoo_id)
+    except KeyError:
+        raise SourceError(grpc.StatusCode.NOT_FOUND, f"no model {zoo_id!r} in the bundled zoo") from None
+
+
+def _merged_metadata(given: ModelMetadata | None, message_fields: set[str], base: ModelMetadata) -> ModelMetadata:
+    """The zoo entry's metadata with every field the caller set replacing the entry's."""
+    values = base.to_dict()
+    if given is not None:
+        values.update({name: value for name, value in given.to_dict().items() if name in message_fields})
+    return ModelMetadata.from_dict(values)
+
+
+def _set_fields(request: admin_pb2.RegisterModelRequest) -> set[str]:
+    """The metadata fields the caller gave (proto3 lists only fields with non-default values)."""
+    return {descriptor.name for descriptor, _ in request.metadata.ListFields()} - {"stats_version", "encoder"}
+
+
+def _check_python_spec(spec: str, importable_here: bool) -> None:
+    target = spec[len("py:"):].partition("?")[0]
+    module, _, factory = target.partition(":")
+    if not module or not factory or not factory.isidentifier():
+        raise _invalid(f"generator {spec!r}: expected py:MODULE:FACTORY[?key=value&...]")
+    if importable_here:  # embedded: the admin process itself imports it
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise _invalid(f"generator {spec!r}: no module {module!r} importable by the admin")
+
+
+def model_request(
+    request: admin_pb2.RegisterModelRequest, *, allow_python: bool, importable_here: bool
+) -> ModelRequest:
+    """The model to index (metadata + generator spec) of a request with a generator source."""
+    source = request.WhichOneof("source")
+    spec = request.zoo_model.strip() if source == "zoo_model" else request.generator.strip()
+    if source == "zoo_model":
+        if not spec:
+            raise _invalid("zoo_model is empty")
+        spec = f"zoo:{spec}"
+    if spec.startswith("zoo:"):
+        entry = _zoo_entry(spec[len("zoo:"):])
+        try:
+            given = metadata_from_message(request.metadata) if request.metadata.id else None
+            fields = _set_fields(request)
+            metadata = _merged_metadata(given, fields, entry.metadata)
+        except (ValueError, TypeError) as exc:
+            raise _invalid(f"metadata: {exc}") from exc
+        return ModelRequest(metadata, spec)
+    if spec.startswith("py:"):
+        if not allow_python:
+            raise SourceError(grpc.StatusCode.PERMISSION_DENIED,
+                              f"generator {spec!r}: py: specs run code in the indexing processes; start the "
+                              "admin with --allow-python-generators to accept them")
+        _check_python_spec(spec, importable_here)
+    else:
+        raise _invalid(f"generator {spec!r}: a generator spec starts with zoo: or py:")
+    try:
+        return ModelRequest(metadata_from_message(request.metadata), spec)
+    except (ValueError, TypeError) as exc:
+        raise _invalid(f"metadata: {exc}") from exc
