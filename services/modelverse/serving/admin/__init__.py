@@ -1,1 +1,2 @@
-"""AdminService: register and remove models; jobs run in the admin process."""
+"""AdminService: register and remove models. Features jobs run in the admin process; generator
+jobs run on the indexing fleet (embedded in the admin, or Celery workers behind a broker)."""

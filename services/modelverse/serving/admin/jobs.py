@@ -1,8 +1,9 @@
-"""Indexing jobs of the admin service, run one at a time on a background thread.
+"""Features jobs of the admin service (RegisterModel with sample features), run one at a time
+on a background thread.
 
 A job is done (SUCCEEDED) once the model is in the store *and* every shard replica that
 answers has synced, so a finished job's model is searchable. The job table lives in the admin
-process's memory; the Celery fleet (its own issue) replaces this executor for sampled models.
+process's memory; generator jobs are the indexing fleet's (``generator_jobs``).
 """
 
 from __future__ import annotations
