@@ -163,10 +163,9 @@ def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) ->
     for method in (Method.MGF, Method.GAUSSIAN):
         q = small.features[5][0]
         found = other.recall(q, method, 100, parts=[QueryPart(q)])
-        best = sorted(found, key=lambda c: (-np.float32(c.score), c.id))[:8]
-        assert [c.id for c in best] == [h.id for h in oracle.search([QueryPart(q)], method, 8)]
+        assert found.best(8) == [h.id for h in oracle.search([QueryPart(q)], method, 8)]
         top = other.lifted[method].search(lift_query([QueryPart(q)], 64), 3)
-        assert [c.first_stage_score for c in found[:3]] == pytest.approx(top.scores.tolist())
+        assert found.first_stage_scores[:3].tolist() == pytest.approx(top.scores.tolist())
 
 
 def test_a_shard_scores_mgf_with_its_stores_tau(tmp_path) -> None:
@@ -179,10 +178,11 @@ def test_a_shard_scores_mgf_with_its_stores_tau(tmp_path) -> None:
     assert state.lift_specs[Method.MGF].tau == 20.0
     oracle = ExactSearch(store.collection(), tau=20.0)
     q = small.features[7][0]
-    found = sorted(state.recall(q, Method.MGF, 100, parts=[QueryPart(q)]), key=lambda c: (-np.float32(c.score), c.id))
+    found = state.recall(q, Method.MGF, 100, parts=[QueryPart(q)])
     expected = oracle.search([QueryPart(q)], Method.MGF, 8)
-    assert [c.id for c in found[:8]] == [h.id for h in expected]
-    np.testing.assert_allclose([c.score for c in found[:8]], [h.score for h in expected], rtol=1e-5)
+    assert found.best(8) == [h.id for h in expected]
+    score_of = dict(zip(found.ids, found.scores.tolist()))
+    np.testing.assert_allclose([score_of[m] for m in found.best(8)], [h.score for h in expected], rtol=1e-5)
 
 
 # -- recall through gRPC, on a collection where the candidates cover a small part -------------

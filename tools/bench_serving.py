@@ -33,7 +33,7 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
-from modelverse.serving.index_choice import IVF_OVERHEAD_BYTES, choose_lifted_index
+from modelverse.serving.index_choice import choose_index, choose_lifted_index
 from modelverse.serving.lifted import LiftSpec
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 from modelverse.store.directory import DirectoryStore
@@ -100,6 +100,11 @@ def lifted_bytes_per_model(models_per_shard: int, dim: int) -> int:
     spec = LiftSpec("mgf")
     plan = choose_lifted_index(models_per_shard * spec.copies, spec.dim(dim), DEFAULT_MEMORY_BUDGET)
     return spec.copies * plan.bytes_per_vector
+
+
+def first_moment_index_bytes(models_per_shard: int, dim: int) -> int:
+    """Bytes per model of a shard's first-moment index (the shard's default rule)."""
+    return choose_index(models_per_shard, dim, DEFAULT_MEMORY_BUDGET, compact=True).bytes_per_vector
 
 
 def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], tau: float) -> dict:
@@ -182,8 +187,10 @@ def main() -> int:
     result: dict = {"models": n, "dim": collection.dim, "rank": collection.compressed.rank, "shards": args.shards,
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                     "bytes_per_model": {"pack_row": pack_row_bytes, "first_moment_f32": 4 * collection.dim,
-                                        "index_vector": 4 * collection.dim + IVF_OVERHEAD_BYTES,
+                                        "index_vector": first_moment_index_bytes(n // args.shards, collection.dim),
                                         "lifted_mgf_index": lifted_bytes_per_model(n // args.shards, collection.dim)}}
+    sizes = result["bytes_per_model"]
+    sizes["total"] = sizes["pack_row"] + sizes["index_vector"] + sizes["lifted_mgf_index"]
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, candidates=args.candidates,
                        nprobe=args.nprobe, startup_timeout=1800)
@@ -219,7 +226,8 @@ def main() -> int:
         grid = [int(k) for k in args.grid.split(",")]
         agreement_queries = queries[: args.agreement_queries]
         result["agreement"] = [] if args.skip_agreement else [
-            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau) for m in (Method.GAUSSIAN, Method.MGF)]
+            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau)
+            for m in (Method.FIRST_MOMENT, Method.GAUSSIAN, Method.MGF)]
         print("agreement", json.dumps(result["agreement"]), file=sys.stderr)
     if not args.skip_paper:
         result["paper_style"] = paper_style_comparison(collection, queries[0], args.paper_models, args.paper_measured)

@@ -31,7 +31,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -173,12 +173,18 @@ def main() -> int:
     parser.add_argument("--clusters", type=int, default=1000, help="concept directions (tags)")
     parser.add_argument("--calibrate", type=Path, default=None, help="store of real statistics to measure")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dim", type=int, default=None,
+                        help="feature dimension to generate (default: the calibration store's). The profile's "
+                             "quantities carry over: norms, cosines, the spectrum relative to its largest "
+                             "eigenvalue, the residual's share of the trace (spread over --dim coordinates)")
     args = parser.parse_args()
     if args.calibrate:
         profile = measure_profile(DirectoryStore.open(args.calibrate))
     else:
         reference, tags = synthetic_reference_store(args.out.with_name(args.out.name + "-calibration"))
         profile = measure_profile(reference, tags)
+    if args.dim is not None:
+        profile = replace(profile, dim=args.dim)
     if profile.rank != DEFAULT_RANK:
         print(f"note: the calibration store has rank {profile.rank}", file=sys.stderr)
     seconds = write_scale_store(args.out, args.models, profile, args.clusters, args.seed)

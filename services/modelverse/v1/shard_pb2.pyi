@@ -49,25 +49,21 @@ class RecallRequest(_message.Message):
     top_k: int
     def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
 
-class Candidate(_message.Message):
-    __slots__ = ("model", "first_stage_score", "score")
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    FIRST_STAGE_SCORE_FIELD_NUMBER: _ClassVar[int]
-    SCORE_FIELD_NUMBER: _ClassVar[int]
-    model: _search_pb2.Model
-    first_stage_score: float
-    score: float
-    def __init__(self, model: _Optional[_Union[_search_pb2.Model, _Mapping]] = ..., first_stage_score: _Optional[float] = ..., score: _Optional[float] = ...) -> None: ...
-
 class RecallResponse(_message.Message):
-    __slots__ = ("candidates", "shard", "models")
-    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("shard", "models", "ids", "first_stage_scores", "scores", "top")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
-    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_STAGE_SCORES_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    TOP_FIELD_NUMBER: _ClassVar[int]
     shard: int
     models: int
-    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., shard: _Optional[int] = ..., models: _Optional[int] = ...) -> None: ...
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    first_stage_scores: _containers.RepeatedScalarFieldContainer[float]
+    scores: _containers.RepeatedScalarFieldContainer[float]
+    top: _containers.RepeatedCompositeFieldContainer[_search_pb2.Model]
+    def __init__(self, shard: _Optional[int] = ..., models: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., first_stage_scores: _Optional[_Iterable[float]] = ..., scores: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ()

@@ -6,7 +6,7 @@ import io
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import grpc
 import numpy as np
@@ -217,19 +217,22 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def merge(answers: object, k: int) -> search_pb2.SearchResponse:
+def merge(answers: Iterable[shard_pb2.RecallResponse], k: int) -> search_pb2.SearchResponse:
     """All shards' candidates -> the top k by the method's score (ties by id, as core ranks),
-    each with its rank among all candidates by first-stage score."""
-    candidates = [c for answer in answers for c in answer.candidates]
-    response = search_pb2.SearchResponse(candidates=len(candidates))
-    if not candidates:
+    each with its rank among all candidates by first-stage score (the same order)."""
+    answers = list(answers)
+    ids = np.array([i for answer in answers for i in answer.ids])
+    response = search_pb2.SearchResponse(candidates=int(ids.size))
+    if not ids.size:
         return response
-    ids = np.array([c.model.id for c in candidates])
-    first = np.array([c.first_stage_score for c in candidates], dtype=np.float32)
-    first_rank = {h.id: h.rank for h in top_k(ids, first.astype(np.float64), len(candidates))}
-    by_id = {c.model.id: c for c in candidates}
-    for hit in top_k(ids, np.array([c.score for c in candidates]), k):
-        c = by_id[hit.id]
-        response.hits.add(model=c.model, score=c.score, rank=hit.rank,
-                          first_stage_rank=first_rank[hit.id], first_stage_score=c.first_stage_score)
+    first = np.concatenate([np.asarray(a.first_stage_scores, dtype=np.float32) for a in answers])
+    scores = np.concatenate([np.asarray(a.scores, dtype=np.float64) for a in answers])
+    models = {m.id: m for answer in answers for m in answer.top}
+    position = {model_id: i for i, model_id in enumerate(ids.tolist())}
+    for hit in top_k(ids, scores, k):
+        i = position[hit.id]
+        # 1 + candidates ahead of it by first-stage score (float32), ties by id
+        first_rank = 1 + int(np.count_nonzero(first > first[i]) + np.count_nonzero((first == first[i]) & (ids < ids[i])))
+        response.hits.add(model=models[hit.id], score=float(scores[i]), rank=hit.rank,
+                          first_stage_rank=first_rank, first_stage_score=float(first[i]))
     return response

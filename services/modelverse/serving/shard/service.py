@@ -56,21 +56,15 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         except ValueError as exc:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         metrics.REQUESTS.labels(SERVICE, "Recall", "OK").inc()
-        top_k = request.top_k or len(found)
-        best = {found[i].id for i in np.argsort([-c.score for c in found], kind="stable")[:top_k]}
         encoder = self.state.store.config.encoder
-        return shard_pb2.RecallResponse(
-            candidates=[
-                shard_pb2.Candidate(
-                    model=model_message(c.metadata, c.version, encoder) if c.id in best else search_pb2.Model(id=c.id),
-                    first_stage_score=c.first_stage_score,
-                    score=c.score,
-                )
-                for c in found
-            ],
-            shard=self.state.config.shard,
-            models=self.state.models(),
-        )
+        snap = found.snapshot
+        response = shard_pb2.RecallResponse(shard=self.state.config.shard, models=self.state.models(),
+                                            top=[model_message(snap.metadata[m], snap.versions[m], encoder)
+                                                 for m in found.best(request.top_k or len(found))])
+        response.ids.extend(found.ids)
+        response.first_stage_scores.extend(found.first_stage_scores.tolist())
+        response.scores.extend(found.scores.tolist())
+        return response
 
     def Describe(self, request: shard_pb2.DescribeRequest, context: grpc.ServicerContext) -> shard_pb2.ShardDescription:
         config = self.state.store.config

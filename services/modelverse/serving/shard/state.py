@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from modelverse.core.collection import Collection
+from modelverse.core.ranking import top_k
 from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.reference import Method, QueryPart
 from modelverse.core.stats import DEFAULT_TAU
@@ -72,12 +73,23 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class Candidate:
-    id: str
-    metadata: ModelMetadata
-    version: int
-    first_stage_score: float
-    score: float
+class Recalled:
+    """A shard's candidates in first-stage order, as arrays: hundreds per query, so no object
+    per candidate. ``snapshot`` is the view they were found in (their metadata)."""
+
+    ids: list[str]
+    first_stage_scores: np.ndarray  # (n,) float32, the FAISS inner products
+    scores: np.ndarray  # (n,) float64, the method's score
+    snapshot: Snapshot
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def best(self, k: int) -> list[str]:
+        """The k best by score, in ``core.ranking.top_k``'s order (the gateway merges by it)."""
+        if not self.ids:
+            return []
+        return [hit.id for hit in top_k(np.array(self.ids), self.scores, k)]
 
 
 @dataclass(frozen=True)
@@ -276,8 +288,8 @@ class ShardState:
         parts: list[QueryPart] | None = None,
         query_model: QueryModelStats | None = None,
         allowed: Callable[[ModelMetadata], bool] | None = None,
-    ) -> list[Candidate]:
-        """First stage (FAISS) then the method's score on the candidates, best first.
+    ) -> Recalled:
+        """First stage (FAISS) then the method's score on the candidates, in first-stage order.
 
         The first stage is the method's lifted index when the shard has one (then the query
         is lifted from ``parts``), else the first-moment index searched with ``first_stage``.
@@ -294,19 +306,18 @@ class ShardState:
             index = self.lifted[method] if lifted else self.index
             allowed_ids = None if allowed is None else {m for m, md in snap.metadata.items() if allowed(md)}
             found = index.search(q, k, allowed_ids)
-        pairs = [(m, s) for m, s in zip(found.ids, found.scores.tolist()) if m != exclude][:candidates]
-        if not pairs or snap.collection is None:
-            return []
-        rows = np.array([snap.row_of[m] for m, _ in pairs], dtype=np.int64)
+        keep = [i for i, m in enumerate(found.ids) if m != exclude][:candidates]
+        ids = [found.ids[i] for i in keep]
+        first = found.scores[keep].astype(np.float32)
+        if not ids or snap.collection is None:
+            return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
+        rows = np.array([snap.row_of[m] for m in ids], dtype=np.int64)
         with metrics.stage("shard", "rerank"):
             scores = rerank_scores(
                 candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
                 tau=self.store.config.tau,
             )
-        return [
-            Candidate(m, snap.metadata[m], snap.versions[m], first, float(score))
-            for (m, first), score in zip(pairs, scores.tolist())
-        ]
+        return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap)
 
 
 def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
