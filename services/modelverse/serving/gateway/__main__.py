@@ -14,7 +14,6 @@ from modelverse.encoders.base import Encoder
 from modelverse.serving import logs, metrics
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
-from modelverse.core.reference import Method
 from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES, GatewayServicer
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.v1 import search_pb2, search_pb2_grpc
@@ -42,8 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--generators", choices=["none", "zoo"], default="none",
                         help="where SampleImages finds a model's generator: the bundled zoo, or nowhere")
     parser.add_argument("--candidates", type=int, default=None,
-                        help=f"first-stage candidates per shard (default: {METHOD_CANDIDATES[Method.MGF]} for MGF, "
-                             f"{DEFAULT_CANDIDATES} for the other methods)")
+                        help="first-stage candidates per shard (default: "
+                             + ", ".join(f"{n} for {m.value}" for m, n in METHOD_CANDIDATES.items())
+                             + f", {DEFAULT_CANDIDATES} for the other methods)")
     parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
     parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)

@@ -260,4 +260,5 @@ class ShardIndex:
             _, first = np.unique(labels_all[order], return_index=True)
             order = order[np.sort(first)]
         order = order[:k]
-        return SearchResult([self.ids_by_int[int(label)] for label in labels_all[order]], scores[order])
+        ids_by_int = self.ids_by_int
+        return SearchResult([ids_by_int[label] for label in labels_all[order].tolist()], scores[order])

@@ -311,7 +311,7 @@ class ShardState:
         first = found.scores[keep].astype(np.float32)
         if not ids or snap.collection is None:
             return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
-        rows = np.array([snap.row_of[m] for m in ids], dtype=np.int64)
+        rows = np.fromiter(map(snap.row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
         with metrics.stage("shard", "rerank"):
             scores = rerank_scores(
                 candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
