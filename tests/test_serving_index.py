@@ -19,7 +19,7 @@ def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_b
     small = choose_index(20_000, 512, GiB)
     assert small.factory == "Flat" and small.exact
     mid = choose_index(100_000, 512, GiB)
-    assert mid.factory == "IVF1024,Flat" and mid.nprobe == 32  # 4 sqrt(1e5) = 1265 -> 1024
+    assert mid.factory == "IVF1024,Flat" and mid.nprobe == 64  # 4 sqrt(1e5) = 1265 -> 1024; nprobe >= 64
     big = choose_index(1_000_000, 512, 8 * GiB)
     assert big.factory == "IVF4096,Flat" and big.bytes_per_vector == 2056
     assert choose_index(1_000_000, 512, GiB).factory == "IVF4096,SQ8"  # 2 GB raw > 1 GiB budget
