@@ -25,7 +25,12 @@ from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.submit import submit_jobs
-from modelverse.serving.admin.generator_jobs import CURSOR_FILE, BrokerJobs, EmbeddedJobs, GeneratorJobs
+from modelverse.serving.admin.generator_jobs import (
+    CURSOR_FILE,
+    BrokerJobs,
+    EmbeddedJobs,
+    GeneratorJobs,
+)
 from modelverse.serving.admin.service import AdminServicer, wait_for_job
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.grpc_server import build_server
@@ -186,10 +191,10 @@ def test_bad_requests_get_the_right_codes(embedded: Serving) -> None:
     assert code_of(lambda: admin.RegisterModel(admin_pb2.RegisterModelRequest(
         metadata=search_pb2.Model(id="z"), zoo_model="no-such-zoo-model"), timeout=10)) == grpc.StatusCode.NOT_FOUND
     for spec in ("bogus:thing", "py:no_factory", "py:no_such_module_here:make", "py:fleet_support:not an identifier"):
-        assert code_of(lambda: register(admin, "bad/spec", spec)) == grpc.StatusCode.INVALID_ARGUMENT, spec
+        assert code_of(lambda spec=spec: register(admin, "bad/spec", spec)) == grpc.StatusCode.INVALID_ARGUMENT, spec
     for options in (admin_pb2.SamplingOptions(samples=-1), admin_pb2.SamplingOptions(samples=1, adaptive=False),
                     admin_pb2.SamplingOptions(samples=2_000_000), admin_pb2.SamplingOptions(tolerance=-0.5)):
-        assert code_of(lambda: register(admin, "bad/options", conv(1), sampling=options)) == grpc.StatusCode.INVALID_ARGUMENT
+        assert code_of(lambda options=options: register(admin, "bad/options", conv(1), sampling=options)) == grpc.StatusCode.INVALID_ARGUMENT
     assert code_of(lambda: register(admin, "", conv(1))) == grpc.StatusCode.INVALID_ARGUMENT  # no id
     assert code_of(lambda: register(admin, "seed/m0", conv(1))) == grpc.StatusCode.ALREADY_EXISTS
     assert code_of(lambda: admin.GetJob(admin_pb2.GetJobRequest(id="no-such-job"), timeout=10)) == grpc.StatusCode.NOT_FOUND
@@ -254,6 +259,7 @@ def broker_jobs(config: FleetConfig):  # type: ignore[no-untyped-def]
     return make
 
 
+@pytest.mark.slow
 def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path: Path) -> None:
     make_store(tmp_path / "store")
     serving = start_serving(tmp_path, broker_jobs(fleet.config))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +51,11 @@ Sync = Callable[[], int]
 
 
 def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, timezone.utc).isoformat(timespec="milliseconds") if unix else ""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds") if unix else ""
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -332,7 +332,7 @@ class BrokerJobs(GeneratorJobs):
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("fleet store unreachable; retrying", extra={"error": str(exc)})
                 self._stop.wait(1.0)
-            except Exception:  # noqa: BLE001  (a bug must not stop the follower for good)
+            except Exception:  # a bug must not stop the follower for good
                 log.exception("following the fleet's events")
                 self._stop.wait(1.0)
 
