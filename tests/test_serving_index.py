@@ -76,6 +76,21 @@ def test_live_adds_and_removes_match_an_exact_scan(tmp_path, exact_threshold) ->
         assert in_memory.search(q, 10).ids == loaded.search(q, 10).ids
 
 
+def test_an_nprobe_override_scans_more_lists() -> None:
+    """Second-order methods search the first-moment inverted file with more lists: with every
+    list scanned the answer is the exact one, whatever the plan's own nprobe."""
+    rng = np.random.default_rng(5)
+    means = rng.standard_normal((2500, 32))
+    ids = [f"m{i}" for i in range(2500)]
+    plan = choose_index(2500, 32, GiB, exact_threshold=500, nprobe=1)
+    index = ShardIndex.build(plan, ids, means, [1] * 2500)
+    queries = rng.standard_normal((20, 32))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    narrow = [index.search(q, 10).ids == exact_top(ids, means, q, 10) for q in queries]
+    assert not all(narrow)  # one list of plan.nlist misses some of the exact top 10
+    assert all(index.search(q, 10, nprobe=plan.nlist).ids == exact_top(ids, means, q, 10) for q in queries)
+
+
 def test_a_shard_rebuilds_a_missing_index_from_the_store_and_follows_it(tmp_path) -> None:
     store, small = build_store(tmp_path / "store", count=24)
     config = ShardConfig(store=tmp_path / "store", shard=1, shards=2, index_dir=tmp_path / "index")

@@ -107,12 +107,15 @@ def first_moment_index_bytes(models_per_shard: int, dim: int) -> int:
     return choose_index(models_per_shard, dim, DEFAULT_MEMORY_BUDGET, compact=True).bytes_per_vector
 
 
-def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], tau: float) -> dict:
+def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], tau: float,
+                    exact: list[list[str]] | None = None) -> dict:
     """Fraction of top-10 positions where the two-stage answer equals the exhaustive exact one
-    (``ExactSearch.search_many``: every model scored, one pass over the pack for all queries)."""
+    (``ExactSearch.search_many``: every model scored, one pass over the pack for all queries;
+    ``exact``: those answers from an earlier run on the same store and queries)."""
     started = time.perf_counter()
-    exact = [[h.id for h in hits] for hits in ExactSearch(collection, tau=tau).search_many(
-        [[QueryPart(q.astype(np.float64))] for q in queries], method, 10)]
+    if exact is None:
+        exact = [[h.id for h in hits] for hits in ExactSearch(collection, tau=tau).search_many(
+            [[QueryPart(q.astype(np.float64))] for q in queries], method, 10)]
     exhaustive_seconds = time.perf_counter() - started
     curve = {}
     for k in grid:
@@ -123,7 +126,7 @@ def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: M
         curve[k] = round(same / (10 * len(queries)), 4)
         print(f"agreement {method.value} {k} candidates/shard: {curve[k]}", file=sys.stderr, flush=True)
     return {"method": method.value, "queries": len(queries), "tau": tau, "positions_agreeing": curve,
-            "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1)}
+            "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1), "exact_top10": exact}
 
 
 def paper_style_comparison(collection: Collection, q: np.ndarray, models: int, measured: int) -> dict:
@@ -164,6 +167,7 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--nprobe", type=int, default=None)
+    parser.add_argument("--second-order-probe-factor", type=int, default=None, help="the shards' (default: theirs)")
     parser.add_argument("--candidates", type=int, default=200, help="the gateway's default per shard")
     parser.add_argument("--latency-requests", type=int, default=300)
     parser.add_argument("--qps-seconds", type=float, default=15.0)
@@ -176,6 +180,9 @@ def main() -> int:
     parser.add_argument("--paper-measured", type=int, default=1000, help="models of the paper loop actually timed")
     parser.add_argument("--skip-paper", action="store_true")
     parser.add_argument("--skip-agreement", action="store_true")
+    parser.add_argument("--agreement-methods", default="first_moment,gaussian,mgf")
+    parser.add_argument("--exact-from", type=Path, default=None,
+                        help="a previous JSON output on the same store: reuse its exhaustive top 10s (same queries)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -193,7 +200,7 @@ def main() -> int:
     sizes["total"] = sizes["pack_row"] + sizes["index_vector"] + sizes["lifted_mgf_index"]
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, candidates=args.candidates,
-                       nprobe=args.nprobe, startup_timeout=1800)
+                       nprobe=args.nprobe, second_order_probe_factor=args.second_order_probe_factor, startup_timeout=1800)
     started = time.perf_counter()
     with Cluster(spec) as cluster:
         result["cluster_start_seconds"] = round(time.perf_counter() - started, 1)
@@ -215,7 +222,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             qfile = Path(tmp) / "queries.npz"
             np.savez(qfile, vectors=queries, model_ids=collection.ids[np.flatnonzero(collection.live_mask())[:200]])
-            for method in args.load_methods.split(","):
+            for method in filter(None, args.load_methods.split(",")):
                 load_args = loadtest.parse_args(["--target", cluster.gateway.address, "--queries", str(qfile),
                                                  "--method", method, "--concurrency", str(args.concurrency),
                                                  "--duration", str(args.qps_seconds)])
@@ -225,9 +232,11 @@ def main() -> int:
         result["rss_mib"] = {p.name: rss_mib(p.popen.pid) for p in cluster.processes()}
         grid = [int(k) for k in args.grid.split(",")]
         agreement_queries = queries[: args.agreement_queries]
+        truth = {a["method"]: a["exact_top10"] for a in json.loads(args.exact_from.read_text())["agreement"]
+                 if len(a.get("exact_top10", [])) == len(agreement_queries)} if args.exact_from else {}
         result["agreement"] = [] if args.skip_agreement else [
-            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau)
-            for m in (Method.FIRST_MOMENT, Method.GAUSSIAN, Method.MGF)]
+            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau, truth.get(m.value))
+            for m in (Method(name) for name in args.agreement_methods.split(","))]
         print("agreement", json.dumps(result["agreement"]), file=sys.stderr)
     if not args.skip_paper:
         result["paper_style"] = paper_style_comparison(collection, queries[0], args.paper_models, args.paper_measured)

@@ -44,6 +44,7 @@ class ClusterSpec:
     exact_threshold: int = EXACT_THRESHOLD
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     nprobe: int | None = None
+    second_order_probe_factor: int | None = None  # None: the shards' default
     compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
     gateway_workers: int = 16
@@ -130,6 +131,8 @@ class Cluster:
         ]
         if spec.nprobe:
             args += ["--nprobe", str(spec.nprobe)]
+        if spec.second_order_probe_factor is not None:
+            args += ["--second-order-probe-factor", str(spec.second_order_probe_factor)]
         if not spec.compact_index:
             args.append("--no-compact-index")
         return self._process(f"shard-{shard}-r{replica}", "modelverse.serving.shard", args)

@@ -13,7 +13,7 @@ from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_serv
 from modelverse.serving.index_choice import EXACT_THRESHOLD
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.serving.shard.service import ShardServicer
-from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, ShardConfig, ShardState
+from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, SECOND_ORDER_PROBE_FACTOR, ShardConfig, ShardState
 from modelverse.v1 import shard_pb2, shard_pb2_grpc
 
 log = logging.getLogger("modelverse.shard")
@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compact-index", action=argparse.BooleanOptionalAction, default=True,
                         help="8-bit codes for the first-moment inverted file, even when float32 vectors fit "
                              "the budget (candidates are re-scored from the pack either way)")
+    parser.add_argument("--second-order-probe-factor", type=int, default=SECOND_ORDER_PROBE_FACTOR,
+                        help="GAUSSIAN and FRECHET scan this many times the inverted file's nprobe lists")
     parser.add_argument("--lifted", default="mgf",
                         help="methods with a lifted first-stage index, comma-separated (mgf, gaussian); '' for none")
     parser.add_argument("--lift-columns", type=int, default=DEFAULT_COLUMNS, help="MGF: covariance columns kept by direction")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
         memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
-        compact_index=args.compact_index, lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
+        compact_index=args.compact_index, second_order_probe_factor=args.second_order_probe_factor, lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
         lift_alpha=args.lift_alpha, lifted_nprobe=args.lifted_nprobe,
     ))
     server, port, _ = build_server(

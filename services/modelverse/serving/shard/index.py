@@ -214,16 +214,17 @@ class ShardIndex:
             self._exclude_parts = (batch, labels)
         return self._exclude if self.tombstones else None
 
-    def _params(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
+    def _params(self, selector: faiss.IDSelector | None, nprobe: int | None = None) -> faiss.SearchParameters | None:
         if self.plan.exact:
             return None if selector is None else faiss.SearchParameters(sel=selector)
-        params = faiss.SearchParametersIVF(nprobe=self.plan.nprobe)
+        params = faiss.SearchParametersIVF(nprobe=min(self.plan.nlist, nprobe or self.plan.nprobe))
         if selector is not None:
             params.sel = selector
         return params
 
-    def search(self, query: np.ndarray, k: int, allowed: set[str] | None = None) -> SearchResult:
-        """The k models of highest inner product with ``query``; ``allowed`` restricts them."""
+    def search(self, query: np.ndarray, k: int, allowed: set[str] | None = None, nprobe: int | None = None) -> SearchResult:
+        """The k models of highest inner product with ``query``; ``allowed`` restricts them;
+        ``nprobe`` overrides the plan's lists scanned (an inverted file)."""
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         found_scores: list[np.ndarray] = []
         found_labels: list[np.ndarray] = []
@@ -240,7 +241,7 @@ class ShardIndex:
             main_sel, delta_sel = self._exclusion(), None
         wanted = k * self.copies  # enough vectors for k distinct models
         if self.main_size and k > 0:
-            scores, labels_found = self.main.search(q, min(wanted, self.main.ntotal), params=self._params(main_sel))
+            scores, labels_found = self.main.search(q, min(wanted, self.main.ntotal), params=self._params(main_sel, nprobe))
             found_scores.append(scores[0])
             found_labels.append(labels_found[0])
         if self.delta.ntotal and k > 0:

@@ -37,6 +37,7 @@ from modelverse.store.pack import MANIFEST, Pack
 log = logging.getLogger("modelverse.shard")
 
 DEFAULT_MEMORY_BUDGET = 8 * 1024**3
+SECOND_ORDER_PROBE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class ShardConfig:
     exact_threshold: int = EXACT_THRESHOLD
     nprobe: int | None = None
     compact_index: bool = True  # 8-bit codes for the first-moment inverted file (index_choice)
+    # GAUSSIAN and FRECHET recall from the first-moment index too, but rank by a score its cosine
+    # only approximates, so their candidates come from this many times more lists (docs/SERVING.md).
+    second_order_probe_factor: int = SECOND_ORDER_PROBE_FACTOR
     lifted: tuple[str, ...] = ("mgf",)  # methods (Method values) with a lifted first stage
     lift_columns: int = DEFAULT_COLUMNS
     lift_alpha: float = DEFAULT_ALPHA
@@ -305,7 +309,8 @@ class ShardState:
             snap = self.snapshot
             index = self.lifted[method] if lifted else self.index
             allowed_ids = None if allowed is None else {m for m, md in snap.metadata.items() if allowed(md)}
-            found = index.search(q, k, allowed_ids)
+            nprobe = None if lifted or method is Method.FIRST_MOMENT else index.plan.nprobe * self.config.second_order_probe_factor
+            found = index.search(q, k, allowed_ids, nprobe)
         keep = [i for i, m in enumerate(found.ids) if m != exclude][:candidates]
         ids = [found.ids[i] for i in keep]
         first = found.scores[keep].astype(np.float32)
