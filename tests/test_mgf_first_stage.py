@@ -45,8 +45,10 @@ def test_the_lifted_index_rule() -> None:
     assert choose_lifted_index(20_000, 528, GiB).factory == "Flat"
     scan = choose_lifted_index(200_000, 528, GiB)  # 100 MiB of codes: scanned whole
     assert scan.factory == "SQ8" and scan.exact and scan.bytes_per_vector == 528
-    big = choose_lifted_index(2_000_000, 528, 8 * GiB)
-    assert big.factory == "IVF4096,SQ8" and big.nprobe == 512  # 4 sqrt(2e6) = 5657 -> 2^12; nlist / 8
+    big = choose_lifted_index(2_000_000, 528, 8 * GiB)  # a 500k-model shard: still scanned whole
+    assert big.factory == "SQ8" and big.exact
+    capped = choose_lifted_index(2_000_000, 528, 8 * GiB, scan_bytes=1 << 29)  # an operator's cap on the scan
+    assert capped.factory == "IVF8192,SQ8" and capped.nprobe == 1024  # 8 sqrt(2e6) = 11314 -> 2^13; nlist / 8
     with pytest.raises(ValueError, match="do not fit"):
         choose_lifted_index(2_000_000, 528, GiB // 2)
 

@@ -19,15 +19,15 @@ def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_b
     small = choose_index(20_000, 512, GiB)
     assert small.factory == "Flat" and small.exact
     mid = choose_index(100_000, 512, GiB)
-    assert mid.factory == "IVF1024,Flat" and mid.nprobe == 64  # 4 sqrt(1e5) = 1265 -> 1024; nprobe >= 64
+    assert mid.factory == "IVF2048,Flat" and mid.nprobe == 64  # 8 sqrt(1e5) = 2530 -> 2048; nprobe >= 64
     big = choose_index(1_000_000, 512, 8 * GiB)
-    assert big.factory == "IVF4096,Flat" and big.bytes_per_vector == 2056
-    assert choose_index(1_000_000, 512, GiB).factory == "IVF4096,SQ8"  # 2 GB raw > 1 GiB budget
-    assert choose_index(1_000_000, 512, 100 * 1024**2).factory == "IVF4096,PQ64"
+    assert big.factory == "IVF8192,Flat" and big.bytes_per_vector == 2056 and big.nprobe == 256
+    assert choose_index(1_000_000, 512, GiB).factory == "IVF8192,SQ8"  # 2 GB raw > 1 GiB budget
+    assert choose_index(1_000_000, 512, 100 * 1024**2).factory == "IVF8192,PQ64"
     assert choose_index(30_000, 64, GiB).nlist <= 30_000 // 39
     assert choose_index(5_000, 512, GiB, exact_threshold=1_000).factory.startswith("IVF")
     # compact (the shards' default): 8-bit codes even when float32 fits; exact Flat stays exact
-    assert choose_index(100_000, 512, 8 * GiB, compact=True).factory == "IVF1024,SQ8"
+    assert choose_index(100_000, 512, 8 * GiB, compact=True).factory == "IVF2048,SQ8"
     assert choose_index(100_000, 512, 8 * GiB, compact=True).bytes_per_vector == 520
     assert choose_index(20_000, 512, GiB, compact=True).factory == "Flat"
     with pytest.raises(ValueError, match="do not fit"):

@@ -168,6 +168,7 @@ def main() -> int:
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--second-order-probe-factor", type=int, default=None, help="the shards' (default: theirs)")
+    parser.add_argument("--lifted-nprobe", type=int, default=None, help="the shards' (default: theirs)")
     parser.add_argument("--candidates", type=int, default=200, help="the gateway's default per shard")
     parser.add_argument("--latency-requests", type=int, default=300)
     parser.add_argument("--qps-seconds", type=float, default=15.0)
@@ -200,7 +201,8 @@ def main() -> int:
     sizes["total"] = sizes["pack_row"] + sizes["index_vector"] + sizes["lifted_mgf_index"]
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-serving-"))
     spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, candidates=args.candidates,
-                       nprobe=args.nprobe, second_order_probe_factor=args.second_order_probe_factor, startup_timeout=1800)
+                       nprobe=args.nprobe, second_order_probe_factor=args.second_order_probe_factor,
+                       lifted_nprobe=args.lifted_nprobe, startup_timeout=1800)
     started = time.perf_counter()
     with Cluster(spec) as cluster:
         result["cluster_start_seconds"] = round(time.perf_counter() - started, 1)

@@ -12,7 +12,7 @@ import logging
 import mmap
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -130,6 +130,12 @@ class ShardState:
         if (index is None or index.dim != dim or any(i is None or i.dim != s.dim(dim) for i, s in zip(lifted.values(), self.lift_specs.values()))
                 or any(i.versions != index.versions for i in lifted.values())):
             index, lifted = self._build(pack, partition)
+        # A saved index keeps the plan it was built with; an operator's nprobe wins over it.
+        if config.nprobe and not index.plan.exact:
+            index.plan = replace(index.plan, nprobe=config.nprobe)
+        for lifted_index in lifted.values():
+            if config.lifted_nprobe and lifted_index is not None and not lifted_index.plan.exact:
+                lifted_index.plan = replace(lifted_index.plan, nprobe=config.lifted_nprobe)
         self.index: ShardIndex = index
         self.lifted: dict[Method, ShardIndex] = lifted  # type: ignore[assignment]
         self.sync()
@@ -330,13 +336,19 @@ def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
                                nprobe=config.lifted_nprobe)
 
 
+# Read by every query (the first moment's rerank) and 2 KiB of a model's 20: read in at once
+# and kept warm, where a cold page would cost a disk read per candidate at a million models.
+RESIDENT_COLUMNS = ("means", "scalars")
+
+
 def advise_random_access(pack: Pack) -> None:
-    """Tell the kernel the pack's columns are read a few scattered rows at a time (the
-    candidates), so a page fault does not read ahead megabytes of other models' factors."""
-    for column in pack.arrays.values():
+    """Tell the kernel the second-order columns are read a few scattered rows at a time (the
+    candidates), so a page fault does not read ahead megabytes of other models' factors, and
+    to read the columns every query touches into the page cache now."""
+    for name, column in pack.arrays.items():
         mapping = getattr(column, "_mmap", None)  # np.memmap keeps its mmap.mmap here
         if mapping is not None and hasattr(mapping, "madvise"):
-            mapping.madvise(mmap.MADV_RANDOM)
+            mapping.madvise(mmap.MADV_WILLNEED if name in RESIDENT_COLUMNS else mmap.MADV_RANDOM)
 
 
 def first_stage_query(parts: list[QueryPart], dim: int) -> np.ndarray:
