@@ -16,6 +16,8 @@ Why each setting:
 
 from __future__ import annotations
 
+import threading
+
 from celery import Celery
 
 from modelverse.fleet.config import FleetConfig
@@ -24,8 +26,12 @@ app = Celery("modelverse.fleet", include=["modelverse.fleet.tasks"])
 
 
 def configure(config: FleetConfig) -> Celery:
-    """Point the fleet's app at ``config``'s Redis. One fleet per process: Celery keeps its
-    connection pools once used, so configure before the first task is sent."""
+    """Point the fleet's app at ``config``'s Redis. Celery keeps its connection pools and result
+    backend once used; pointing a process at another Redis (a test suite's private servers one
+    after the other, an admin moved to a new broker) drops them first."""
+    previous = app.conf.get("modelverse_config")
+    if isinstance(previous, FleetConfig) and (previous.broker_url, previous.backend_url) != (config.broker_url, config.backend_url):
+        _drop_connections()
     transport = {
         "visibility_timeout": config.visibility_timeout_s,
         # kombu sweeps for messages whose visibility timeout expired every interval x throttle
@@ -58,6 +64,17 @@ def configure(config: FleetConfig) -> Celery:
         modelverse_config=config,  # read by the tasks (one process, one fleet)
     )
     return app
+
+
+def _drop_connections() -> None:
+    """Forget the broker connections, producers and result backend of the previous Redis
+    (Celery caches each on first use and has no public call to re-point them)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.__dict__.pop("amqp", None)  # a cached_property whose producer pool holds connections
+    app._backend_cache = None
+    app._local = threading.local()
 
 
 def current_config() -> FleetConfig:
