@@ -35,6 +35,17 @@ class Collection:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
+    def take(self, rows: np.ndarray, *, second_order: bool = True) -> Collection:
+        """Rows of a (memory-mapped) collection read into memory: ids, means and, unless the
+        caller's method reads none (the first moment), the compressed second order. At a
+        million models the factors do not fit the page cache; not touching them saves a disk
+        read per row."""
+        return Collection(
+            ids=self.ids[rows],
+            means=np.asarray(self.means[rows]),
+            compressed=self.compressed.take(rows) if second_order else None,  # type: ignore[arg-type]
+        )
+
     def live_mask(self) -> np.ndarray:
         return np.ones(len(self), dtype=bool) if self.live is None else self.live
 

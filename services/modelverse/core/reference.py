@@ -121,9 +121,7 @@ class ExactSearch:
             if rows.size == 0:
                 continue
             c = self.collection
-            # the first moment needs no second order: do not read the factors off the disk
-            second = None if method is Method.FIRST_MOMENT else c.compressed.take(rows)
-            part = Collection(c.ids[rows], np.asarray(c.means[rows]), second)  # type: ignore[arg-type]
+            part = c.take(rows, second_order=method is not Method.FIRST_MOMENT)
             search = ExactSearch(part, tau=self.tau, eps=self.eps)
             for parts, best in zip(queries, kept):
                 hits = top_k(part.ids, search.score_parts(parts, method), k)

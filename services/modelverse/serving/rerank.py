@@ -37,14 +37,8 @@ class QueryModelStats:
 
 
 def candidates_collection(collection: Collection, rows: np.ndarray, method: Method) -> Collection:
-    """The candidates' rows of a (memory-mapped) collection, read into memory: the means, and
-    the compressed second order only for a method that reads it (at a million models the
-    factors do not fit the page cache, and FIRST_MOMENT should not fault them in)."""
-    return Collection(
-        ids=collection.ids[rows],
-        means=np.asarray(collection.means[rows]),
-        compressed=None if method is Method.FIRST_MOMENT else collection.compressed.take(rows),  # type: ignore[arg-type]
-    )
+    """The candidates' rows, with the second order only for a method that reads it."""
+    return collection.take(rows, second_order=method is not Method.FIRST_MOMENT)
 
 
 def rerank_scores(
