@@ -92,6 +92,12 @@ def measure_profile(store: DirectoryStore, tags: dict[str, tuple[str, ...]] | No
     )
 
 
+def load_profile(path: Path) -> Profile:
+    """A profile from JSON: a --save-profile file or a scale store's scale.json (its "profile")."""
+    data = json.loads(Path(path).read_text())
+    return Profile(**data.get("profile", data))
+
+
 def synthetic_reference_store(root: Path, models: int = 48, samples: int = 2000, dim: int = 512) -> tuple[DirectoryStore, dict]:
     """The default calibration source: SyntheticZoo models' real statistics from samples."""
     from modelverse.store.metadata import ModelMetadata
@@ -172,19 +178,29 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=100_000)
     parser.add_argument("--clusters", type=int, default=1000, help="concept directions (tags)")
     parser.add_argument("--calibrate", type=Path, default=None, help="store of real statistics to measure")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="a profile saved earlier (--save-profile, or the 'profile' of a store's scale.json) "
+                             "instead of measuring one")
+    parser.add_argument("--save-profile", type=Path, default=None, help="also write the profile used to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dim", type=int, default=None,
                         help="feature dimension to generate (default: the calibration store's). The profile's "
                              "quantities carry over: norms, cosines, the spectrum relative to its largest "
                              "eigenvalue, the residual's share of the trace (spread over --dim coordinates)")
     args = parser.parse_args()
-    if args.calibrate:
+    if args.calibrate and args.profile:
+        parser.error("give --calibrate STORE or --profile JSON, not both")
+    if args.profile:
+        profile = load_profile(args.profile)
+    elif args.calibrate:
         profile = measure_profile(DirectoryStore.open(args.calibrate))
     else:
         reference, tags = synthetic_reference_store(args.out.with_name(args.out.name + "-calibration"))
         profile = measure_profile(reference, tags)
     if args.dim is not None:
         profile = replace(profile, dim=args.dim)
+    if args.save_profile:
+        args.save_profile.write_text(json.dumps(asdict(profile), indent=1) + "\n")
     if profile.rank != DEFAULT_RANK:
         print(f"note: the calibration store has rank {profile.rank}", file=sys.stderr)
     seconds = write_scale_store(args.out, args.models, profile, args.clusters, args.seed)
