@@ -15,7 +15,9 @@ What runs (``tools/scale_gpu.py`` holds the generator and the scores):
 3. First-stage search timing: inner products of a query batch with every resident vector and a
    top-k (an exact flat scan, what faiss's GpuIndexFlatIP does), at batch sizes 1 and Q.
 4. Fidelity: for each method and first stage, the top C candidates of the first stage re-ranked
-   by the exact score; the fraction of top-10 positions equal to the exhaustive top 10.
+   by the exact score; the fraction of top-10 positions equal to the exhaustive top 10, on the
+   whole collection and on its first ``--prefixes`` models (1M: the CPU cluster's size). MGF
+   lifts of other (columns, alpha) are scored in float32 during the pass to compare them.
 
 faiss-gpu is not used: its wheels (faiss-gpu-cu12, faiss-gpu, faiss-cuda) link CUDA 12's cuBLAS and
 runtime, which the lent machine's image (CUDA 13) lacks and which are larger than what a call can
@@ -33,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from scale_gpu import (Layout, exact_scores, generate_batch, inner_products, lift_gaussian, lift_mgf, lifted_first_stage,
+from scale_gpu import (Layout, exact_scores, gemm_path, generate_batch, inner_products, lift_gaussian, lift_mgf, lifted_first_stage,
                        normalized_means)
 from scale_stats import load_profile
 
@@ -75,15 +77,20 @@ def timed_search(vectors: torch.Tensor, copies: int, queries: torch.Tensor, k: i
             "queries_per_second": round(queries.shape[0] / median * 1000, 1)}
 
 
-def agreement(first_stage: torch.Tensor, exact: torch.Tensor, truth: torch.Tensor, grid: list[int]) -> dict:
-    """Fraction of top-10 positions equal to the exhaustive top 10, per candidate count."""
-    curve = {}
-    for c in grid:
-        candidates = torch.topk(first_stage, c, dim=1).indices
-        rescored = torch.gather(exact, 1, candidates)
-        top = torch.gather(candidates, 1, torch.topk(rescored, 10, dim=1).indices)
-        curve[c] = round(float((top == truth).double().mean()), 4)
-    return curve
+def agreement(first_stage: torch.Tensor, exact: torch.Tensor, grid: list[int], prefixes: list[int]) -> dict:
+    """Fraction of top-10 positions equal to the exhaustive top 10, per collection size (the first
+    ``prefix`` models) and candidate count."""
+    out = {}
+    for prefix in prefixes:
+        stage, scores = first_stage[:, :prefix], exact[:, :prefix]
+        truth = torch.topk(scores, 10, dim=1).indices
+        curve = {}
+        for c in (c for c in grid if c <= prefix):
+            candidates = torch.topk(stage, c, dim=1).indices
+            top = torch.gather(candidates, 1, torch.topk(torch.gather(scores, 1, candidates), 10, dim=1).indices)
+            curve[c] = round(float((top == truth).double().mean()), 4)
+        out[prefix] = curve
+    return out
 
 
 def main() -> int:
@@ -98,6 +105,10 @@ def main() -> int:
     parser.add_argument("--columns", type=int, default=2, help="MGF lift: columns kept by direction")
     parser.add_argument("--alpha", type=float, default=0.1, help="MGF lift: tangent point")
     parser.add_argument("--grid", default="100,200,400,800,1600,3200,6400", help="candidate counts")
+    parser.add_argument("--prefixes", default="1000000", help="also measure fidelity on the first N models")
+    parser.add_argument("--lift-variants", default="1:0.1,2:0.05,2:0.2,3:0.1,3:0.2,4:0.1",
+                        help="MGF lifts COLUMNS:ALPHA whose first-stage scores are kept for the fidelity curve "
+                             "(scored in float32 during the pass, not resident)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
@@ -106,6 +117,8 @@ def main() -> int:
     profile = load_profile(args.profile)
     n, d = args.models, profile.dim
     grid = [c for c in map(int, args.grid.split(",")) if c <= n]
+    prefixes = sorted({p for p in map(int, args.prefixes.split(",")) if p < n} | {n})
+    variants = [(int(t), float(a)) for t, a in (v.split(":") for v in args.lift_variants.split(",") if v)]
     started_all = time.perf_counter()
     layout = Layout.draw(profile, n, args.clusters, args.seed, device)
     queries = make_queries(profile, layout, args.queries, min(args.batch, n), args.seed)
@@ -117,6 +130,7 @@ def main() -> int:
     mgf16 = torch.empty(n * copies, d + 1, dtype=torch.float16, device=device)
     gauss16 = torch.empty(n, d + 1, dtype=torch.float16, device=device)
     exact = {m: torch.empty(q_count, n, dtype=torch.float32, device=device) for m in METHODS}
+    variant_scores = {v: torch.empty(q_count, n, dtype=torch.float32, device=device) for v in variants}
     seconds = {"generate": 0.0, "score": 0.0, "lift": 0.0}
     lifted_range = {"mgf_abs_max": 0.0, "gaussian_abs_max": 0.0}
     # The lifted constant column is shifted by one collection-wide offset (the first batch's median)
@@ -145,6 +159,8 @@ def main() -> int:
         means16[start:start + count] = normalized_means(batch).half()
         mgf16[start * copies:(start + count) * copies] = store16("mgf", lift_mgf(batch, args.tau, args.columns, args.alpha))
         gauss16[start:start + count] = store16("gaussian", lift_gaussian(batch, args.eps))
+        for (t, a), kept in variant_scores.items():
+            kept[:, start:start + count] = lifted_first_stage(lift_mgf(batch, args.tau, t, a), 2**t, queries)
         sync(device)
         t3 = time.perf_counter()
         seconds["generate"] += t1 - t0
@@ -157,7 +173,6 @@ def main() -> int:
     if lifted_range["gaussian_abs_max"] > 65504 or lifted_range["mgf_abs_max"] > 65504:
         print("warning: lifted values exceed float16's range", file=sys.stderr)
 
-    truth = {m: torch.topk(exact[m], 10, dim=1).indices for m in METHODS}
     first_stages = {"cosine": (means16, 0), "lifted_mgf": (mgf16, copies), "lifted_gaussian": (gauss16, 1)}
     timings = {}
     for name, (vectors, c) in first_stages.items():
@@ -173,8 +188,12 @@ def main() -> int:
     for method, stage_names in {"first_moment": ["cosine"], "gaussian": ["cosine", "lifted_gaussian"],
                                 "mgf": ["cosine", "lifted_mgf"]}.items():
         for stage in stage_names:
-            fidelity[f"{method} <- {stage}"] = agreement(first_stage_scores(stage), exact[method], truth[method], grid)
+            fidelity[f"{method} <- {stage}"] = agreement(first_stage_scores(stage), exact[method], grid, prefixes)
             print(f"{method} <- {stage}: {fidelity[f'{method} <- {stage}']}", file=sys.stderr, flush=True)
+    for (t, a), kept in variant_scores.items():
+        name = f"mgf <- lifted_mgf float32 columns={t} alpha={a}"
+        fidelity[name] = agreement(kept, exact["mgf"], grid, prefixes)
+        print(f"{name}: {fidelity[name]}", file=sys.stderr, flush=True)
 
     resident = {"means_fp16": means16.nbytes, "lifted_mgf_fp16": mgf16.nbytes, "lifted_gaussian_fp16": gauss16.nbytes,
                 "exact_scores_fp32": sum(t.nbytes for t in exact.values())}
@@ -183,7 +202,7 @@ def main() -> int:
         "lift": {"columns": args.columns, "alpha": args.alpha, **{k: round(v, 1) for k, v in lifted_range.items()},
                  "constant_offsets": offsets},
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "batch": args.batch,
+        "torch": torch.__version__, "batch": args.batch, "float16_gemm": gemm_path(device),
         "pass_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "models_per_second": {"generate": round(n / seconds["generate"]),
                               "exact_score_all_queries": round(n / seconds["score"])},

@@ -173,14 +173,42 @@ def lift_gaussian(batch: Batch, eps: float) -> torch.Tensor:
     return torch.cat([mu / s2[:, None], constant[:, None]], dim=1)
 
 
+def half_gemm_with_float_output(device: torch.device) -> bool:
+    """Whether this torch has CUDA's half-in, float-out GEMM (``torch.mm(out_dtype=)``, torch >= 2.8)."""
+    if device.type != "cuda":
+        return False
+    try:
+        probe = torch.ones(2, 2, dtype=torch.float16, device=device)
+        return torch.mm(probe, probe, out_dtype=torch.float32).dtype == torch.float32
+    except (TypeError, RuntimeError, NotImplementedError):
+        return False
+
+
+CHUNK = 1 << 20  # rows converted to float32 at a time where the half-in float-out GEMM is missing
+
+
 def inner_products(queries: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """(Q, n) float32 inner products of queries with resident vectors (float16 or wider).
 
-    float16 products are accumulated and returned in float32 (``torch.mm(out_dtype=)``, CUDA's
-    half-in float-out GEMM): a float16 result would round a score of 1,000 to 0.5."""
-    if vectors.dtype == torch.float16 and vectors.is_cuda:
+    float16 products are accumulated and returned in float32: a float16 result would round a
+    score of 1,000 to 0.5. With CUDA's half-in float-out GEMM that costs nothing; without it the
+    vectors are widened a chunk at a time (``gemm_path`` says which ran)."""
+    if vectors.dtype == torch.float16 and gemm_path(vectors.device) == "half-in float-out":
         return torch.mm(queries.to(torch.float16), vectors.T, out_dtype=torch.float32)
-    return queries.float() @ vectors.float().T
+    q = queries.float()
+    out = torch.empty(q.shape[0], vectors.shape[0], dtype=torch.float32, device=vectors.device)
+    for start in range(0, vectors.shape[0], CHUNK):
+        out[:, start:start + CHUNK] = q @ vectors[start:start + CHUNK].float().T
+    return out
+
+
+_GEMM_PATHS: dict[torch.device, str] = {}
+
+
+def gemm_path(device: torch.device) -> str:
+    if device not in _GEMM_PATHS:
+        _GEMM_PATHS[device] = "half-in float-out" if half_gemm_with_float_output(device) else "float32 chunks"
+    return _GEMM_PATHS[device]
 
 
 def lifted_first_stage(vectors: torch.Tensor, copies: int, queries: torch.Tensor) -> torch.Tensor:
