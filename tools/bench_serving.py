@@ -74,6 +74,45 @@ def rss_mib(pid: int) -> dict:
     return fields
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads (/proc/PID/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU milliseconds per query of each serving process and of this client, over a block of
+    queries: utime + stime before and after (10 ms ticks, so a block needs hundreds of
+    queries). Measured while the cluster serves nothing else."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        self.pids = {**processes, "client": os.getpid()}
+
+    def start(self) -> CpuMeter:
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.wall = time.perf_counter()
+        return self
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.used = {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+
+    def __enter__(self) -> CpuMeter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def per_query(self, queries: int) -> dict:
+        ms = {name: round(1000 * used / queries, 3) for name, used in self.used.items()}
+        ms["total"] = round(sum(ms.values()), 3)
+        return {"queries": queries, "wall_seconds": round(self.wall, 2), "cpu_ms_per_query": ms,
+                "cpu_bound_qps": round(1000 * (os.cpu_count() or 1) / ms["total"], 1) if ms["total"] else None}
+
+
 def percentiles(seconds: list[float]) -> dict:
     ms = np.array(seconds) * 1000
     return {"n": int(ms.size), "p50_ms": round(float(np.percentile(ms, 50)), 3),
@@ -85,14 +124,23 @@ def vector_request(q: np.ndarray, method: int, k: int, candidates: int = 0) -> s
                                     top_k=k, method=method, candidates_per_shard=candidates)
 
 
-def single_client_latency(stub, queries: np.ndarray, method: int, requests: int) -> dict:
+def single_client_latency(stub, queries: np.ndarray, method: int, requests: int, meter: CpuMeter | None = None) -> dict:
+    """Latency percentiles; with a meter, the CPU per query of every process over the timed
+    requests too (``cpu``)."""
     times = []
-    for i in range(requests):
-        request = vector_request(queries[i % len(queries)], method, 10)
+    warm = 5  # the first few warm connections and caches
+    requests_ = [vector_request(queries[i % len(queries)], method, 10) for i in range(requests)]
+    for i, request in enumerate(requests_):
+        if i == warm and meter is not None:
+            meter.start()
         started = time.perf_counter()
         stub.Search(request, timeout=10)
         times.append(time.perf_counter() - started)
-    return percentiles(times[5:])  # the first few warm connections and caches
+    result = percentiles(times[warm:])
+    if meter is not None and requests > warm:
+        meter.stop()
+        result["cpu"] = meter.per_query(requests - warm)
+    return result
 
 
 def lifted_bytes_per_model(models_per_shard: int, dim: int) -> int:
@@ -169,8 +217,10 @@ def main() -> int:
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--second-order-probe-factor", type=int, default=None, help="the shards' (default: theirs)")
     parser.add_argument("--lifted-nprobe", type=int, default=None, help="the shards' (default: theirs)")
-    parser.add_argument("--candidates", type=int, default=200, help="the gateway's default per shard")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="candidates per shard for every method (default: the gateway's per-method default)")
     parser.add_argument("--latency-requests", type=int, default=300)
+    parser.add_argument("--latency-methods", default="first_moment,gaussian,mgf")
     parser.add_argument("--qps-seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--load-methods", default="method_unspecified,gaussian",
@@ -214,9 +264,10 @@ def main() -> int:
                     builds.append({k: entry[k] for k in ("shard", "models", "first_stage", "index_type", "seconds") if k in entry})
         result["index_builds"] = builds
         stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(cluster.gateway.address))
+        pids = {p.name: p.popen.pid for p in cluster.processes() if p.popen is not None}
         result["latency_single_client"] = {
-            name: single_client_latency(stub, queries, METHODS[name], args.latency_requests)
-            for name in ("first_moment", "gaussian", "mgf")
+            name: single_client_latency(stub, queries, METHODS[name], args.latency_requests, CpuMeter(pids))
+            for name in filter(None, args.latency_methods.split(","))
         }
         print("latency", json.dumps(result["latency_single_client"]), file=sys.stderr)
         loadtest = load_loadtest()
@@ -228,7 +279,9 @@ def main() -> int:
                 load_args = loadtest.parse_args(["--target", cluster.gateway.address, "--queries", str(qfile),
                                                  "--method", method, "--concurrency", str(args.concurrency),
                                                  "--duration", str(args.qps_seconds)])
-                result["load"][method] = asyncio.run(loadtest.run(load_args))
+                with CpuMeter(pids) as meter:
+                    result["load"][method] = asyncio.run(loadtest.run(load_args))
+                result["load"][method]["cpu"] = meter.per_query(result["load"][method]["overall"]["requests"])
                 print(f"load test, method {method}:")
                 loadtest.print_table(result["load"][method])
         result["rss_mib"] = {p.name: rss_mib(p.popen.pid) for p in cluster.processes()}
@@ -253,10 +306,14 @@ def print_summary(r: dict) -> None:
     print(f"\n{r['models']} models, d={r['dim']}, r={r['rank']}, {r['shards']} shards")
     for name, lat in r["latency_single_client"].items():
         print(f"single client {name:13} p50 {lat['p50_ms']:7.2f} ms  p95 {lat['p95_ms']:7.2f}  p99 {lat['p99_ms']:7.2f}")
+        if "cpu" in lat:
+            print(f"  CPU ms per query: {lat['cpu']['cpu_ms_per_query']}")
     for method, load in r["load"].items():
         o = load["overall"]
         print(f"load ({method}, {load['concurrency']} clients): {o['qps']} QPS, p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, "
               f"errors {o['errors'] or 0}")
+        if "cpu" in load:
+            print(f"  CPU ms per query: {load['cpu']['cpu_ms_per_query']}")
     for a in r["agreement"]:
         print(f"top-10 agreement ({a['method']}) by candidates/shard: {a['positions_agreeing']}")
     print(f"bytes per model: {r['bytes_per_model']}")

@@ -1,10 +1,14 @@
-"""Prometheus metrics of every serving process: time per stage, requests by status code."""
+"""Prometheus metrics of every serving process: time per stage, requests by status code.
+
+Every search observes a few of these, so the labelled children are looked up once and kept
+(``labels()`` hashes and locks on each call) and the stage timer is a plain class, not a
+generator context manager."""
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Iterator
+from functools import lru_cache
+from typing import Any
 
 from prometheus_client import Counter, Histogram, start_http_server
 
@@ -22,13 +26,34 @@ PARTIAL_RESPONSES = Counter(
 )
 
 
-@contextmanager
-def stage(service: str, name: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        STAGE_SECONDS.labels(service, name).observe(time.perf_counter() - start)
+@lru_cache(maxsize=None)
+def _stage_child(service: str, name: str) -> Any:
+    return STAGE_SECONDS.labels(service, name)
+
+
+@lru_cache(maxsize=None)
+def _request_child(service: str, rpc: str, code: str) -> Any:
+    return REQUESTS.labels(service, rpc, code)
+
+
+def count_request(service: str, rpc: str, code: str) -> None:
+    """One more answered request of ``rpc`` with status ``code`` (a StatusCode's name)."""
+    _request_child(service, rpc, code).inc()
+
+
+class stage:  # noqa: N801  (used as ``with metrics.stage(service, name):``)
+    """Time the block into modelverse_stage_seconds{service, stage}."""
+
+    __slots__ = ("_child", "_start")
+
+    def __init__(self, service: str, name: str) -> None:
+        self._child = _stage_child(service, name)
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self._child.observe(time.perf_counter() - self._start)
 
 
 def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:

@@ -41,6 +41,17 @@ def candidates_collection(collection: Collection, rows: np.ndarray, method: Meth
     return collection.take(rows, second_order=method is not Method.FIRST_MOMENT)
 
 
+def first_moment_scores(parts: list[QueryPart], means: np.ndarray) -> np.ndarray:
+    """FIRST_MOMENT of the candidates whose means are ``means`` (k, d): ``ExactSearch.score_parts``'
+    arithmetic (each part normalised, scored by ``scores.first_moment``, combined), without a
+    Collection of the candidates around it."""
+    if not parts:
+        raise ValueError("a query needs at least one part")
+    dim = means.shape[1]
+    return scores.combine([scores.first_moment(scores.normalize_query(p.vector, dim), means) for p in parts],
+                          [p.weight for p in parts])
+
+
 def rerank_scores(
     candidates: Collection,
     method: Method,
@@ -59,6 +70,6 @@ def rerank_scores(
     if not parts:
         raise ValueError("a query needs at least one part")
     if method is Method.FIRST_MOMENT:  # the cosine of the means; no second order read
-        return ExactSearch(candidates, tau=tau).score_parts(parts, method)
+        return first_moment_scores(parts, candidates.means)
     search = ExactSearch(candidates, tau=tau, eps=candidates.compressed.eps)
     return search.score_parts(parts, method, SecondOrderForm.COMPRESSED)

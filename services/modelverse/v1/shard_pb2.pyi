@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WeightedVector(_message.Message):
-    __slots__ = ("values", "weight")
+    __slots__ = ("values", "weight", "values_f64")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    VALUES_F64_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     weight: float
-    def __init__(self, values: _Optional[_Iterable[float]] = ..., weight: _Optional[float] = ...) -> None: ...
+    values_f64: bytes
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., weight: _Optional[float] = ..., values_f64: _Optional[bytes] = ...) -> None: ...
 
 class QueryModel(_message.Message):
     __slots__ = ("id", "mean", "diag_f16", "factor_f16", "trace", "dim", "rank")

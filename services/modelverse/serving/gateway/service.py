@@ -116,7 +116,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             log.exception("internal error", extra={"rpc": rpc})
             code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            metrics.REQUESTS.labels(SERVICE, rpc, code.name).inc()
+            metrics.count_request(SERVICE, rpc, code.name)
             # Every request at DEBUG (200 QPS of INFO lines costs CPU); refusals at INFO.
             fields = {"rpc": rpc, "code": code.name, "ms": round(1000 * (time.perf_counter() - started), 3)}
             if message:
@@ -144,7 +144,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             )
         else:
             for part in parsed.parts:
-                recall.parts.add(values=np.asarray(part.vector, dtype=np.float64).tolist(), weight=part.weight)
+                recall.parts.add(values_f64=np.asarray(part.vector, dtype="<f8").tobytes(), weight=part.weight)
         return recall
 
     def _search(self, request: search_pb2.SearchRequest, deadline: float) -> search_pb2.SearchResponse:
@@ -224,18 +224,21 @@ def merge(answers: Iterable[shard_pb2.RecallResponse], k: int) -> search_pb2.Sea
     """All shards' candidates -> the top k by the method's score (ties by id, as core ranks),
     each with its rank among all candidates by first-stage score (the same order)."""
     answers = list(answers)
-    ids = np.array([i for answer in answers for i in answer.ids])
-    response = search_pb2.SearchResponse(candidates=int(ids.size))
-    if not ids.size:
+    id_list = [i for answer in answers for i in answer.ids]
+    response = search_pb2.SearchResponse(candidates=len(id_list))
+    if not id_list:
         return response
-    first = np.concatenate([np.asarray(a.first_stage_scores, dtype=np.float32) for a in answers])
-    scores = np.concatenate([np.asarray(a.scores, dtype=np.float64) for a in answers])
+    ids = np.array(id_list)
+    first = np.array([s for a in answers for s in a.first_stage_scores], dtype=np.float32)
+    scores = np.array([s for a in answers for s in a.scores], dtype=np.float64)
     models = {m.id: m for answer in answers for m in answer.top}
-    position = {model_id: i for i, model_id in enumerate(ids.tolist())}
+    position = {model_id: i for i, model_id in enumerate(id_list)}
+    # first-stage rank: 1 + candidates ahead by first-stage score (float32), ties by id (ids
+    # are unique across shards): each candidate's place in that one sort of all of them
+    first_rank = np.empty(len(id_list), dtype=np.int64)
+    first_rank[np.lexsort((ids, -first))] = np.arange(1, len(id_list) + 1)
     for hit in top_k(ids, scores, k):
         i = position[hit.id]
-        # 1 + candidates ahead of it by first-stage score (float32), ties by id
-        first_rank = 1 + int(np.count_nonzero(first > first[i]) + np.count_nonzero((first == first[i]) & (ids < ids[i])))
         response.hits.add(model=models[hit.id], score=float(scores[i]), rank=hit.rank,
-                          first_stage_rank=first_rank, first_stage_score=float(first[i]))
+                          first_stage_rank=int(first_rank[i]), first_stage_score=float(first[i]))
     return response

@@ -19,12 +19,21 @@ log = logging.getLogger("modelverse.shard")
 SERVICE = "shard"
 
 
+def query_vector(part: shard_pb2.WeightedVector) -> np.ndarray:
+    """A query part's feature: ``values_f64`` when set, else ``values``."""
+    if part.values_f64:
+        if len(part.values_f64) % 8:
+            raise ValueError(f"values_f64 holds {len(part.values_f64)} bytes, not whole float64 values")
+        return np.frombuffer(part.values_f64, dtype="<f8")
+    return np.array(part.values, dtype=np.float64)
+
+
 class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
     def __init__(self, state: ShardState) -> None:
         self.state = state
 
     def _fail(self, context: grpc.ServicerContext, rpc: str, code: grpc.StatusCode, message: str) -> None:
-        metrics.REQUESTS.labels(SERVICE, rpc, code.name).inc()
+        metrics.count_request(SERVICE, rpc, code.name)
         context.abort(code, message)
 
     def Recall(self, request: shard_pb2.RecallRequest, context: grpc.ServicerContext) -> shard_pb2.RecallResponse:
@@ -44,7 +53,7 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
                 parts, first_stage = None, first_stage_of_model(query_model)
             else:
                 query_model = None
-                parts = [QueryPart(np.array(p.values, dtype=np.float64), p.weight) for p in request.parts]
+                parts = [QueryPart(query_vector(p), p.weight) for p in request.parts]
                 if not parts:
                     raise ValueError("a query needs at least one part")
                 first_stage = first_stage_query(parts, dim)
@@ -55,16 +64,14 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
             )
         except ValueError as exc:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        metrics.REQUESTS.labels(SERVICE, "Recall", "OK").inc()
+        metrics.count_request(SERVICE, "Recall", "OK")
         encoder = self.state.store.config.encoder
         snap = found.snapshot
-        response = shard_pb2.RecallResponse(shard=self.state.config.shard, models=self.state.models(),
-                                            top=[model_message(snap.metadata[m], snap.versions[m], encoder)
-                                                 for m in found.best(request.top_k or len(found))])
-        response.ids.extend(found.ids)
-        response.first_stage_scores.extend(found.first_stage_scores.tolist())
-        response.scores.extend(found.scores.tolist())
-        return response
+        return shard_pb2.RecallResponse(
+            shard=self.state.config.shard, models=len(snap.row_of), ids=found.ids,
+            first_stage_scores=found.first_stage_scores.tolist(), scores=found.scores.tolist(),
+            top=[model_message(snap.metadata[m], snap.versions[m], encoder) for m in found.best(request.top_k or len(found))],
+        )
 
     def Describe(self, request: shard_pb2.DescribeRequest, context: grpc.ServicerContext) -> shard_pb2.ShardDescription:
         config = self.state.store.config

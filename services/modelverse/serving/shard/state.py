@@ -27,7 +27,7 @@ from modelverse.serving import metrics
 from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index, choose_lifted_index
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
 from modelverse.serving.partition import shard_of
-from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
+from modelverse.serving.rerank import QueryModelStats, candidates_collection, first_moment_scores, rerank_scores
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
@@ -74,6 +74,9 @@ class Snapshot:
     row_of: dict[str, int]  # this shard's live models -> row of the pack
     metadata: dict[str, ModelMetadata]
     versions: dict[str, int]
+    # The pack's means as a plain ndarray view (indexing an np.memmap pays for the subclass):
+    # FIRST_MOMENT's rerank reads its candidates' rows from it.
+    means: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ class ShardState:
             if pack is not None:
                 advise_random_access(pack)
             collection = None if pack is None or not pack.rows else pack.collection()
-            snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions)
+            means = None if collection is None else np.asarray(collection.means)
+            snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions, means)
             rebuilt = False
             if added or removed:
                 if self.index.needs_rebuild(len(added) + len(removed)) and partition.rows:
@@ -324,10 +328,13 @@ class ShardState:
             return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
         rows = np.fromiter(map(snap.row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
         with metrics.stage("shard", "rerank"):
-            scores = rerank_scores(
-                candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
-                tau=self.store.config.tau,
-            )
+            if method is Method.FIRST_MOMENT and parts and snap.means is not None:
+                scores = first_moment_scores(parts, snap.means[rows])  # rerank_scores' arithmetic, no Collection
+            else:
+                scores = rerank_scores(
+                    candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
+                    tau=self.store.config.tau,
+                )
         return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap)
 
 
