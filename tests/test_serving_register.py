@@ -7,6 +7,7 @@ broker test adds a private redis-server and one `modelverse worker` process (Cel
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ SAMPLING = admin_pb2.SamplingOptions(samples=300, chunk_size=100, adaptive=False
 
 def conv(seed: int) -> str:
     return f"py:fleet_support:conv_generator?seed={seed}"
+
+
+def slow_conv(seed: int, delay_s: float = 0.5) -> str:
+    """conv(seed)'s samples, each chunk delayed: RemoveModel lands while the job runs."""
+    return f"{conv(seed)}&delay_s={delay_s}"
 
 
 @dataclass
@@ -174,6 +180,72 @@ def test_a_generator_that_raises_fails_its_job_and_the_admin_serves_on(embedded:
     assert top_hit(embedded, "after/failure") == "after/failure"
 
 
+def remove(serving: Serving, model_id: str) -> admin_pb2.RemoveModelResponse:
+    return serving.admin.RemoveModel(admin_pb2.RemoveModelRequest(id=model_id), timeout=30)
+
+
+def assert_not_served(serving: Serving, model_id: str) -> None:
+    assert model_id not in DirectoryStore.open(serving.store_root)
+    assert code_of(lambda: serving.cluster.gateway.GetModel(search_pb2.GetModelRequest(id=model_id), timeout=10)) \
+        == grpc.StatusCode.NOT_FOUND
+
+
+def test_remove_model_cancels_a_running_generator_job(embedded: Serving, tmp_path: Path) -> None:
+    jobs = embedded.servicer.generator_jobs
+    assert jobs is not None
+    # A first registration still running: RemoveModel succeeds (the job is the model's only
+    # trace), the job ends FAILED as cancelled, and the model never appears.
+    job = register(embedded.admin, "cancel/new", slow_conv(31))
+    removed = remove(embedded, "cancel/new")
+    assert list(removed.jobs_cancelled) == [job.id]
+    done = wait_for_job(embedded.admin, job.id, timeout=30)
+    assert done.state == admin_pb2.FAILED and done.error.startswith("cancelled: the model was removed")
+    wait_until(lambda: (r := jobs.fleet_record(job.id)) is not None and r.state.finished, 60, "the job's thread")
+    assert_not_served(embedded, "cancel/new")
+    assert embedded.admin.GetJob(admin_pb2.GetJobRequest(id=job.id), timeout=10).state == admin_pb2.FAILED
+    # The same id registered again, from another generator: its own statistics, none of the
+    # cancelled job's chunks (same model, same version, same chunk names).
+    again = wait_for_job(embedded.admin, register(embedded.admin, "cancel/new", conv(32)).id, timeout=60)
+    assert again.state == admin_pb2.SUCCEEDED, again.error
+    assert top_hit(embedded, "cancel/new") == "cancel/new"
+    assert_same_stats(DirectoryStore.open(embedded.store_root).get_stats("cancel/new"),
+                      reference_stats(tmp_path / "reference", "cancel/new", conv(32)))
+    # A re-index of a served model, removed while it runs: removed for good.
+    reindex = register(embedded.admin, "cancel/new", slow_conv(33), replace=True)
+    assert list(remove(embedded, "cancel/new").jobs_cancelled) == [reindex.id]
+    wait_until(lambda: (r := jobs.fleet_record(reindex.id)) is not None and r.state.finished, 60, "the re-index")
+    assert_not_served(embedded, "cancel/new")
+    # Nothing left to cancel or remove: NOT_FOUND.
+    assert code_of(lambda: remove(embedded, "cancel/new")) == grpc.StatusCode.NOT_FOUND
+
+
+def test_remove_model_cancels_a_queued_features_job(embedded: Serving) -> None:
+    """Features jobs run one at a time: one queued behind a slow one is cancelled before it runs."""
+    dim = DirectoryStore.open(embedded.store_root).config.dim
+    rng = np.random.default_rng(5)
+    features = rng.standard_normal((20, dim)).astype("<f4")
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+
+    def submit(model_id: str) -> admin_pb2.Job:
+        return embedded.admin.RegisterModel(admin_pb2.RegisterModelRequest(
+            metadata=search_pb2.Model(id=model_id), encoder=DirectoryStore.open(embedded.store_root).config.encoder,
+            features=admin_pb2.FeatureMatrix(rows=20, dim=dim, float32_le=features.tobytes())), timeout=30)
+
+    release = threading.Event()
+    embedded.servicer.jobs.submit("blocker", lambda job_id: release.wait(30))  # holds the job thread
+    try:
+        job = submit("cancel/features")
+        assert embedded.admin.GetJob(admin_pb2.GetJobRequest(id=job.id), timeout=10).state == admin_pb2.PENDING
+        assert list(remove(embedded, "cancel/features").jobs_cancelled) == [job.id]
+    finally:
+        release.set()
+    done = wait_for_job(embedded.admin, job.id, timeout=30)
+    assert done.state == admin_pb2.FAILED and done.error.startswith("cancelled")
+    later = wait_for_job(embedded.admin, submit("cancel/features-after").id, timeout=30)
+    assert later.state == admin_pb2.SUCCEEDED  # the job thread ran on past the cancelled job
+    assert_not_served(embedded, "cancel/features")
+
+
 def test_features_registration_still_works_beside_generator_jobs(embedded: Serving) -> None:
     rng = np.random.default_rng(0)
     features = rng.standard_normal((50, 24)).astype("<f4")
@@ -296,6 +368,17 @@ def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path:
         served_after = time.time() - published
         print(f"fleet/direct served {served_after:.3f} s after the fleet published it")
         assert served_after < 10
+
+        # RemoveModel while the workers still run the model's job: the job is cancelled; when the
+        # fleet finishes it anyway, the follower drops its event and the fleet's copy.
+        slow = register(serving.admin, "fleet/cancelled", slow_conv(24))
+        assert list(remove(serving, "fleet/cancelled").jobs_cancelled) == [slow.id]
+        wait_until(lambda: (r := redis_store.get_job(slow.id)) is not None and r.state.finished, 90, "the cancelled job")
+        assert redis_store.get_job(slow.id).state is JobState.DONE  # type: ignore[union-attr]  (it was published)
+        wait_until(lambda: "fleet/cancelled" not in redis_store, 10, "the follower to drop the fleet's copy")
+        assert_not_served(serving, "fleet/cancelled")
+        cancelled = serving.admin.GetJob(admin_pb2.GetJobRequest(id=slow.id), timeout=10)
+        assert cancelled.state == admin_pb2.FAILED and cancelled.error.startswith("cancelled")
 
         # Removing through the admin removes the fleet's copy too (no restart brings it back).
         serving.admin.RemoveModel(admin_pb2.RemoveModelRequest(id="fleet/direct"), timeout=30)

@@ -1,8 +1,9 @@
 from modelverse.v1 import search_pb2 as _search_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -107,7 +108,9 @@ class RemoveModelRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class RemoveModelResponse(_message.Message):
-    __slots__ = ("shards_synced",)
+    __slots__ = ("shards_synced", "jobs_cancelled")
     SHARDS_SYNCED_FIELD_NUMBER: _ClassVar[int]
+    JOBS_CANCELLED_FIELD_NUMBER: _ClassVar[int]
     shards_synced: int
-    def __init__(self, shards_synced: _Optional[int] = ...) -> None: ...
+    jobs_cancelled: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, shards_synced: _Optional[int] = ..., jobs_cancelled: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -11,6 +11,10 @@ read *and* every shard replica that answers has synced.
   event stream, copies each ``model_ready`` model into the directory store (the admin stays its
   one writer) and calls Sync, resuming after restarts from the last applied event id (kept in
   ``STORE/fleet-events.json``).
+
+RemoveModel cancels the model's unfinished job (``cancel``, under the admin's write lock): the
+embedded fleet's final write checks it under the same lock, and the follower drops a cancelled
+job's ``model_ready`` event (and the fleet's copy), so an acknowledged removal stands.
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ from typing import Any
 
 import redis
 
+from modelverse.core.stats import ModelStats
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import run_job
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
-from modelverse.fleet.state import LocalState
+from modelverse.fleet.state import LocalState, partial_name
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.files import atomic_write_json, read_json
 from modelverse.store.redis_store import MODEL_READY, RedisStore
+from modelverse.serving.admin.jobs import CANCELLED
 from modelverse.v1 import admin_pb2
 
 log = logging.getLogger("modelverse.admin")
@@ -83,6 +89,7 @@ class GeneratorJobs:
         self._lock = threading.Lock()
         self._models: dict[str, str] = {}  # model id -> its unfinished job (a second submission joins it)
         self._settled: dict[str, Settled] = {}
+        self._cancelled: set[str] = set()  # job ids (a job id is never reused)
 
     # -- backend interface ----------------------------------------------------------------------
 
@@ -111,12 +118,31 @@ class GeneratorJobs:
             self._models[request.model_id] = record.job_id
             return record
 
+    def cancel(self, model_id: str) -> list[str]:
+        """RemoveModel: the model's unfinished job (if any) ends FAILED as cancelled and will
+        write nothing to the serving store. Called under the admin's write lock."""
+        with self._lock:
+            job_id = self._models.get(model_id)
+            if job_id is None or job_id in self._settled:
+                return []
+            record = self.fleet_record(job_id)
+            if record is not None and record.state is JobState.FAILED:
+                return []
+            self._cancelled.add(job_id)
+            self._settled[job_id] = Settled(admin_pb2.FAILED, _now(), CANCELLED)
+            return [job_id]
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
     def settle(self, job_id: str, state: int, error: str = "", served_version: int = 0) -> None:
         with self._lock:
             if len(self._settled) >= MAX_TRACKED:  # forget the oldest tenth
                 for old in list(self._settled)[: MAX_TRACKED // 10]:
                     del self._settled[old]
-            self._settled[job_id] = Settled(state, _now(), error, served_version)
+            if job_id not in self._cancelled:  # a cancellation is final
+                self._settled[job_id] = Settled(state, _now(), error, served_version)
 
     def _served_version(self, model_id: str) -> int:
         try:
@@ -136,11 +162,11 @@ class GeneratorJobs:
             samples_done=record.samples_done, samples_used=record.samples_used,
             stats_version=spec.stats_version, generator=spec.generator,
         )
-        if record.state is JobState.FAILED:
-            message.finished_at = _iso(record.finished_at)
-            return message
         with self._lock:
             settled = self._settled.get(job_id)
+        if record.state is JobState.FAILED and settled is None:
+            message.finished_at = _iso(record.finished_at)
+            return message
         if settled is None and record.state is JobState.DONE and self._unknown_done(job_id, spec.model_id):
             settled = Settled(admin_pb2.SUCCEEDED, _iso(record.finished_at), "", self._served_version(spec.model_id))
         if settled is not None:
@@ -164,7 +190,7 @@ class EmbeddedJobs(GeneratorJobs):
                  runtime: Runtime) -> None:
         super().__init__(store, encoder, sync, write_lock)
         self.runtime = runtime
-        self.state = LocalState(str(store.root))
+        self.state = _GatedState(str(store.root), write_lock, self.is_cancelled)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedded-fleet")
         self._stopping = threading.Event()
 
@@ -182,6 +208,8 @@ class EmbeddedJobs(GeneratorJobs):
     def _progress(self, record: JobRecord) -> None:
         if self._stopping.is_set():
             raise JobAborted("the admin service stopped")
+        if self.is_cancelled(record.job_id):
+            raise JobAborted(CANCELLED)
 
     def _run(self, spec: JobSpec) -> None:
         try:
@@ -190,10 +218,17 @@ class EmbeddedJobs(GeneratorJobs):
         except Exception as exc:  # noqa: BLE001  (an aborted or broken job fails; the admin serves on)
             self.state.update_job(spec.job_id, state=JobState.FAILED, error=f"{type(exc).__name__}: {exc}",
                                   finished_at=time.time())
-            log.warning("generator job failed", extra={"model_id": spec.model_id, "error": str(exc)})
+            record = self.state.get_job(spec.job_id)
+        if self.is_cancelled(spec.job_id):
+            # Its chunks must not seed a later job of the same model and version (chunks are
+            # named by model, version and index), which may sample another generator.
+            self.state.delete_partials([partial_name(spec.model_id, spec.stats_version, i)
+                                        for i in range(spec.plan.total_chunks)])
+            log.info("generator job cancelled", extra={"model_id": spec.model_id, "job_id": spec.job_id})
             return
-        if record.state is not JobState.DONE:
-            log.warning("generator job failed", extra={"model_id": spec.model_id, "error": record.error})
+        if record is None or record.state is not JobState.DONE:
+            log.warning("generator job failed", extra={"model_id": spec.model_id,
+                                                       "error": record.error if record else "no record"})
             return
         synced = self.sync()
         self.settle(spec.job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(spec.model_id))
@@ -206,6 +241,22 @@ class EmbeddedJobs(GeneratorJobs):
     def close(self) -> None:
         self._stopping.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _GatedState(LocalState):
+    """The embedded fleet's state whose final write waits for the admin's write lock and is
+    refused once RemoveModel has cancelled the job."""
+
+    def __init__(self, root: str, write_lock: threading.Lock, cancelled: Callable[[str], bool]) -> None:
+        super().__init__(root)
+        self._write_lock = write_lock
+        self._cancelled = cancelled
+
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+        with self._write_lock:
+            if self._cancelled(spec.job_id):
+                raise JobAborted(CANCELLED)
+            return super().publish(spec, stats, tau)
 
 
 class BrokerJobs(GeneratorJobs):
@@ -279,14 +330,18 @@ class BrokerJobs(GeneratorJobs):
         self._write_cursor(start)
         return start
 
-    def _copy(self, model_id: str) -> bool:
-        """The fleet's current statistics of the model into the serving store."""
+    def _copy(self, model_id: str, job_id: str = "") -> bool:
+        """The fleet's current statistics of the model into the serving store (not those of a
+        job RemoveModel cancelled: the fleet's copy goes too, or a restart would bring it back)."""
         try:
             stored = self.redis.get(model_id)
             stats = self.redis.get_stats(model_id)
         except ModelNotFoundError:  # removed since it was announced
             return False
         with self.write_lock:
+            if job_id and self.is_cancelled(job_id):
+                self.remove(model_id)
+                return False
             self.store.put(stored.metadata, stats, replace=model_id in self.store)
         return True
 
@@ -299,8 +354,9 @@ class BrokerJobs(GeneratorJobs):
                 continue  # removals go through the admin's RemoveModel, which removes from both
             model_id, job_id = event.get("model_id", ""), event.get("job_id", "")
             try:
-                changed |= self._copy(model_id)
-                if job_id:
+                copied = self._copy(model_id, job_id)
+                changed |= copied
+                if job_id and copied:
                     done.append((job_id, model_id))
             except (StoreError, ValueError) as exc:  # e.g. another encoder than the store's
                 log.warning("cannot serve a fleet model", extra={"model_id": model_id, "error": str(exc)})

@@ -2,8 +2,11 @@
 on a background thread.
 
 A job is done (SUCCEEDED) once the model is in the store *and* every shard replica that
-answers has synced, so a finished job's model is searchable. The job table lives in the admin
-process's memory; generator jobs are the indexing fleet's (``generator_jobs``).
+answers has synced, so a finished job's model is searchable. RemoveModel cancels a model's
+unfinished jobs: the work checks ``is_cancelled`` under the admin's write lock before it
+writes, so a removal once acknowledged is never undone by a job that was already running.
+The job table lives in the admin process's memory; generator jobs are the indexing fleet's
+(``generator_jobs``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 MAX_JOBS_KEPT = 10_000
+CANCELLED = "cancelled: the model was removed (RemoveModel) before this job finished"
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,9 @@ class JobRunner:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexing-job")
 
-    def submit(self, model_id: str, work: Callable[[], None]) -> JobRecord:
+    def submit(self, model_id: str, work: Callable[[str], None]) -> JobRecord:
+        """Run ``work(job_id)`` on the job thread; the work checks ``is_cancelled(job_id)``
+        under the admin's write lock before writing."""
         job = JobRecord(uuid.uuid4().hex, model_id, "pending", created_at=_now())
         with self._lock:
             if len(self._jobs) >= MAX_JOBS_KEPT:  # forget the oldest finished jobs
@@ -48,18 +54,36 @@ class JobRunner:
         self._executor.submit(self._run, job.id, work)
         return job
 
-    def _set(self, job_id: str, **changes: str) -> None:
-        with self._lock:
-            self._jobs[job_id] = replace(self._jobs[job_id], **changes)
-
-    def _run(self, job_id: str, work: Callable[[], None]) -> None:
-        self._set(job_id, state="running")
+    def _run(self, job_id: str, work: Callable[[str], None]) -> None:
+        if not self._transition(job_id, "pending", state="running"):
+            return  # cancelled while queued
         try:
-            work()
+            work(job_id)
         except Exception as exc:
-            self._set(job_id, state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=_now())
+            self._transition(job_id, "running", state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=_now())
         else:
-            self._set(job_id, state="succeeded", finished_at=_now())
+            self._transition(job_id, "running", state="succeeded", finished_at=_now())
+
+    def _transition(self, job_id: str, expected: str, **changes: str) -> bool:
+        """Change the job only from ``expected``: a cancelled job keeps its state."""
+        with self._lock:
+            if self._jobs[job_id].state != expected:
+                return False
+            self._jobs[job_id] = replace(self._jobs[job_id], **changes)
+            return True
+
+    def cancel_model(self, model_id: str) -> list[str]:
+        """Fail the model's pending and running jobs (RemoveModel); returns their ids."""
+        with self._lock:
+            unfinished = [j for j in self._jobs.values() if j.model_id == model_id and j.state in ("pending", "running")]
+            for job in unfinished:
+                self._jobs[job.id] = replace(job, state="failed", error=CANCELLED, finished_at=_now())
+            return [job.id for job in unfinished]
+
+    def is_cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job is not None and job.error == CANCELLED
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

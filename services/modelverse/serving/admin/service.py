@@ -111,10 +111,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.replace and metadata.id in self.store:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {metadata.id!r} exists; set replace to replace it")
 
-        def work() -> None:
+        def work(job_id: str) -> None:
             stats = stats_from_features(features, rank=config.rank, eps=config.eps,
                                         keep_covariance=False, encoder=request.encoder)
             with self._write_lock:
+                if self.jobs.is_cancelled(job_id):
+                    return  # RemoveModel came first: the removal stands
                 self.store.put(metadata, stats, replace=request.replace)
             self.sync_shards()
             log.info("model registered", extra={"model_id": metadata.id})
@@ -170,9 +172,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
 
     def RemoveModel(self, request: admin_pb2.RemoveModelRequest, context: grpc.ServicerContext) -> admin_pb2.RemoveModelResponse:
+        """Remove the model and cancel its unfinished indexing jobs, in one step under the write
+        lock: a job that finishes later finds itself cancelled and writes nothing."""
         try:
             with self._write_lock:
-                self.store.remove(request.id)
+                cancelled = self.jobs.cancel_model(request.id)
+                if self.generator_jobs is not None:
+                    cancelled += self.generator_jobs.cancel(request.id)
+                try:
+                    self.store.remove(request.id)
+                except ModelNotFoundError:
+                    if not cancelled:
+                        raise
         except ModelNotFoundError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except (ValueError, StoreError) as exc:
@@ -183,8 +194,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             except redis.RedisError as exc:
                 log.warning("model not removed from the fleet's store", extra={"model_id": request.id, "error": str(exc)})
         synced = self.sync_shards()
-        log.info("model removed", extra={"model_id": request.id, "shards_synced": synced})
-        return admin_pb2.RemoveModelResponse(shards_synced=synced)
+        log.info("model removed", extra={"model_id": request.id, "shards_synced": synced, "jobs_cancelled": cancelled})
+        return admin_pb2.RemoveModelResponse(shards_synced=synced, jobs_cancelled=cancelled)
 
 
 def wait_for_job(stub: admin_pb2_grpc.AdminServiceStub, job_id: str, timeout: float = 60.0) -> admin_pb2.Job:
