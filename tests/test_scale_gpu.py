@@ -104,3 +104,16 @@ def test_batches_are_reproducible(profile: Profile) -> None:
     b = generate_batch(profile, layout, 50, 50, seed=1)
     assert torch.equal(a.factor, b.factor) and torch.equal(a.means, b.means)
     assert not torch.equal(a.means, generate_batch(profile, layout, 0, 50, seed=1).means)
+
+
+def test_resident_scores_equal_the_float64_reference(profile: Profile) -> None:
+    from scale_gpu import Resident, resident_scores
+
+    layout = Layout.draw(profile, models=700, clusters=5, seed=4, device=torch.device("cpu"))
+    res = Resident.generate(profile, layout, models=700, batch=256, seed=4, eps=EPS)
+    q = torch.nn.functional.normalize(torch.randn(5, D, dtype=torch.float64), dim=1)
+    reference = exact_scores(res.batch(0, res.size), q, TAU, EPS)
+    for method in ("mgf", "gaussian"):
+        got = resident_scores(res, q, method, TAU, EPS, chunk=300).double()  # several chunks
+        torch.testing.assert_close(got, reference[method], rtol=2e-5, atol=2e-3)
+        assert torch.equal(torch.topk(got, 10).indices, torch.topk(reference[method], 10).indices)

@@ -216,3 +216,78 @@ def lifted_first_stage(vectors: torch.Tensor, copies: int, queries: torch.Tensor
     lifted = torch.cat([queries, torch.ones(queries.shape[0], 1, dtype=queries.dtype, device=queries.device)], dim=1)
     scores = inner_products(lifted, vectors)  # (Q, n * copies)
     return scores.view(queries.shape[0], -1, copies).amax(dim=2)
+
+
+@dataclass(frozen=True)
+class Resident:
+    """Statistics held on the device as a store keeps them, laid out for one GEMM per chunk:
+    W^T's rows contiguous, so W_m^T q for every model of a chunk is one half-in float-out GEMM."""
+
+    means: torch.Tensor  # (n, d) float32
+    diag: torch.Tensor  # (n, d) float16
+    columns: torch.Tensor  # (n, r, d) float16: W^T
+    woodbury: torch.Tensor  # (n, r, r) float32, lower L with L L^T = C^-1 (``core.compression``)
+    logdet: torch.Tensor  # (n,) float64, log det(D + eps I + W W^T)
+
+    @property
+    def size(self) -> int:
+        return int(self.means.shape[0])
+
+    @classmethod
+    def generate(cls, profile: Profile, layout: Layout, models: int, batch: int, seed: int, eps: float) -> Resident:
+        device = layout.common.device
+        d, r = profile.dim, profile.rank
+        means = torch.empty(models, d, dtype=torch.float32, device=device)
+        diag = torch.empty(models, d, dtype=torch.float16, device=device)
+        columns = torch.empty(models, r, d, dtype=torch.float16, device=device)
+        woodbury = torch.empty(models, r, r, dtype=torch.float32, device=device)
+        logdet = torch.empty(models, dtype=torch.float64, device=device)
+        for start in range(0, models, batch):
+            count = min(batch, models - start)
+            b = generate_batch(profile, layout, start, count, seed)
+            means[start:start + count] = b.means
+            diag[start:start + count] = b.diag
+            columns[start:start + count] = b.factor.transpose(1, 2)
+            w = b.factor.double()
+            d_eps = b.diag.double() + eps
+            capacitance = torch.eye(r, dtype=torch.float64, device=device) + w.transpose(1, 2) @ (w / d_eps[:, :, None])
+            chol = torch.linalg.cholesky(capacitance)
+            woodbury[start:start + count] = torch.linalg.cholesky(torch.cholesky_inverse(chol)).float()
+            logdet[start:start + count] = (torch.log(d_eps).sum(dim=1)
+                                           + 2.0 * torch.log(torch.diagonal(chol, dim1=1, dim2=2)).sum(dim=1))
+        return cls(means, diag, columns, woodbury, logdet)
+
+    def batch(self, start: int, stop: int) -> Batch:
+        """Rows start .. stop - 1 as a :class:`Batch` (for the float64 reference scores)."""
+        return Batch(start, self.means[start:stop], self.diag[start:stop], self.columns[start:stop].transpose(1, 2))
+
+
+def resident_scores(res: Resident, queries: torch.Tensor, method: str, tau: float, eps: float,
+                    chunk: int = 1 << 18) -> torch.Tensor:
+    """(Q, n) float32 MGF or GAUSSIAN scores of every resident model: the exhaustive second-order
+    search, float16 statistics with float32 arithmetic (the reference is ``exact_scores``)."""
+    q = queries.float()
+    q2 = q * q
+    n, r, d = res.columns.shape
+    out = torch.empty(q.shape[0], n, dtype=torch.float32, device=q.device)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        count = stop - start
+        mu = res.means[start:stop]
+        diag = res.diag[start:stop].float()
+        cols = res.columns[start:stop]
+        if method == "mgf":
+            proj = inner_products(q, cols.reshape(count * r, d)).view(-1, count, r)  # w_k . q
+            quadratic = q2 @ diag.T + (proj * proj).sum(dim=2)
+            out[:, start:stop] = tau * (q @ mu.T) + 0.5 * tau**2 * quadratic
+        elif method == "gaussian":
+            inv_d = 1.0 / (diag + eps)
+            diag_term = q2 @ inv_d.T - 2.0 * q @ (mu * inv_d).T + (mu * mu * inv_d).sum(dim=1)[None, :]
+            scaled = cols.float() * inv_d[:, None, :]  # (W^T D'^-1) rows
+            u = (q @ scaled.reshape(count * r, d).T).view(-1, count, r) - (scaled * mu[:, None, :]).sum(dim=2)[None]
+            v = torch.einsum("crs,qcr->qcs", res.woodbury[start:stop], u)  # L^T u
+            maha = diag_term - (v * v).sum(dim=2)
+            out[:, start:stop] = -0.5 * (maha + res.logdet[start:stop].float()[None, :] + d * LOG_2PI)
+        else:
+            raise ValueError(f"no resident scores for {method!r}")
+    return out
