@@ -46,6 +46,7 @@ class ClusterSpec:
     nprobe: int | None = None
     second_order_probe_factor: int | None = None  # None: the shards' default
     lifted_nprobe: int | None = None  # None: the shards' default (a lifted inverted file's nlist / 8)
+    lift_alpha: float | None = None  # None: the shards' default (serving.lifted.DEFAULT_ALPHA)
     compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
     gateway_workers: int = 16
@@ -134,6 +135,8 @@ class Cluster:
             args += ["--nprobe", str(spec.nprobe)]
         if spec.lifted_nprobe is not None:
             args += ["--lifted-nprobe", str(spec.lifted_nprobe)]
+        if spec.lift_alpha is not None:
+            args += ["--lift-alpha", str(spec.lift_alpha)]
         if spec.second_order_probe_factor is not None:
             args += ["--second-order-probe-factor", str(spec.second_order_probe_factor)]
         if not spec.compact_index:
