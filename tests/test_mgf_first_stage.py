@@ -15,7 +15,6 @@ import pytest
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
-from modelverse.serving.gateway.service import default_candidates
 from modelverse.serving.inprocess import InProcessCluster, start_in_process
 from modelverse.serving.index_choice import choose_lifted_index
 from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
@@ -240,19 +239,22 @@ def test_with_candidates_covering_the_shards_mgf_equals_the_exact_reference(synt
 
 
 def test_the_lifted_first_stage_recalls_the_exact_top_10_far_better(synthetic) -> None:
-    """At the gateway's default candidates per shard, the top 10 through the lifted first stage
-    agree with the exhaustive ranking on at least 90 % of positions; through the first-moment
-    first stage, on fewer (measured: 0.975 against 0.035)."""
+    """At 200 candidates per shard (of 1,500), the top 10 through the lifted first stage agree with
+    the exhaustive ranking on at least 80 % of positions; through the first-moment first stage,
+    on far fewer (measured: 0.84 against 0.035; the gateway's default for MGF, 3,200, covers
+    these shards whole). The default tangent point suits zoo-like collections; these
+    SyntheticZoo models prefer a larger one (alpha 0.1 here gave 0.975 at 400)."""
     store, queries, clusters = synthetic
     oracle = ExactSearch(store.collection())
     agreement: dict[str, list[float]] = {name: [] for name in clusters}
     for q in queries:
         expected = [h.id for h in oracle.search([QueryPart(np.float32(q).astype(np.float64))], Method.MGF, 10)]
         for name, cluster in clusters.items():
-            response = search(cluster, q)
-            assert response.candidates == 2 * default_candidates(Method.MGF)
+            response = search(cluster, q, candidates=200)
+            assert response.candidates == 2 * 200
             got = [h.model.id for h in response.hits]
             agreement[name].append(np.mean([a == b for a, b in zip(got, expected)]))
     lifted, first_moment = float(np.mean(agreement["lifted"])), float(np.mean(agreement["first_moment"]))
-    bound = 0.9
+    bound = 0.8
+    print(f"lifted {lifted:.3f}, first moment {first_moment:.3f}")
     assert lifted >= bound > first_moment, agreement

@@ -50,10 +50,11 @@ from modelverse.core.stats import DEFAULT_TAU
 
 DEFAULT_COLUMNS = 2
 # The tangent point decides the MGF first stage's fidelity more than the number of columns. On the
-# zoo-calibrated profile 0.07 beats 0.1 at every candidate count at 100k, 1M and 10M models
-# (tools/bench_gpu_scale.py, docs/SERVING.md "10,000,000 models on one GPU"); on the
-# SyntheticZoo profile 0.1 is better (0.988 against 0.938 at 400 of 100k). Real stores look like the zoo.
-DEFAULT_ALPHA = 0.07
+# zoo-calibrated profile (tools/bench_gpu_scale.py, docs/SERVING.md "10,000,000 models on one
+# GPU"): 0.07 is best up to ~800 candidates in all, 0.05 from ~1,600 on, at 1M and 10M models;
+# both beat 0.1 everywhere. The gateway asks for 3,200 per shard, so 0.05 (1M models, 2 shards:
+# 0.975 of the exhaustive top 10, run 7). On the SyntheticZoo profile 0.1 is better.
+DEFAULT_ALPHA = 0.05
 BLOCK = 8192  # models per block when lifting a whole shard
 
 

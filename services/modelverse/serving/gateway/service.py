@@ -29,12 +29,15 @@ log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/SERVING.md)
-# MGF recalls through the lifted first stage, which needs more candidates for the same agreement
-# (100k models: 0.93 at 200, 0.978 at 400 per shard). FIRST_MOMENT's first stage ranks by its own
+# MGF recalls through the lifted first stage, whose tangent bound needs many candidates on
+# zoo-like collections: at 1M models (2 shards) and alpha = 0.05, 0.735 / 0.93 / 0.975 of the
+# exhaustive top 10 at 400 / 1,600 / 3,200 per shard; 3,200 is the smallest measured count over
+# the 0.95 bar, at about 330 ms of shard CPU per query there, most of it reading factor rows
+# the page cache cannot hold (docs/SERVING.md, run 7). FIRST_MOMENT's first stage ranks by its own
 # score (to 8-bit codes), so its misses are the inverted file's, which no number of candidates
 # mends: its agreement with the exhaustive top 10 at 1M models is the same from 10 to 800
 # candidates per shard (docs/SERVING.md), and each candidate costs rerank and message work.
-METHOD_CANDIDATES = {Method.MGF: 400, Method.FIRST_MOMENT: 20}
+METHOD_CANDIDATES = {Method.MGF: 3200, Method.FIRST_MOMENT: 20}
 
 
 def default_candidates(method: Method) -> int:
