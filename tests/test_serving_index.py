@@ -103,3 +103,13 @@ def test_a_shard_rebuilds_a_missing_index_from_the_store_and_follows_it(tmp_path
     (tmp_path / "index" / INDEX_FILE).unlink()
     again = ShardState(config)
     assert sorted(again.snapshot.row_of) == mine[1:] and len(again.index) == len(mine) - 1
+
+
+def test_the_columns_every_query_reads_are_faulted_in_before_serving(tmp_path) -> None:
+    from modelverse.serving.shard.state import RESIDENT_COLUMNS, read_resident_columns
+
+    store, _ = build_store(tmp_path / "store", count=12)
+    pack = store.pack()
+    assert pack is not None
+    expected = sum(pack.arrays[name].nbytes for name in RESIDENT_COLUMNS)
+    assert expected > 0 and read_resident_columns(pack) == expected
