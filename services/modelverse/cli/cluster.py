@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--admin-port", type=int, default=50052)
     up.add_argument("--candidates", type=int, default=None,
                     help="first-stage candidates per shard for every method (default: the gateway's per-method "
-                         "values: 20 for FIRST_MOMENT, 400 for MGF, 200 otherwise)")
+                         "values: 20 for FIRST_MOMENT, 3,200 for MGF, 200 otherwise)")
     up.add_argument("--nprobe", type=int, default=None, help="IVF lists scanned (default: the index rule's)")
     up.add_argument("--encoder", default=None, help="encoder for text and image queries")
     up.add_argument("--generators", choices=["none", "zoo"], default="none",
