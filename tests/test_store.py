@@ -211,3 +211,21 @@ def test_tau_is_kept_with_the_store_and_old_stores_read_the_papers(tmp_path: Pat
     assert DirectoryStore.open(created.root).config.tau == 100.0
     with pytest.raises(ValueError, match="invalid store configuration"):
         DirectoryStore.create(tmp_path / "b", StoreConfig(dim=8, rank=2, tau=0.0))
+
+
+def test_prefetch_asks_for_each_candidate_row_once_and_reads_nothing_wrong(tmp_path) -> None:
+    """Pack.prefetch issues one WILLNEED per row range not already covered (rows sharing pages
+    are merged) and leaves the rows' values as they are."""
+    from modelverse.store.pack import SECOND_ORDER_COLUMNS
+
+    from serving_fixtures import build_store
+
+    store, _ = build_store(tmp_path / "store", count=30)
+    pack = store.pack()
+    assert pack is not None
+    before = {name: np.array(pack.arrays[name][[3, 4, 17]]) for name in SECOND_ORDER_COLUMNS}
+    calls = pack.prefetch(np.array([17, 3, 4, 4]))
+    assert 0 < calls <= 3 * len(SECOND_ORDER_COLUMNS)
+    for name in SECOND_ORDER_COLUMNS:
+        np.testing.assert_array_equal(pack.arrays[name][[3, 4, 17]], before[name])
+    assert pack.prefetch(np.zeros(0, dtype=np.int64)) == 0
