@@ -39,11 +39,11 @@ from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.state import LocalState, partial_name
+from modelverse.serving.admin.jobs import CANCELLED
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.files import atomic_write_json, read_json
 from modelverse.store.redis_store import MODEL_READY, RedisStore
-from modelverse.serving.admin.jobs import CANCELLED
 from modelverse.v1 import admin_pb2
 
 log = logging.getLogger("modelverse.admin")
