@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from scale_gpu import Layout, Resident, exact_scores, gemm_path, resident_scores
+from scale_gpu import Layout, Resident, exact_scores, gemm_path, resident_scores, sample_queries
 from scale_stats import load_profile
 
 METHODS = ("mgf", "gaussian")
@@ -57,14 +57,7 @@ def main() -> int:
     resident_bytes = sum(t.nbytes for t in (res.means, res.diag, res.columns, res.woodbury, res.logdet))
     print(f"{n} models resident: {resident_bytes / 1e9:.1f} GB in {generate_seconds:.1f} s", file=sys.stderr, flush=True)
 
-    # Queries: samples of random models' Gaussians, as tools/bench_serving.py makes them.
-    g = torch.Generator(device="cpu").manual_seed(args.seed + 1)
-    rows = torch.randperm(n, generator=g)[: args.queries].to(device)
-    w = res.columns[rows].double().transpose(1, 2)
-    z = res.means[rows].double() + torch.einsum("mdr,mr->md", w, torch.randn(args.queries, w.shape[2], generator=g,
-                                                                          dtype=torch.float64).to(device))
-    z = z + res.diag[rows].double().sqrt() * torch.randn(z.shape, generator=g, dtype=torch.float64).to(device)
-    queries = z / z.norm(dim=1, keepdim=True)
+    queries = sample_queries(res.batch(0, n), args.queries, args.seed + 1)
 
     reference = {m: torch.empty(args.queries, n, dtype=torch.float64, device=device) for m in METHODS}
     for start in range(0, n, args.batch):

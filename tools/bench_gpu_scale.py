@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from scale_gpu import (Layout, exact_scores, gemm_path, generate_batch, inner_products, lift_gaussian, lift_mgf, lifted_first_stage,
-                       normalized_means)
+                       normalized_means, sample_queries)
 from scale_stats import load_profile
 
 METHODS = ("first_moment", "mgf", "gaussian")
@@ -48,15 +48,7 @@ def sync(device: torch.device) -> None:
 
 
 def make_queries(profile, layout: Layout, count: int, batch: int, seed: int) -> torch.Tensor:
-    first = generate_batch(profile, layout, 0, batch, seed)
-    g = torch.Generator(device="cpu").manual_seed(seed + 1)
-    rows = torch.randperm(batch, generator=g)[:count].to(layout.common.device)
-    factor = first.factor[rows].double()
-    diag = first.diag[rows].double()
-    z = first.means[rows].double()
-    z = z + torch.einsum("mdr,mr->md", factor, torch.randn(count, factor.shape[2], generator=g, dtype=torch.float64).to(z.device))
-    z = z + diag.sqrt() * torch.randn(z.shape, generator=g, dtype=torch.float64).to(z.device)
-    return z / z.norm(dim=1, keepdim=True)
+    return sample_queries(generate_batch(profile, layout, 0, batch, seed), count, seed + 1)
 
 
 def timed_search(vectors: torch.Tensor, copies: int, queries: torch.Tensor, k: int, repeats: int,

@@ -107,6 +107,19 @@ def generate_batch(profile: Profile, layout: Layout, start: int, count: int, see
     return Batch(start, means.to(torch.float32), diag, factor)
 
 
+def sample_queries(batch: Batch, count: int, seed: int) -> torch.Tensor:
+    """(count, d) float64 unit queries: one sample each from the Gaussians of ``count`` random
+    models of the batch, as tools/bench_serving.py makes its vector queries."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    device = batch.means.device
+    rows = torch.randperm(batch.size, generator=g)[:count].to(device)
+    factor = batch.factor[rows].double()
+    z = batch.means[rows].double()
+    z = z + torch.einsum("mdr,mr->md", factor, torch.randn(count, factor.shape[2], generator=g, dtype=torch.float64).to(device))
+    z = z + batch.diag[rows].double().sqrt() * torch.randn(z.shape, generator=g, dtype=torch.float64).to(device)
+    return z / z.norm(dim=1, keepdim=True)
+
+
 def normalized_means(batch: Batch) -> torch.Tensor:
     m = batch.means.double()
     norms = m.norm(dim=1, keepdim=True)
