@@ -68,10 +68,10 @@ def test_lifted_vectors_equal_the_serving_lift(batch) -> None:
     _, logdet = woodbury_factors_many(diag, factor, EPS)
     for columns in (0, 1, 2):
         spec = LiftSpec("mgf", columns=columns, alpha=0.1, tau=TAU)
-        expected = lift_models(spec, means, diag, factor)[:, : D + 1]
+        expected = lift_models(spec, means, diag, factor, logdet=None, eps=EPS)[:, : D + 1]
         got = lift_mgf(batch, TAU, columns, 0.1).numpy()
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-3)
-    expected = lift_models(LiftSpec("gaussian"), means, diag, factor, logdet, EPS)[:, : D + 1]
+    expected = lift_models(LiftSpec("gaussian"), means, diag, factor, logdet=logdet, eps=EPS)[:, : D + 1]
     np.testing.assert_allclose(lift_gaussian(batch, EPS).numpy(), expected, rtol=2e-5, atol=1e-3)
 
 

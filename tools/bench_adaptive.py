@@ -115,11 +115,12 @@ def collection_from_chunks(cache, chunks: Mapping[str, range]):  # type: ignore[
 
 def per_query_metrics(collection, encoded, suite) -> dict[str, dict[str, list[dict[str, float]]]]:  # type: ignore[no-untyped-def]
     """modality -> method -> one metrics dict per query (as quality.evaluate computes them)."""
+    from modelverse.core.params import PAPER_SCORING
     from modelverse.core.ranking import top_k
     from modelverse.core.reference import ExactSearch, Method
     from modelverse.evaluation.metrics import query_metrics, relevant_by_tags
 
-    search = ExactSearch(collection)
+    search = ExactSearch(collection, PAPER_SCORING)  # the adaptive study scores at the paper's tau
     ids = collection.ids
     all_tags = set().union(*suite.tags.values())
     out: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from modelverse.core.params import PAPER_SCORING
     from modelverse.encoders import encoder_id, load_encoder
     from modelverse.evaluation.quality import collection_at, encode_suite, evaluate
     from modelverse.evaluation.quality_queries import build_suite
@@ -356,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.full:
         for name, samples in (("fixed", args.ceiling), (main_name, {m: chosen[m].samples for m in ids})):
             tick = time.perf_counter()
-            full_rows[name] = evaluate(collection_at(cache, ids, samples), encoded, suite)
+            full_rows[name] = evaluate(collection_at(cache, ids, samples), encoded, suite, params=PAPER_SCORING)
             say(f"full benchmark, {name}: {time.perf_counter() - tick:.0f} s")
 
     report = {

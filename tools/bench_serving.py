@@ -31,6 +31,7 @@ import grpc
 import numpy as np
 
 from modelverse.core.collection import Collection
+from modelverse.core.params import PAPER_SCORING, ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
@@ -150,7 +151,7 @@ def single_client_latency(stub, queries: np.ndarray, method: int, requests: int,
 
 def lifted_bytes_per_model(models_per_shard: int, dim: int) -> int:
     """Bytes per model of the shards' lifted MGF index (default spec, the shard's index rule)."""
-    spec = LiftSpec("mgf")
+    spec = LiftSpec("mgf", tau=PAPER_SCORING.tau)  # tau shapes the vectors, not their size
     plan = choose_lifted_index(models_per_shard * spec.copies, spec.dim(dim), DEFAULT_MEMORY_BUDGET)
     return spec.copies * plan.bytes_per_vector
 
@@ -160,14 +161,14 @@ def first_moment_index_bytes(models_per_shard: int, dim: int) -> int:
     return choose_index(models_per_shard, dim, DEFAULT_MEMORY_BUDGET, compact=True).bytes_per_vector
 
 
-def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], tau: float,
+def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], params: ScoringParams,
                     exact: list[list[str]] | None = None) -> dict:
     """Fraction of top-10 positions where the two-stage answer equals the exhaustive exact one
     (``ExactSearch.search_many``: every model scored, one pass over the pack for all queries;
     ``exact``: those answers from an earlier run on the same store and queries)."""
     started = time.perf_counter()
     if exact is None:
-        exact = [[h.id for h in hits] for hits in ExactSearch(collection, tau=tau).search_many(
+        exact = [[h.id for h in hits] for hits in ExactSearch(collection, params).search_many(
             [[QueryPart(q.astype(np.float64))] for q in queries], method, 10)]
     exhaustive_seconds = time.perf_counter() - started
     curve = {}
@@ -178,18 +179,18 @@ def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: M
             same += sum(a == b for a, b in zip(hits, truth))
         curve[k] = round(same / (10 * len(queries)), 4)
         print(f"agreement {method.value} {k} candidates/shard: {curve[k]}", file=sys.stderr, flush=True)
-    return {"method": method.value, "queries": len(queries), "tau": tau, "positions_agreeing": curve,
+    return {"method": method.value, "queries": len(queries), "tau": params.tau, "eps": params.eps, "positions_agreeing": curve,
             "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1), "exact_top10": exact}
 
 
-def paper_style_comparison(collection: Collection, q: np.ndarray, models: int, measured: int) -> dict:
+def paper_style_comparison(collection: Collection, params: ScoringParams, q: np.ndarray, models: int, measured: int) -> dict:
     """Gaussian log-density of one query against ``models`` models: the paper's way (a Python loop,
     one full float64 covariance at a time, scipy's logpdf) against ours (batched, compressed)."""
     from scipy.stats import multivariate_normal
 
     rows = np.flatnonzero(collection.live_mask())[:models]
     sub = Collection(collection.ids[rows], np.asarray(collection.means[rows]), collection.compressed.take(rows))
-    search = ExactSearch(sub)
+    search = ExactSearch(sub, params)
     q64 = q.astype(np.float64)
     ours = []
     for _ in range(3):
@@ -299,11 +300,11 @@ def main() -> int:
         truth = {a["method"]: a["exact_top10"] for a in json.loads(args.exact_from.read_text())["agreement"]
                  if len(a.get("exact_top10", [])) == len(agreement_queries)} if args.exact_from else {}
         result["agreement"] = [] if args.skip_agreement else [
-            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau, truth.get(m.value))
+            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.scoring, truth.get(m.value))
             for m in (Method(name) for name in args.agreement_methods.split(","))]
         print("agreement", json.dumps(result["agreement"]), file=sys.stderr)
     if not args.skip_paper:
-        result["paper_style"] = paper_style_comparison(collection, queries[0], args.paper_models, args.paper_measured)
+        result["paper_style"] = paper_style_comparison(collection, store.config.scoring, queries[0], args.paper_models, args.paper_measured)
     print_summary(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

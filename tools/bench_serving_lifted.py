@@ -96,7 +96,7 @@ def main() -> int:
     collection = store.collection()
     queries, _ = make_queries(collection, args.queries, seed=1)
     started = time.perf_counter()
-    truths = [[h.id for h in ExactSearch(collection).search([QueryPart(q.astype(np.float64))], method, 10)]
+    truths = [[h.id for h in ExactSearch(collection, store.config.scoring).search([QueryPart(q.astype(np.float64))], method, 10)]
               for q in queries]
     exhaustive = (time.perf_counter() - started) / len(queries)
     print(f"exhaustive {method.value}: {exhaustive:.2f} s per query", file=sys.stderr)

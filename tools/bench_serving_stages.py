@@ -55,7 +55,7 @@ def main() -> int:
         rows = np.array([snap.row_of[m] for m in found.ids])
         candidates = candidates_collection(snap.collection, rows, Method.GAUSSIAN)
         t2 = time.perf_counter()
-        ExactSearch(candidates).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
+        ExactSearch(candidates, state.store.config.scoring).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
         t3 = time.perf_counter()
         state.recall(first_stage_query(parts, dim), Method.GAUSSIAN, args.candidates, parts=parts)
         t4 = time.perf_counter()

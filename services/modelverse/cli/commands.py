@@ -173,7 +173,7 @@ def search(args: argparse.Namespace) -> int:
         full=form is SecondOrderForm.FULL and method in SECOND_ORDER_METHODS,
         samples=method is Method.MONTE_CARLO,
     )
-    engine = ExactSearch(collection, tau=store.config.tau)
+    engine = ExactSearch(collection, store.config.scoring)
     if query is None:
         if args.like not in store:
             raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")
