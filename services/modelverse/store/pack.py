@@ -192,7 +192,12 @@ class Pack:
         for _attempt in range(3):
             if not manifest_path.exists():
                 return None
-            manifest = read_json(manifest_path)
+            try:
+                manifest = read_json(manifest_path)
+            except StoreCorruptError as exc:
+                raise StoreCorruptError(f"{exc}; run `modelverse verify --repair` to rebuild the pack") from exc
+            except FileNotFoundError:
+                return None
             try:
                 return cls._from_manifest(directory, manifest)
             except FileNotFoundError:
@@ -209,7 +214,7 @@ class Pack:
             )
             row_ids = list(manifest["ids"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise StoreCorruptError(f"{path}: malformed pack manifest ({exc!r}); run `modelverse repack`") from exc
+            raise StoreCorruptError(f"{path}: malformed pack manifest ({exc!r}); run `modelverse verify --repair`") from exc
         if version != PACK_FORMAT_VERSION:
             raise StoreCorruptError(f"{path}: pack format version {version}, this program reads {PACK_FORMAT_VERSION}")
         arrays = {}
@@ -252,7 +257,7 @@ class PackWriter:
         manifest = read_json(path)
         try:
             return int(manifest["generation"]), list(manifest["ids"]), bool(manifest.get("checksums"))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StoreCorruptError(
                 f"{path}: malformed pack manifest ({exc!r}); run `modelverse verify --repair`"
             ) from exc
