@@ -18,7 +18,8 @@ import pytest
 from modelverse.core.collection import Collection
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
-from modelverse.store.directory import PAUSE_BEFORE_PACK_ENV, DirectoryStore, model_dir_name
+from modelverse.store.directory import PAUSE_BEFORE_PACK_ENV, DirectoryStore, StoreConfig, model_dir_name
+from modelverse.store.metadata import ModelMetadata
 from modelverse.store.verify import verify_store
 
 MODELVERSE = str(Path(sys.executable).with_name("modelverse"))
@@ -70,9 +71,11 @@ def assert_matches_reference(hits: list[dict], expected: list[tuple[str, float]]
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
+    """Four models, written in this process as `modelverse add --rank 4` writes them."""
     root = tmp_path / "store"
+    created = DirectoryStore.create(root, StoreConfig(DIM, RANK))
     for seed in range(4):
-        add(root, tmp_path, seed)
+        created.put(ModelMetadata(f"model-{seed}"), stats_from_features(features(seed), rank=RANK))
     return root
 
 
@@ -128,12 +131,12 @@ def test_verify_finds_a_zombie_and_repair_completes_the_interrupted_add(store: P
     found = run("verify", "--store", str(store), "--json", check=False)
     assert found.returncode == 1
     assert [f["kind"] for f in json.loads(found.stdout)["findings"]] == ["zombie"]
-    assert run("verify", "--store", str(store), "--quick", check=False).returncode == 1  # the cheap part sees it too
-    repaired = json.loads(run("verify", "--store", str(store), "--repair", "--json").stdout)
-    assert repaired["ok"] and repaired["models"] == 5
+    assert [f.kind for f in verify_store(store, deep=False).findings] == ["zombie"]  # the cheap part sees it too
+    repaired = verify_store(store, repair=True)
+    assert repaired.ok and repaired.models == 5
     hits, _ = search_ids(store, query_file(tmp_path, features(9).mean(axis=0)))
     assert_matches_reference(hits, reference_hits([0, 1, 2, 3, 9], features(9).mean(axis=0)))
-    assert json.loads(run("verify", "--store", str(store), "--json").stdout)["findings"] == []
+    assert verify_store(store).findings == []
 
 
 def test_a_killed_replace_serves_the_old_version_until_repair_brings_the_new_one(store: Path, tmp_path: Path) -> None:
@@ -279,6 +282,7 @@ def test_a_store_from_before_checksums_opens_and_gets_them_on_repair(store: Path
 # -- creation under the lock ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_store_with_different_encoders_one_wins(tmp_path: Path) -> None:
     np.save(tmp_path / "f.npy", features(0))
     for attempt in range(3):
@@ -299,3 +303,84 @@ def test_two_processes_creating_one_store_with_different_encoders_one_wins(tmp_p
         assert "encoder" in loser and "Traceback" not in loser
         winner = DirectoryStore.open(root)
         assert winner.ids() == [f"by-{winner.config.encoder}"]
+
+
+# -- snapshot and restore while a writer goes on ----------------------------------------------------
+
+WRITER = """
+import json, sys, time
+from pathlib import Path
+import numpy as np
+from modelverse.core.stats import stats_from_features
+from modelverse.store.directory import DirectoryStore
+from modelverse.store.metadata import ModelMetadata
+
+root, tmp, rank, plan = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+store = DirectoryStore.open(root)
+for op, seed in plan:
+    if op == "add":
+        stats = stats_from_features(np.load(tmp / f"features-{seed}.npy"), rank=rank)
+        store.put(ModelMetadata(f"model-{seed}"), stats)
+    else:
+        store.remove(f"model-{seed}")
+    time.sleep(0.03)
+"""
+
+
+@pytest.mark.slow
+def test_a_snapshot_taken_while_a_writer_adds_and_removes_restores_a_consistent_store(store: Path, tmp_path: Path) -> None:
+    plan: list[tuple[str, int]] = []
+    for seed in range(10, 70):
+        plan.append(("add", seed))
+        if seed % 7 == 0:
+            plan.append(("remove", seed - 3))
+    for _, seed in plan:
+        np.save(tmp_path / f"features-{seed}.npy", features(seed))
+    # Every state the store passes through: the snapshot must be exactly one of them.
+    states, current = [], {f"model-{s}" for s in range(4)}
+    states.append(frozenset(current))
+    for op, seed in plan:
+        (current.add if op == "add" else current.discard)(f"model-{seed}")
+        states.append(frozenset(current))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(store), str(tmp_path), str(RANK), json.dumps(plan)],
+                              env=env(), stderr=subprocess.PIPE, text=True)
+    try:
+        live = DirectoryStore.open(store)
+        deadline = time.monotonic() + 60
+        while len(live) < 10:
+            assert writer.poll() is None and time.monotonic() < deadline, writer.stderr.read() if writer.stderr else ""
+            time.sleep(0.02)
+        taken = json.loads(run("snapshot", "--store", str(store), "--out", str(tmp_path / "snap"), "--json").stdout)
+        still_writing = writer.poll() is None
+    finally:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+        writer.stderr.close()
+    assert still_writing, "the writer ended before the snapshot: it did not run during it"
+    assert len(DirectoryStore.open(store)) == len(states[-1]) > taken["models"]
+    restored = tmp_path / "restored"
+    assert json.loads(run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(restored), "--json").stdout)["restored"] == taken["models"]
+    report = verify_store(restored)
+    assert report.findings == [] and report.models == taken["models"]
+    ids = frozenset(DirectoryStore.open(restored).ids())
+    assert ids in states
+    seeds = sorted(int(i.removeprefix("model-")) for i in ids)
+    for probe in (seeds[0], seeds[len(seeds) // 2], seeds[-1]):
+        query = features(probe).mean(axis=0) + 0.1
+        hits, stderr = search_ids(restored, query_file(tmp_path, query))
+        assert stderr == ""
+        assert_matches_reference(hits, reference_hits(seeds, query))
+    # The live store was not disturbed by the snapshot, nor the snapshot by the writes after it.
+    assert verify_store(store).findings == []
+    assert verify_store(tmp_path / "snap").findings == []
+
+
+def test_restore_refuses_a_damaged_snapshot_and_an_existing_store(store: Path, tmp_path: Path) -> None:
+    run("snapshot", "--store", str(store), "--out", str(tmp_path / "snap"))
+    existing = run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(store), check=False)
+    assert existing.returncode == 1 and "not empty" in existing.stderr
+    stats_file = next((tmp_path / "snap" / "models").glob("*/stats-v1.npz"))
+    stats_file.unlink()
+    stats_file.write_bytes(b"damaged")  # a new file: the live store's linked one stays intact
+    damaged = run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(tmp_path / "new"), check=False)
+    assert damaged.returncode == 1 and "corrupt-model" in damaged.stderr and not (tmp_path / "new").exists()
+    assert verify_store(store).findings == []
