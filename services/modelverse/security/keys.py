@@ -67,7 +67,7 @@ def split_key(key: str) -> str | None:
     """The key id of a well-formed key, else None."""
     if len(key) > MAX_KEY_CHARS:
         return None
-    parts = key.split("_")
+    parts = key.split("_", 2)  # the secret (URL-safe base64) may itself hold "_"
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1]
