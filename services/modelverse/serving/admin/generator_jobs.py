@@ -270,7 +270,6 @@ class BrokerJobs(GeneratorJobs):
         self.poll_ms = poll_ms
         self.cursor_path = Path(store.root) / CURSOR_FILE
         self._stop = threading.Event()
-        self._caught_up = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="fleet-events", daemon=True)
         self._thread.start()
 
@@ -291,10 +290,6 @@ class BrokerJobs(GeneratorJobs):
 
     def _unknown_done(self, job_id: str, model_id: str) -> bool:
         return job_id not in self._models.values() and model_id in self.store
-
-    def wait_caught_up(self, timeout: float) -> bool:
-        """Whether the follower loaded the fleet's models and is tailing (for tests, startup)."""
-        return self._caught_up.wait(timeout)
 
     def close(self) -> None:
         self._stop.set()
@@ -375,7 +370,6 @@ class BrokerJobs(GeneratorJobs):
             try:
                 if cursor is None:
                     cursor = self._read_cursor() or self._bootstrap()
-                    self._caught_up.set()
                 events = self.redis.events(after=cursor, count=256, block_ms=self.poll_ms)
                 if not events:
                     if self._stream_id(self.redis.last_event_id()) < self._stream_id(cursor):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
@@ -21,7 +21,6 @@ from modelverse.serving.convert import metadata_from_message
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import admin_pb2
 
-DEFAULT_SAMPLES = 50_000  # the paper's N, as `modelverse index`: the ceiling when adaptive
 MAX_SAMPLES = 1_000_000
 MAX_CHUNK_SIZE = 100_000
 
