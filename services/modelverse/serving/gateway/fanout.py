@@ -20,6 +20,7 @@ import grpc
 from modelverse.security.tls import ClientTLS
 from modelverse.serving.gateway.errors import RequestError
 from modelverse.serving.grpc_server import channel
+from modelverse.serving.messages import bounded
 from modelverse.v1 import shard_pb2_grpc
 
 FAILOVER_CODES = {
@@ -84,7 +85,7 @@ class ShardPool:
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise RequestError(code, f"shard {shard} did not answer before the deadline") from exc
                 if code in PASS_THROUGH_CODES:
-                    raise RequestError(code, exc.details() or code.name) from exc
+                    raise RequestError(code, bounded(exc.details() or code.name)) from exc
                 if code not in FAILOVER_CODES:
                     raise RequestError(grpc.StatusCode.INTERNAL, f"shard {shard}: {code.name}: {exc.details()}") from exc
         return None
