@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 
 from modelverse.bench.agreement import two_stage_curve
@@ -251,7 +250,7 @@ def main() -> int:
                 if entry.get("msg") == "index built":
                     builds.append({k: entry[k] for k in ("shard", "models", "first_stage", "index_type", "seconds") if k in entry})
         result["index_builds"] = builds
-        stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(cluster.gateway.address))
+        stub = search_pb2_grpc.SearchServiceStub(cluster.channel(cluster.gateway, cluster.read_key))
         pids = {p.name: p.popen.pid for p in cluster.processes() if p.popen is not None}
         result["latency_single_client"] = {
             name: single_client_latency(stub, queries, METHODS[name], args.latency_requests, CpuMeter(pids),
@@ -266,6 +265,7 @@ def main() -> int:
             np.savez(qfile, vectors=queries, model_ids=collection.ids[np.flatnonzero(collection.live_mask())[:200]])
             for method in filter(None, args.load_methods.split(",")):
                 load_args = loadtest.parse_args(["--target", cluster.gateway.address, "--queries", str(qfile),
+                                                 "--api-key", cluster.read_key,
                                                  "--method", method, "--concurrency", str(args.concurrency),
                                                  "--duration", str(args.qps_seconds)])
                 with CpuMeter(pids) as meter:

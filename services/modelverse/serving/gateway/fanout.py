@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import grpc
 
+from modelverse.security.tls import ClientTLS
 from modelverse.serving.gateway.errors import RequestError
 from modelverse.serving.grpc_server import channel
 from modelverse.v1 import shard_pb2_grpc
@@ -38,11 +39,12 @@ class FanOutResult:
 
 
 class ShardPool:
-    def __init__(self, shards: list[list[str]]) -> None:
+    def __init__(self, shards: list[list[str]], tls: ClientTLS | None = None) -> None:
+        """``tls``: reach the shards over TLS (mutual when it holds a client certificate)."""
         if not shards or any(not replicas for replicas in shards):
             raise ValueError("every shard needs at least one replica address")
         self.addresses = shards
-        self.channels = [[channel(a) for a in replicas] for replicas in shards]
+        self.channels = [[channel(a, tls=tls) for a in replicas] for replicas in shards]
         self.stubs = [[shard_pb2_grpc.ShardServiceStub(c) for c in replicas] for replicas in self.channels]
         self._turns = [itertools.count() for _ in shards]  # round-robin over replicas
         self._lock = threading.Lock()
