@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 GiB = 1024**3
 TAU = 100.0
+EPS = 1e-3
 
 
 def random_second_order(rng: np.random.Generator, n: int, d: int, r: int):
@@ -62,8 +63,8 @@ def test_lifted_vectors_are_the_tangent_bound_of_the_mgf_score() -> None:
     w = factor.astype(np.float64)
     energy = (w**2).sum(axis=1)  # (n, r) squared column norms
     for columns in (0, 1, 2):
-        spec = LiftSpec("mgf", columns=columns, alpha=0.1)
-        vectors = lift_models(spec, means, diag, factor).astype(np.float64)
+        spec = LiftSpec("mgf", columns=columns, alpha=0.1, tau=TAU)
+        vectors = lift_models(spec, means, diag, factor, logdet=None, eps=EPS).astype(np.float64)
         assert vectors.shape == (n * 2**columns, 32) and not vectors[:, d + 1:].any()  # 17 padded to 32
         best = (vectors @ lq).reshape(n, 2**columns).max(axis=1)
         # Independently: the kept columns (largest norms) by the tangent bound at alpha |w_k|,
@@ -82,8 +83,8 @@ def test_lifted_vectors_are_the_tangent_bound_of_the_mgf_score() -> None:
     lifted = lift_query([QueryPart(q, 2.0), QueryPart(q2, 0.5)], d)
     np.testing.assert_allclose(lifted[: d + 1], np.append(2 * q + 0.5 * q2 / np.linalg.norm(q2), 2.5), rtol=1e-6)
     # GAUSSIAN: the isotropic density's linear form, one vector per model.
-    g = lift_models(LiftSpec("gaussian"), means, diag, factor, logdet, eps=1e-3).astype(np.float64)
-    s2 = diag.astype(np.float64).mean(axis=1) + 1e-3
+    g = lift_models(LiftSpec("gaussian"), means, diag, factor, logdet=logdet, eps=EPS).astype(np.float64)
+    s2 = diag.astype(np.float64).mean(axis=1) + EPS
     iso = (means @ q) / s2 - (1 + (means**2).sum(axis=1)) / (2 * s2) - 0.5 * logdet
     np.testing.assert_allclose(g @ lq, iso, rtol=1e-4)
     with pytest.raises(ValueError):
@@ -100,7 +101,7 @@ def brute_force_top(vectors: np.ndarray, copies: int, ids: list[str], q: np.ndar
 def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, scan_bytes, factory) -> None:
     store, small = build_store(tmp_path / "store", count=24)
     collection = store.collection()
-    spec = LiftSpec("mgf", columns=2)
+    spec = LiftSpec("mgf", columns=2, tau=store.config.tau)
     ids = list(collection.ids)
     n_main = 16
     plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold, scan_bytes=scan_bytes)
@@ -113,11 +114,12 @@ def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, s
     removed = ids[::5]
     index.remove(removed)
     live = [m for m in ids if m not in set(removed)]
-    all_vectors = lift_models(spec, collection.means, collection.compressed.diag, collection.compressed.factor)
+    all_vectors = lift_models(spec, collection.means, collection.compressed.diag, collection.compressed.factor,
+                              logdet=None, eps=store.config.eps)
     keep = np.array([ids.index(m) for m in live])
     live_vectors = all_vectors.reshape(len(ids), spec.copies, -1)[keep].reshape(len(live) * spec.copies, -1)
     index.save(tmp_path / "lifted")
-    assert ShardIndex.load(tmp_path / "lifted", lift=LiftSpec("mgf", columns=1)) is None  # another spec: rebuild
+    assert ShardIndex.load(tmp_path / "lifted", lift=LiftSpec("mgf", columns=1, tau=store.config.tau)) is None  # another spec: rebuild
     assert ShardIndex.load(tmp_path / "lifted") is None  # a lifted index is not a first-moment one
     loaded = ShardIndex.load(tmp_path / "lifted", GiB, lift=spec)
     mapped = ShardIndex.load(tmp_path / "lifted", lift=spec)  # memory-mapped
@@ -160,7 +162,7 @@ def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) ->
     assert other.lifted[Method.MGF].copies == 2  # a saved index of another spec is rebuilt
     # Each lifted method recalls from its own index; with every model a candidate, the shard's
     # ranking is the exact one.
-    oracle = ExactSearch(store.collection())
+    oracle = ExactSearch(store.collection(), store.config.scoring)
     for method in (Method.MGF, Method.GAUSSIAN):
         q = small.features[5][0]
         found = other.recall(q, method, 100, parts=[QueryPart(q)])
@@ -177,7 +179,7 @@ def test_a_shard_scores_mgf_with_its_stores_tau(tmp_path) -> None:
     store.put_many([(ModelMetadata(m), s) for m, s in zip(small.ids, small.stats)])
     state = ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index"))
     assert state.lift_specs[Method.MGF].tau == 20.0
-    oracle = ExactSearch(store.collection(), tau=20.0)
+    oracle = ExactSearch(store.collection(), store.config.scoring)
     q = small.features[7][0]
     found = state.recall(q, Method.MGF, 100, parts=[QueryPart(q)])
     expected = oracle.search([QueryPart(q)], Method.MGF, 8)
@@ -230,7 +232,7 @@ def search(cluster: InProcessCluster, q: np.ndarray, candidates: int = 0) -> sea
 
 def test_with_candidates_covering_the_shards_mgf_equals_the_exact_reference(synthetic) -> None:
     store, queries, clusters = synthetic
-    oracle = ExactSearch(store.collection())
+    oracle = ExactSearch(store.collection(), store.config.scoring)
     for q in queries[:3]:
         expected = oracle.search([QueryPart(np.float32(q).astype(np.float64))], Method.MGF, 10)
         response = search(clusters["lifted"], q, candidates=MODELS)
@@ -245,7 +247,7 @@ def test_the_lifted_first_stage_recalls_the_exact_top_10_far_better(synthetic) -
     these shards whole). The default tangent point suits zoo-like collections; these
     SyntheticZoo models prefer a larger one (alpha 0.1 here gave 0.975 at 400)."""
     store, queries, clusters = synthetic
-    oracle = ExactSearch(store.collection())
+    oracle = ExactSearch(store.collection(), store.config.scoring)
     agreement: dict[str, list[float]] = {name: [] for name in clusters}
     for q in queries:
         expected = [h.id for h in oracle.search([QueryPart(np.float32(q).astype(np.float64))], Method.MGF, 10)]

@@ -15,12 +15,15 @@ from modelverse.core.reference import (
     QueryPart,
     SecondOrderForm,
 )
+from modelverse.core.params import ScoringParams
 from modelverse.core.stats import stats_from_features
+
+PARAMS = ScoringParams(tau=independent.TAU, eps=independent.EPS)
 
 
 @pytest.mark.parametrize("method", ["first_moment", "mgf", "gaussian", "monte_carlo"])
 def test_full_search_equals_independent_ranking(small, method: str) -> None:
-    engine = ExactSearch(small.collection)
+    engine = ExactSearch(small.collection, PARAMS)
     moments = [(f.mean(axis=0), np.cov(f, rowvar=False), f) for f in small.features]
     rng = np.random.default_rng(1)
     for query in [small.features[1][5], rng.standard_normal(small.collection.dim)]:
@@ -32,7 +35,7 @@ def test_full_search_equals_independent_ranking(small, method: str) -> None:
 
 
 def test_similar_equals_independent_frechet_and_leaves_the_query_out(small) -> None:
-    engine = ExactSearch(small.collection)
+    engine = ExactSearch(small.collection, PARAMS)
     moments = [(f.mean(axis=0), np.cov(f, rowvar=False)) for f in small.features]
     query = 4
     others = [i for i in range(len(small.ids)) if i != query]
@@ -60,7 +63,7 @@ def test_identical_models_rank_by_id_in_a_search() -> None:
     stats = stats_from_features(features, rank=2)
     collection = Collection.from_stats(["zeta", "alpha", "mid"], [stats, stats, stats])
     for method in (Method.FIRST_MOMENT, Method.MGF, Method.GAUSSIAN):
-        hits = ExactSearch(collection).search([QueryPart(features[0])], method, k=3)
+        hits = ExactSearch(collection, PARAMS).search([QueryPart(features[0])], method, k=3)
         assert [h.id for h in hits] == ["alpha", "mid", "zeta"]
 
 
@@ -69,15 +72,15 @@ def test_masked_rows_are_never_returned(small) -> None:
     live[[0, 3]] = False
     c = small.collection
     masked = Collection(c.ids, c.means, c.compressed, c.full, c.samples, live=live)
-    hits = ExactSearch(masked).search([QueryPart(small.features[0][0])], Method.GAUSSIAN, k=100)
+    hits = ExactSearch(masked, PARAMS).search([QueryPart(small.features[0][0])], Method.GAUSSIAN, k=100)
     assert {h.id for h in hits} == {small.ids[i] for i in range(len(small.ids)) if live[i]}
     with pytest.raises(KeyError):
-        ExactSearch(masked).similar(small.ids[0])
+        ExactSearch(masked, PARAMS).similar(small.ids[0])
 
 
 def test_missing_statistics_are_reported() -> None:
     stats = stats_from_features(np.random.default_rng(0).standard_normal((20, 8)), rank=2, keep_covariance=False)
-    engine = ExactSearch(Collection.from_stats(["a"], [stats]))
+    engine = ExactSearch(Collection.from_stats(["a"], [stats]), PARAMS)
     with pytest.raises(MissingStatisticsError, match="full covariances"):
         engine.search([QueryPart(np.ones(8))], Method.GAUSSIAN, form=SecondOrderForm.FULL)
     with pytest.raises(MissingStatisticsError, match="raw sample"):
@@ -98,7 +101,7 @@ def test_search_many_in_blocks_equals_one_search_per_query(small, method: Method
     live[[1, 6]] = False
     c = small.collection
     masked = Collection(c.ids, c.means, c.compressed, live=live)
-    engine = ExactSearch(masked, tau=23.2)
+    engine = ExactSearch(masked, ScoringParams(tau=23.2, eps=independent.EPS))
     rng = np.random.default_rng(4)
     queries = [[QueryPart(rng.standard_normal(c.dim))], [QueryPart(small.features[2][3]), QueryPart(small.features[5][1], 0.5)]]
     many = engine.search_many(queries, method, k=5, block=3)

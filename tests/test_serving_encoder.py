@@ -56,7 +56,7 @@ def decoded(data: bytes) -> Image.Image:
 
 def test_text_image_and_image_set_queries_equal_the_reference(encoded) -> None:
     cluster, store, encoder = encoded
-    oracle = ExactSearch(store.collection())
+    oracle = ExactSearch(store.collection(), store.config.scoring)
     image = png((230, 40, 30))
     members = [png((30, 190, 50)), png((20, 210, 30)), png((60, 200, 60))]
     cases = [
@@ -93,7 +93,7 @@ def test_a_transparent_sketch_is_flattened_onto_white_as_the_cli_does(encoded) -
     assert np.asarray(flattened)[0, 0].tolist() == [255, 255, 255]
     response = cluster.gateway.Search(search_pb2.SearchRequest(
         parts=[search_pb2.QueryPart(sketch=sketch)], top_k=4, candidates_per_shard=100))
-    expected = ExactSearch(store.collection()).search(
+    expected = ExactSearch(store.collection(), store.config.scoring).search(
         [QueryPart(encoder.encode_images([flattened])[0].astype(np.float64))], Method.MGF, 4)  # a sketch's default
     assert [h.model.id for h in response.hits] == [e.id for e in expected]
     np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)

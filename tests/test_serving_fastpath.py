@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from modelverse.core.collection import Collection
+from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.serving import metrics
 from modelverse.serving.gateway.service import merge
@@ -59,7 +60,7 @@ def test_first_moment_rerank_equals_exact_search_on_the_candidates() -> None:
     means[4] = 0  # a zero mean scores 0
     parts = [QueryPart(rng.standard_normal(16), 1.0), QueryPart(rng.standard_normal(16), 0.5)]
     candidates = Collection(np.array([f"m{i}" for i in range(30)]), means, None)  # type: ignore[arg-type]
-    expected = ExactSearch(candidates).score_parts(parts, Method.FIRST_MOMENT)
+    expected = ExactSearch(candidates, PAPER_SCORING).score_parts(parts, Method.FIRST_MOMENT)
     np.testing.assert_array_equal(first_moment_scores(parts, means), expected)
 
 

@@ -81,7 +81,7 @@ def test_remove_takes_the_model_out_of_search(store) -> None:
     with pytest.raises(ModelNotFoundError):
         store.remove("owner/model-3")
     q = make_stats(3).mean
-    hits = ExactSearch(store.collection()).search([QueryPart(q)], Method.FIRST_MOMENT, k=10)
+    hits = ExactSearch(store.collection(), store.config.scoring).search([QueryPart(q)], Method.FIRST_MOMENT, k=10)
     assert "owner/model-3" not in {h.id for h in hits} and len(hits) == 4
 
 
@@ -112,7 +112,7 @@ def test_truncated_statistics_file_is_named_and_loses_nothing_else(store) -> Non
         store.get_stats("owner/model-1")
     for other in ("owner/model-0", "owner/model-2"):
         assert store.get_stats(other).count == 60
-    hits = ExactSearch(store.collection()).search([QueryPart(make_stats(1).mean)], Method.GAUSSIAN, k=5)
+    hits = ExactSearch(store.collection(), store.config.scoring).search([QueryPart(make_stats(1).mean)], Method.GAUSSIAN, k=5)
     assert len(hits) == 5  # the pack still serves every model
 
 

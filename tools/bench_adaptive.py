@@ -68,14 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- replay -----------------------------------------------------------------------------------
 
 
-def replay_cached(cache, model_id: str, plan):  # type: ignore[no-untyped-def]
-    """The fleet's decision for ``model_id`` over its cached chunks (loaded as they are needed)."""
-    from modelverse.core.moments import PartialMoments
-    from modelverse.fleet.adaptive import replay
-
-    return replay(plan, lambda i: PartialMoments.from_samples(np.load(cache.chunk_path(model_id, i))))
-
-
 def former_rule_changes(cache, model_id: str, chunks: int, step: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
     """The first criterion's value (largest change of 64 random unit probes' 1st + 2nd moment
     scores since the previous round) after every ``step`` chunks: (samples, change in nats)."""
@@ -115,11 +107,12 @@ def collection_from_chunks(cache, chunks: Mapping[str, range]):  # type: ignore[
 
 def per_query_metrics(collection, encoded, suite) -> dict[str, dict[str, list[dict[str, float]]]]:  # type: ignore[no-untyped-def]
     """modality -> method -> one metrics dict per query (as quality.evaluate computes them)."""
+    from modelverse.core.params import PAPER_SCORING
     from modelverse.core.ranking import top_k
     from modelverse.core.reference import ExactSearch, Method
     from modelverse.evaluation.metrics import query_metrics, relevant_by_tags
 
-    search = ExactSearch(collection)
+    search = ExactSearch(collection, PAPER_SCORING)  # the adaptive study scores at the paper's tau
     ids = collection.ids
     all_tags = set().union(*suite.tags.values())
     out: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -193,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from modelverse.core.params import PAPER_SCORING
     from modelverse.encoders import encoder_id, load_encoder
     from modelverse.evaluation.quality import collection_at, encode_suite, evaluate
     from modelverse.evaluation.quality_queries import build_suite
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     plans = {t: SamplePlan(args.ceiling, args.chunk_size, min_samples=min(args.min_samples, args.ceiling),
                            round_samples=args.round_samples, tolerance=t) for t in tolerances}
-    replays = {t: {m: replay_cached(cache, m, plan) for m in ids} for t, plan in plans.items()}
+    replays = {t: {m: cache.replay_adaptive(m, plan) for m in ids} for t, plan in plans.items()}
     fixed_se = {m: score_standard_error(cache.moments(m, args.ceiling)) for m in ids}
     step = max(1, args.round_samples // args.chunk_size)
     former = {m: former_rule_changes(cache, m, total_chunks, step) for m in ids}
@@ -356,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.full:
         for name, samples in (("fixed", args.ceiling), (main_name, {m: chosen[m].samples for m in ids})):
             tick = time.perf_counter()
-            full_rows[name] = evaluate(collection_at(cache, ids, samples), encoded, suite)
+            full_rows[name] = evaluate(collection_at(cache, ids, samples), encoded, suite, params=PAPER_SCORING)
             say(f"full benchmark, {name}: {time.perf_counter() - tick:.0f} s")
 
     report = {

@@ -36,12 +36,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import make_queries  # noqa: E402
+from modelverse.bench.queries import make_queries  # noqa: E402
 
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
 from modelverse.core.scores import normalized_means  # noqa: E402
-from modelverse.core.stats import DEFAULT_TAU  # noqa: E402
 from modelverse.serving.lifted import DEFAULT_ALPHA  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
 
@@ -54,7 +52,8 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    collection = DirectoryStore.open(args.store).collection()
+    store = DirectoryStore.open(args.store)
+    collection = store.collection()
     means = np.asarray(collection.means, dtype=np.float64)
     c = collection.compressed
     diag = np.asarray(c.diag, dtype=np.float64)
@@ -63,9 +62,9 @@ def main() -> int:
     s2 = diag.mean(axis=1) + c.eps
     squared_norms = (means**2).sum(axis=1)
     dim = means.shape[1]
-    tau = DEFAULT_TAU
+    tau = store.config.tau
     queries, _ = make_queries(collection, args.queries, seed=1)
-    oracle = ExactSearch(collection)
+    oracle = ExactSearch(collection, store.config.scoring)
     cosine_keys = normalized_means(means)
     # The two largest columns of every W (squared norms, and the columns as float32) for the
     # tangent first stage; columns are stored largest first, re-sorted here to be sure.

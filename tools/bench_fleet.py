@@ -28,6 +28,7 @@ TESTS = ROOT / "tests"
 from modelverse.cli.output import print_table
 from modelverse.core.collection import Collection
 from modelverse.core.moments import l2_normalize_rows
+from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch, Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
@@ -176,7 +177,7 @@ METHODS = {"text": (Method.FIRST_MOMENT, Method.MGF), "image": (Method.FIRST_MOM
 
 def _retrieval(stats: dict[str, ModelStats], queries: QuerySet) -> dict[str, float]:
     ids = np.array(sorted(stats))
-    search = ExactSearch(Collection.from_stats(list(ids), [stats[i] for i in ids]))
+    search = ExactSearch(Collection.from_stats(list(ids), [stats[i] for i in ids]), PAPER_SCORING)
     hits: dict[str, list[tuple[bool, bool]]] = {}
     for kind, q, truth in queries:
         for method in METHODS[kind]:

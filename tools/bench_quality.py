@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from modelverse.encoders import encoder_id, load_encoder
-    from modelverse.core.stats import DEFAULT_TAU
+    from modelverse.core.params import ScoringParams
+    from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU
     from modelverse.evaluation.quality import collection_at, encode_suite, evaluate, evaluate_temperatures
     from modelverse.evaluation.quality_queries import build_suite
     from modelverse.evaluation.quality_report import full_tables, headline_table, replace_section, temperature_table
@@ -93,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in samples:
         tick = time.perf_counter()
         collection = collection_at(cache, ids, n)
-        found = evaluate(collection, encoded, suite, tau=tau)
+        found = evaluate(collection, encoded, suite, params=ScoringParams(tau=tau, eps=DEFAULT_EPS))
         rows += [{"samples": n, "tau": tau, **row} for row in found]
         if n == samples[-1]:
-            compared = evaluate_temperatures(collection, encoded, suite, sorted({tau, args.compare_tau}))
+            compared = evaluate_temperatures(collection, encoded, suite, sorted({tau, args.compare_tau}), eps=DEFAULT_EPS)
             temperature_rows = [{"samples": n, **row} for row in compared]
         print(f"N = {n:,}: {len(found)} rows in {time.perf_counter() - tick:.0f} s", file=sys.stderr)
         del collection

@@ -27,10 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 
+from modelverse.bench.agreement import two_stage_curve
+from modelverse.bench.queries import make_queries, vector_request
 from modelverse.core.collection import Collection
+from modelverse.core.params import PAPER_SCORING, ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
@@ -49,18 +51,6 @@ def load_loadtest():
     sys.modules["loadtest"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-def make_queries(collection: Collection, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(np.flatnonzero(collection.live_mask()), count, replace=False))
-    c = collection.compressed
-    factor = np.asarray(c.factor[rows], dtype=np.float64)
-    diag = np.asarray(c.diag[rows], dtype=np.float64)
-    z = np.asarray(collection.means[rows], dtype=np.float64)
-    z = z + np.einsum("mdr,mr->md", factor, rng.standard_normal((count, factor.shape[2])))
-    z = z + np.sqrt(diag) * rng.standard_normal(z.shape)
-    return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32), collection.ids[rows]
 
 
 def rss_mib(pid: int) -> dict:
@@ -119,11 +109,6 @@ def percentiles(seconds: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(ms, 95)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def vector_request(q: np.ndarray, method: int, k: int, candidates: int = 0) -> search_pb2.SearchRequest:
-    return search_pb2.SearchRequest(parts=[search_pb2.QueryPart(vector=search_pb2.Vector(values=q.tolist()))],
-                                    top_k=k, method=method, candidates_per_shard=candidates)
-
-
 def single_client_latency(stub, queries: np.ndarray, method: int, requests: int, meter: CpuMeter | None = None,
                           warmup: int = 0) -> dict:
     """Latency percentiles of ``requests`` sequential queries after ``warmup`` untimed ones (a
@@ -150,7 +135,7 @@ def single_client_latency(stub, queries: np.ndarray, method: int, requests: int,
 
 def lifted_bytes_per_model(models_per_shard: int, dim: int) -> int:
     """Bytes per model of the shards' lifted MGF index (default spec, the shard's index rule)."""
-    spec = LiftSpec("mgf")
+    spec = LiftSpec("mgf", tau=PAPER_SCORING.tau)  # tau shapes the vectors, not their size
     plan = choose_lifted_index(models_per_shard * spec.copies, spec.dim(dim), DEFAULT_MEMORY_BUDGET)
     return spec.copies * plan.bytes_per_vector
 
@@ -160,36 +145,30 @@ def first_moment_index_bytes(models_per_shard: int, dim: int) -> int:
     return choose_index(models_per_shard, dim, DEFAULT_MEMORY_BUDGET, compact=True).bytes_per_vector
 
 
-def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], tau: float,
+def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: Method, grid: list[int], params: ScoringParams,
                     exact: list[list[str]] | None = None) -> dict:
     """Fraction of top-10 positions where the two-stage answer equals the exhaustive exact one
     (``ExactSearch.search_many``: every model scored, one pass over the pack for all queries;
     ``exact``: those answers from an earlier run on the same store and queries)."""
     started = time.perf_counter()
     if exact is None:
-        exact = [[h.id for h in hits] for hits in ExactSearch(collection, tau=tau).search_many(
+        exact = [[h.id for h in hits] for hits in ExactSearch(collection, params).search_many(
             [[QueryPart(q.astype(np.float64))] for q in queries], method, 10)]
     exhaustive_seconds = time.perf_counter() - started
-    curve = {}
-    for k in grid:
-        same = 0
-        for q, truth in zip(queries, exact):
-            hits = [h.model.id for h in stub.Search(vector_request(q, METHODS[method.value], 10, k), timeout=60).hits]
-            same += sum(a == b for a, b in zip(hits, truth))
-        curve[k] = round(same / (10 * len(queries)), 4)
-        print(f"agreement {method.value} {k} candidates/shard: {curve[k]}", file=sys.stderr, flush=True)
-    return {"method": method.value, "queries": len(queries), "tau": tau, "positions_agreeing": curve,
+    curve = two_stage_curve(stub, queries, exact, METHODS[method.value], grid)
+    print(f"agreement {method.value} per candidates/shard: {curve}", file=sys.stderr, flush=True)
+    return {"method": method.value, "queries": len(queries), "tau": params.tau, "eps": params.eps, "positions_agreeing": curve,
             "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1), "exact_top10": exact}
 
 
-def paper_style_comparison(collection: Collection, q: np.ndarray, models: int, measured: int) -> dict:
+def paper_style_comparison(collection: Collection, params: ScoringParams, q: np.ndarray, models: int, measured: int) -> dict:
     """Gaussian log-density of one query against ``models`` models: the paper's way (a Python loop,
     one full float64 covariance at a time, scipy's logpdf) against ours (batched, compressed)."""
     from scipy.stats import multivariate_normal
 
     rows = np.flatnonzero(collection.live_mask())[:models]
     sub = Collection(collection.ids[rows], np.asarray(collection.means[rows]), collection.compressed.take(rows))
-    search = ExactSearch(sub)
+    search = ExactSearch(sub, params)
     q64 = q.astype(np.float64)
     ours = []
     for _ in range(3):
@@ -271,7 +250,7 @@ def main() -> int:
                 if entry.get("msg") == "index built":
                     builds.append({k: entry[k] for k in ("shard", "models", "first_stage", "index_type", "seconds") if k in entry})
         result["index_builds"] = builds
-        stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(cluster.gateway.address))
+        stub = search_pb2_grpc.SearchServiceStub(cluster.channel(cluster.gateway, cluster.read_key))
         pids = {p.name: p.popen.pid for p in cluster.processes() if p.popen is not None}
         result["latency_single_client"] = {
             name: single_client_latency(stub, queries, METHODS[name], args.latency_requests, CpuMeter(pids),
@@ -286,6 +265,7 @@ def main() -> int:
             np.savez(qfile, vectors=queries, model_ids=collection.ids[np.flatnonzero(collection.live_mask())[:200]])
             for method in filter(None, args.load_methods.split(",")):
                 load_args = loadtest.parse_args(["--target", cluster.gateway.address, "--queries", str(qfile),
+                                                 "--api-key", cluster.read_key,
                                                  "--method", method, "--concurrency", str(args.concurrency),
                                                  "--duration", str(args.qps_seconds)])
                 with CpuMeter(pids) as meter:
@@ -299,11 +279,11 @@ def main() -> int:
         truth = {a["method"]: a["exact_top10"] for a in json.loads(args.exact_from.read_text())["agreement"]
                  if len(a.get("exact_top10", [])) == len(agreement_queries)} if args.exact_from else {}
         result["agreement"] = [] if args.skip_agreement else [
-            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.tau, truth.get(m.value))
+            agreement_curve(stub, collection, agreement_queries, m, grid, store.config.scoring, truth.get(m.value))
             for m in (Method(name) for name in args.agreement_methods.split(","))]
         print("agreement", json.dumps(result["agreement"]), file=sys.stderr)
     if not args.skip_paper:
-        result["paper_style"] = paper_style_comparison(collection, queries[0], args.paper_models, args.paper_measured)
+        result["paper_style"] = paper_style_comparison(collection, store.config.scoring, queries[0], args.paper_models, args.paper_measured)
     print_summary(result)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import make_queries  # noqa: E402
+from modelverse.bench.queries import make_queries  # noqa: E402
 
 from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm  # noqa: E402
 from modelverse.core.scores import normalize_query  # noqa: E402
@@ -55,7 +54,7 @@ def main() -> int:
         rows = np.array([snap.row_of[m] for m in found.ids])
         candidates = candidates_collection(snap.collection, rows, Method.GAUSSIAN)
         t2 = time.perf_counter()
-        ExactSearch(candidates).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
+        ExactSearch(candidates, state.store.config.scoring).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
         t3 = time.perf_counter()
         state.recall(first_stage_query(parts, dim), Method.GAUSSIAN, args.candidates, parts=parts)
         t4 = time.perf_counter()

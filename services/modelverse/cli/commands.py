@@ -176,7 +176,7 @@ def search(args: argparse.Namespace) -> int:
         check_columns=CHECKED_COLUMNS if method in SECOND_ORDER_METHODS else ("means", "scalars"),
         on_skip=warn_skipped,
     )
-    engine = ExactSearch(collection, tau=store.config.tau)
+    engine = ExactSearch(collection, store.config.scoring)
     if query is None:
         if args.like not in store:
             raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")

@@ -14,7 +14,7 @@ from modelverse.core import scores
 from modelverse.core.collection import Collection
 from modelverse.core.ranking import Hit, top_k
 from modelverse.core.second_order import SecondOrder
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU
+from modelverse.core.params import ScoringParams
 
 
 class Method(str, Enum):
@@ -44,12 +44,9 @@ class QueryPart:
 
 
 class ExactSearch:
-    def __init__(
-        self, collection: Collection, *, tau: float = DEFAULT_TAU, eps: float = DEFAULT_EPS
-    ) -> None:
+    def __init__(self, collection: Collection, params: ScoringParams) -> None:
         self.collection = collection
-        self.tau = tau
-        self.eps = eps
+        self.params = params
 
     def _second_order(self, form: SecondOrderForm) -> SecondOrder:
         if form is SecondOrderForm.COMPRESSED:
@@ -68,15 +65,15 @@ class ExactSearch:
         if method is Method.FIRST_MOMENT:
             return scores.first_moment(q, means)
         if method is Method.MGF:
-            return scores.mgf(q, means, self._second_order(form), self.tau)
+            return scores.mgf(q, means, self._second_order(form), self.params.tau)
         if method is Method.GAUSSIAN:
-            return scores.gaussian(q, means, self._second_order(form), self.eps)
+            return scores.gaussian(q, means, self._second_order(form), self.params.eps)
         if method is Method.MONTE_CARLO:
             if self.collection.samples is None:
                 raise MissingStatisticsError(
                     "Monte Carlo needs every model's raw sample features; add them with samples kept"
                 )
-            return scores.monte_carlo(q, self.collection.samples, self.tau)
+            return scores.monte_carlo(q, self.collection.samples, self.params.tau)
         raise ValueError(f"method {method.value!r} does not take a query vector")
 
     def score_parts(
@@ -122,7 +119,7 @@ class ExactSearch:
                 continue
             c = self.collection
             part = c.take(rows, second_order=method is not Method.FIRST_MOMENT)
-            search = ExactSearch(part, tau=self.tau, eps=self.eps)
+            search = ExactSearch(part, self.params)
             for parts, best in zip(queries, kept):
                 hits = top_k(part.ids, search.score_parts(parts, method), k)
                 best.append((np.array([h.id for h in hits]), np.array([h.score for h in hits])))

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelverse.core.second_order import CompressedCovariances, FullCovariances, SecondOrder
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -52,14 +51,14 @@ def first_moment(q: np.ndarray, means: np.ndarray) -> np.ndarray:
 
 
 def mgf(
-    q: np.ndarray, means: np.ndarray, second: SecondOrder, tau: float = DEFAULT_TAU
+    q: np.ndarray, means: np.ndarray, second: SecondOrder, tau: float
 ) -> np.ndarray:
     """Closed form of log E[exp(tau q.z)] for z ~ N(mu, Sigma): the 1st + 2nd moment score."""
     return tau * (np.asarray(means, dtype=np.float64) @ q) + 0.5 * tau**2 * second.quadratic_form(q)
 
 
 def gaussian(
-    q: np.ndarray, means: np.ndarray, second: SecondOrder, eps: float = DEFAULT_EPS
+    q: np.ndarray, means: np.ndarray, second: SecondOrder, eps: float
 ) -> np.ndarray:
     diffs = q[None, :] - np.asarray(means, dtype=np.float64)
     maha, logdet = second.mahalanobis_and_logdet(diffs, eps)
@@ -84,7 +83,7 @@ class SampleSets:
         return int(self.offsets.shape[0] - 1)
 
 
-def monte_carlo(q: np.ndarray, samples: SampleSets, tau: float = DEFAULT_TAU) -> np.ndarray:
+def monte_carlo(q: np.ndarray, samples: SampleSets, tau: float) -> np.ndarray:
     """log mean_i exp(tau q.z_i) per model: a log-sum-exp over each model's rows."""
     logits = tau * (samples.features.astype(np.float64) @ q)
     starts = samples.offsets[:-1]
@@ -94,7 +93,7 @@ def monte_carlo(q: np.ndarray, samples: SampleSets, tau: float = DEFAULT_TAU) ->
     return peak + np.log(summed) - np.log(counts)
 
 
-def monte_carlo_many(queries: np.ndarray, samples: SampleSets, tau: float = DEFAULT_TAU) -> np.ndarray:
+def monte_carlo_many(queries: np.ndarray, samples: SampleSets, tau: float) -> np.ndarray:
     """``monte_carlo`` for many normalised queries at once: (Q, M) scores.
 
     One model's rows at a time, against every query: the float64 copy of the features then

@@ -17,10 +17,11 @@ import numpy as np
 from modelverse.core import scores
 from modelverse.core.collection import Collection
 from modelverse.core.compression import compress_covariance
+from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import top_k
 from modelverse.core.reference import ExactSearch, Method, SecondOrderForm
 from modelverse.core.second_order import CompressedCovariances
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, summarize
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, summarize
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.metadata_baseline import MetadataSearch
 from modelverse.evaluation.metrics import query_metrics, relevant_by_tags, summarize_queries
@@ -123,7 +124,7 @@ def _point_scores(search: ExactSearch, scorer: Scorer, queries: list[EncodedQuer
     if scorer.method is Method.MONTE_CARLO:
         assert collection.samples is not None
         stacked = np.concatenate([q.vectors for q in queries])
-        table = scores.monte_carlo_many(stacked, collection.samples, search.tau)
+        table = scores.monte_carlo_many(stacked, collection.samples, search.params.tau)
         bounds = np.cumsum([0] + [q.vectors.shape[0] for q in queries])
         return [table[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])]
     form = scorer.form or COMPRESSED
@@ -139,7 +140,7 @@ def _frechet_set_scores(search: ExactSearch, form: SecondOrderForm, query: Encod
         assert collection.full is not None
         return scores.frechet_full(mean, covariance, collection.means, collection.full)
     packed = CompressedCovariances.stack(
-        [compress_covariance(covariance, rank=collection.compressed.rank, eps=search.eps)]
+        [compress_covariance(covariance, rank=collection.compressed.rank, eps=search.params.eps)]
     )
     return scores.frechet_compressed(mean, packed, collection.means, collection.compressed)
 
@@ -152,12 +153,10 @@ def evaluate(
     collection: Collection,
     encoded: dict[str, list[EncodedQuery]],
     suite: QuerySuite,
-    *,
-    tau: float = DEFAULT_TAU,
-    eps: float = DEFAULT_EPS,
+    params: ScoringParams,
 ) -> list[dict[str, object]]:
     """Metric rows for every (modality, scorer, query source) at this collection's sample count."""
-    search = ExactSearch(collection, tau=tau, eps=eps)
+    search = ExactSearch(collection, params)
     ids = collection.ids
     all_tags = set().union(*suite.tags.values())
     rows: list[dict[str, object]] = []
@@ -217,7 +216,7 @@ def evaluate_temperatures(
     suite: QuerySuite,
     taus: Sequence[float],
     *,
-    eps: float = DEFAULT_EPS,
+    eps: float,
 ) -> list[dict[str, object]]:
     """The two scores that depend on tau (Monte Carlo, 1st + 2nd moment) for text and image
     queries at each tau: tau is the temperature of exp(tau q.z), and an encoder trained with
@@ -225,7 +224,7 @@ def evaluate_temperatures(
     all_tags = set().union(*suite.tags.values())
     rows: list[dict[str, object]] = []
     for tau in taus:
-        search = ExactSearch(collection, tau=tau, eps=eps)
+        search = ExactSearch(collection, ScoringParams(tau=tau, eps=eps))
         for modality in ("text", "image"):
             queries = encoded[modality]
             for scorer in TEMPERATURE_SCORERS:

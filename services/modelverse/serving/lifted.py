@@ -46,7 +46,6 @@ import numpy as np
 
 from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query
-from modelverse.core.stats import DEFAULT_TAU
 
 DEFAULT_COLUMNS = 2
 # The tangent point decides the MGF first stage's fidelity more than the number of columns. On the
@@ -65,11 +64,18 @@ class LiftSpec:
     method: str  # a Method value
     columns: int = DEFAULT_COLUMNS  # MGF: columns of W kept by direction (0: the mean only)
     alpha: float = DEFAULT_ALPHA  # MGF: tangent point s_k = alpha |w_k|
-    tau: float = DEFAULT_TAU
+    # MGF: the store's temperature (ScoringParams.tau), required; no other lift reads it, so it
+    # is None there and a store's tau never rebuilds a GAUSSIAN index.
+    tau: float | None = None
 
     def __post_init__(self) -> None:
-        if Method(self.method) not in LIFTABLE:
+        method = Method(self.method)
+        if method not in LIFTABLE:
             raise ValueError(f"no lifted first stage for {self.method!r}")
+        if method is Method.MGF and self.tau is None:
+            raise ValueError("the MGF lift needs the store's tau")
+        if method is not Method.MGF:
+            object.__setattr__(self, "tau", None)  # records saved with a tau still compare equal
         if not 0 <= self.columns <= 4:
             raise ValueError(f"columns must be between 0 and 4, got {self.columns}")
         if self.alpha <= 0:
@@ -106,9 +112,9 @@ def lift_models(
     means: np.ndarray,
     diag: np.ndarray,
     factor: np.ndarray,
-    logdet: np.ndarray | None = None,
-    eps: float = 1e-3,
     *,
+    logdet: np.ndarray | None,
+    eps: float,
     rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n * copies, padded_dim(d)) float32: model i's vectors are rows i * copies ... (i + 1) * copies - 1.

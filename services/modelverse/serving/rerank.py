@@ -13,9 +13,9 @@ import numpy as np
 
 from modelverse.core import scores
 from modelverse.core.collection import Collection
+from modelverse.core.params import ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
 from modelverse.core.second_order import CompressedCovariances
-from modelverse.core.stats import DEFAULT_TAU
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ def first_moment_scores(parts: list[QueryPart], means: np.ndarray) -> np.ndarray
 def rerank_scores(
     candidates: Collection,
     method: Method,
+    params: ScoringParams,
     *,
     parts: list[QueryPart] | None = None,
     query_model: QueryModelStats | None = None,
-    tau: float = DEFAULT_TAU,
 ) -> np.ndarray:
     """The method's score of every candidate (higher is better)."""
     if method is Method.FRECHET:
@@ -71,5 +71,5 @@ def rerank_scores(
         raise ValueError("a query needs at least one part")
     if method is Method.FIRST_MOMENT:  # the cosine of the means; no second order read
         return first_moment_scores(parts, candidates.means)
-    search = ExactSearch(candidates, tau=tau, eps=candidates.compressed.eps)
+    search = ExactSearch(candidates, params)
     return search.score_parts(parts, method, SecondOrderForm.COMPRESSED)

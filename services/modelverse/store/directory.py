@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from modelverse.core.collection import Collection
+from modelverse.core.params import ScoringParams
 from modelverse.core.reference import MissingStatisticsError
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, ModelStats
 from modelverse.store.errors import (
@@ -73,6 +74,11 @@ class StoreConfig:
     # exp(logit_scale) (CLIP's is the paper's 100; docs/QUALITY.md). Fixed at creation like the
     # encoder; not part of equality, because statistics do not depend on it, only scores do.
     tau: float = field(default=DEFAULT_TAU, compare=False)
+
+    @property
+    def scoring(self) -> ScoringParams:
+        """What every scorer of this store's statistics uses: the one source of tau and eps."""
+        return ScoringParams(tau=self.tau, eps=self.eps)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def index_vectors(lift: LiftSpec | None, rows: ModelRows | np.ndarray) -> np.nda
     if isinstance(rows, np.ndarray):
         raise TypeError("a lifted index is made from ModelRows (it needs the second order)")
     c = rows.collection.compressed
-    return lift_models(lift, rows.collection.means, c.diag, c.factor, c.logdet, c.eps, rows=rows.rows)
+    return lift_models(lift, rows.collection.means, c.diag, c.factor, logdet=c.logdet, eps=c.eps, rows=rows.rows)
 
 
 @dataclass

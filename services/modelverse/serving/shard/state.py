@@ -19,10 +19,10 @@ from typing import Callable
 import numpy as np
 
 from modelverse.core.collection import Collection
+from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import top_k
-from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.reference import Method, QueryPart
-from modelverse.core.stats import DEFAULT_TAU
+from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.serving import metrics
 from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index, choose_lifted_index
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
@@ -58,10 +58,10 @@ class ShardConfig:
     lift_alpha: float = DEFAULT_ALPHA
     lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
 
-    def lift_specs(self, tau: float = DEFAULT_TAU) -> dict[Method, LiftSpec]:
+    def lift_specs(self, params: ScoringParams) -> dict[Method, LiftSpec]:
         """Columns, alpha and the store's tau shape only MGF's vectors (a GAUSSIAN index keeps
         the defaults, so changing them does not rebuild it)."""
-        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha, tau=tau)
+        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha, tau=params.tau)
                 if Method(m) is Method.MGF else LiftSpec(m) for m in self.lifted}
 
 
@@ -123,7 +123,7 @@ class ShardState:
         self._lock = threading.Lock()  # the index and the snapshot change together
         self._sync_lock = threading.Lock()  # one sync at a time
         self.snapshot = Snapshot(None, None, {}, {}, {})
-        self.lift_specs = config.lift_specs(self.store.config.tau)
+        self.lift_specs = config.lift_specs(self.store.config.scoring)
         pack = self.store.pack()
         partition = self._partition(pack)
         index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
@@ -339,8 +339,8 @@ class ShardState:
                 if snap.pack is not None:
                     snap.pack.prefetch(rows)  # the reads overlap instead of faulting one by one
                 scores = rerank_scores(
-                    candidates_collection(snap.collection, rows, method), method, parts=parts, query_model=query_model,
-                    tau=self.store.config.tau,
+                    candidates_collection(snap.collection, rows, method), method, self.store.config.scoring,
+                    parts=parts, query_model=query_model,
                 )
         return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap)
 
