@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from modelverse.core.collection import Collection
+from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
 from modelverse.store.directory import PAUSE_BEFORE_PACK_ENV, DirectoryStore, StoreConfig, model_dir_name
@@ -60,7 +61,7 @@ def reference_hits(seeds: list[int], query: np.ndarray, method: Method = Method.
     """The exact NumPy reference search over the models made from ``features(seed)``."""
     ids = [f"model-{s}" for s in seeds]
     stats = [stats_from_features(features(s), rank=RANK) for s in seeds]
-    engine = ExactSearch(Collection.from_stats(ids, stats))
+    engine = ExactSearch(Collection.from_stats(ids, stats), PAPER_SCORING)
     return [(h.id, h.score) for h in engine.search([QueryPart(query)], method, 20)]
 
 
@@ -160,7 +161,7 @@ def test_a_killed_replace_serves_the_old_version_until_repair_brings_the_new_one
     assert sorted(p.name for p in model_dir.glob("stats-*")) == ["stats-v2.npz"]
     q = features(100).mean(axis=0)
     stats = [stats_from_features(features(s), rank=RANK) for s in (0, 1, 3)] + [stats_from_features(features(100), rank=RANK)]
-    expected = ExactSearch(Collection.from_stats(["model-0", "model-1", "model-3", "model-2"], stats)).search([QueryPart(q)], Method.FIRST_MOMENT, 20)
+    expected = ExactSearch(Collection.from_stats(["model-0", "model-1", "model-3", "model-2"], stats), PAPER_SCORING).search([QueryPart(q)], Method.FIRST_MOMENT, 20)
     hits, _ = search_ids(store, query_file(tmp_path, q))
     assert [h["id"] for h in hits] == [h.id for h in expected]
 
