@@ -51,11 +51,13 @@ class ScoreReference:
         rows = live[reference_rows(len(live), count)]
         return cls(collection.take(rows))
 
-    def z_scores(self, query_scores: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
-        """(score - mean) / std of the reference's scores for the same query."""
-        spread = float(np.std(reference_scores))
-        centre = float(np.mean(reference_scores))
-        return (np.asarray(query_scores, dtype=np.float64) - centre) / max(spread, 1e-12)
+
+
+def z_scores(query_scores: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
+    """(score - mean) / std of the reference models' scores for the same query."""
+    spread = float(np.std(reference_scores))
+    centre = float(np.mean(reference_scores))
+    return (np.asarray(query_scores, dtype=np.float64) - centre) / max(spread, 1e-12)
 
 
 @dataclass(frozen=True)
@@ -94,3 +96,32 @@ class BackgroundModel:
 def confidence(evidence: np.ndarray | float, centre: float, scale: float) -> np.ndarray:
     """A logistic map of the evidence (a z-score or a log likelihood ratio) to (0, 1)."""
     return 1.0 / (1.0 + np.exp(-(np.asarray(evidence, dtype=np.float64) - centre) / scale))
+
+
+def logsumexp(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    top = float(values.max())
+    return top + float(np.log(np.exp(values - top).sum()))
+
+
+def mixture_evidence(mgf_scores: np.ndarray, reference_logsumexp: float, reference_count: int) -> np.ndarray:
+    """The served confidence's evidence: log E_m[exp(tau q.z)] (the 1st + 2nd moment score)
+    minus the same for the mixture of the reference models, log mean_r exp(score_r). It is the
+    log likelihood ratio of "a sample of model m" against "a sample of any model" under the
+    score's exponential model, whatever method ranks the hits; it measured best among the
+    candidates (docs/QUALITY.md: raw score, cosine, z-score, Gaussian background)."""
+    if reference_count <= 0:
+        raise ValueError("the mixture needs at least one reference model")
+    return np.asarray(mgf_scores, dtype=np.float64) - (reference_logsumexp - float(np.log(reference_count)))
+
+
+# (centre, scale) of the logistic curve over ``mixture_evidence``: fitted by logistic regression
+# on the unseen-style set's best hits, queries with and without a right model
+# (tools/bench_unseen.py prints the fit). 0.5 = as likely to fit as not.
+CALIBRATION = (2.63, 0.50)
+
+
+def calibrated_confidence(evidence: np.ndarray | float) -> np.ndarray:
+    """The confidence (0, 1) of hits with this evidence."""
+    centre, scale = CALIBRATION
+    return confidence(evidence, centre, scale)

@@ -42,6 +42,7 @@ class TextIndex:
 
     def __init__(self, documents: Sequence[MetadataDocument]) -> None:
         self.ids = np.array([d.model_id for d in documents], dtype=str)
+        self._position = {d.model_id: i for i, d in enumerate(documents)}
         self._retriever: bm25s.BM25 | None = None
         if documents:
             tokens = bm25s.tokenize([d.text() for d in documents], stopwords="en", stemmer=_STEMMER,
@@ -60,6 +61,15 @@ class TextIndex:
         if not words:  # only stop words: nothing to match
             return np.zeros(len(self), dtype=np.float32)
         return np.asarray(self._retriever.get_scores(words), dtype=np.float32)
+
+    def scores_of(self, query: str, ids: Sequence[str]) -> np.ndarray:
+        """BM25 scores of the documents ``ids`` (0 for an id not in the index)."""
+        values = self.scores(query)
+        rows = np.array([self._position.get(m, -1) for m in ids], dtype=np.int64)
+        out = np.zeros(len(rows), dtype=np.float32)
+        known = rows >= 0
+        out[known] = values[rows[known]]
+        return out
 
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best documents with a positive score: (ids, scores), best first, ties by id."""

@@ -7,8 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from modelverse.core.collection import Collection
-from modelverse.core.confidence import BackgroundModel, ScoreReference
-from modelverse.core.fusion import Fusion, fuse
+from modelverse.core.confidence import (
+    BackgroundModel,
+    ScoreReference,
+    calibrated_confidence,
+    logsumexp,
+    mixture_evidence,
+)
+from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
 from modelverse.core.text_index import MetadataDocument, TextIndex
 from modelverse.core.params import ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart
@@ -27,7 +33,9 @@ from modelverse.evaluation.unseen_queries import UnseenQuery
 from modelverse.query.sketches import prepare_sketch
 from modelverse.zoo.manifest import ZooEntry
 
-CONFIDENCE_MEASURES = ("raw score", "cosine", "z-score", "background")
+CONFIDENCE_MEASURES = ("raw score", "cosine", "z-score", "background", "mixture (served)")
+SERVED = "mixture (served)"
+TOP_HITS = 10
 
 Row = dict[str, object]
 
@@ -36,7 +44,14 @@ def _confidences(search: ExactSearch, reference: ExactSearch, background: Backgr
                  vector: np.ndarray, values: np.ndarray, params: ScoringParams) -> dict[str, float]:
     top = float(values.max())
     ref = reference.score_parts([QueryPart(vector)], method)
+    # the served confidence of the query: the highest of its top-10 hits' (a min_confidence
+    # filter leaves the query without hits exactly when this is below it)
+    shown = np.argsort(-values, kind="stable")[:TOP_HITS]
+    mgf = search.score_parts([QueryPart(vector)], Method.MGF)
+    ref_mgf = reference.score_parts([QueryPart(vector)], Method.MGF)
+    served = float(mixture_evidence(mgf[shown], logsumexp(ref_mgf), len(ref_mgf)).max())
     return {
+        "mixture (served)": served,
         "raw score": top,
         "cosine": float(first_moment(vector, search.collection.means).max()),
         "z-score": float((top - ref.mean()) / max(float(ref.std()), 1e-12)),
@@ -104,6 +119,9 @@ def _text_variants(collection: Collection, scored: Sequence[ScoredQuery], encode
                      **top_k_rates(members, key=lambda s: ranking_of(ids, bm25[id(s)]))})
         rows.append({"set": name, "variant": "hybrid (RRF)", **top_k_rates(
             members, key=lambda s: ranking_of(ids, fuse(Fusion.RRF, content[id(s)], bm25[id(s)], ids, 1.0)))})
+        rows.append({"set": name, "variant": f"hybrid (served: {HYBRID_RULE.value}, text weight {HYBRID_TEXT_WEIGHT})",
+                     **top_k_rates(members, key=lambda s: ranking_of(
+                         ids, fuse(HYBRID_RULE, content[id(s)], bm25[id(s)], ids, HYBRID_TEXT_WEIGHT)))})
     grid: list[Row] = []
     for weight in WEIGHTS:
         for name, members in sets.items():
@@ -144,6 +162,7 @@ def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], enco
         for modality in ("text", "image", "sketch", "all"):
             chosen = [s for s in scored if modality in ("all", s.query.modality)]
             aucs.append({"measure": measure, "modality": modality, "auc": auc(chosen, measure)})
+    calibration = _fit_calibration(scored)
     counts = {
         "queries": len(queries),
         "with_match": sum(q.has_match for q in queries),
@@ -151,7 +170,24 @@ def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], enco
     }
     per_query = [{"name": s.query.name, "method": s.method.value, "truth": sorted(s.query.ground_truth),
                   "top5": s.ranking[:5], "confidence": s.confidence} for s in scored]
-    return {"counts": counts, "rows": rows, "auc": aucs, "text_weight_grid": weight_grid, "per_query": per_query}
+    return {"counts": counts, "rows": rows, "auc": aucs, "text_weight_grid": weight_grid, "calibration": calibration, "per_query": per_query}
+
+
+def _fit_calibration(scored: Sequence[ScoredQuery]) -> dict[str, float]:
+    """A logistic regression of "has a right model" on the served evidence of each query:
+    the curve's centre and scale (core.confidence.CALIBRATION takes them), and how the shipped
+    constants separate the two kinds at confidence 0.5."""
+    from sklearn.linear_model import LogisticRegression
+
+    evidence = np.array([[s.confidence[SERVED]] for s in scored])
+    labels = np.array([s.query.has_match for s in scored])
+    # balanced: 0.5 means "as likely to fit as not" with equal priors, not this set's 9:1 mix
+    fit = LogisticRegression(C=1e6, class_weight="balanced").fit(evidence, labels)
+    slope, intercept = float(fit.coef_[0][0]), float(fit.intercept_[0])
+    shipped = calibrated_confidence(evidence[:, 0]) >= 0.5
+    return {"centre": -intercept / slope, "scale": 1.0 / slope,
+            "shipped_true_positive_rate": float(shipped[labels].mean()),
+            "shipped_false_positive_rate": float(shipped[~labels].mean())}
 
 
 def _cell(value: object) -> str:
@@ -177,6 +213,10 @@ def tables(result: dict[str, object]) -> str:
         cells = [_cell(next(a["auc"] for a in aucs if a["measure"] == measure and a["modality"] == m))
                  for m in modalities]
         out.append(f"| {measure} | " + " | ".join(cells) + " |")
+    fit = result["calibration"]
+    out += ["", f"Served confidence = logistic((evidence - {fit['centre']:.2f}) / {fit['scale']:.2f}) as fitted here; "
+            f"at confidence >= 0.5 the shipped curve keeps {fit['shipped_true_positive_rate']:.2f} of the queries with a "
+            f"right model and {fit['shipped_false_positive_rate']:.2f} of those with none."]
     return "\n".join(out)
 
 

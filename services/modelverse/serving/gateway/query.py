@@ -19,6 +19,7 @@ from modelverse.core.scores import normalize_query
 from modelverse.encoders.base import Encoder
 from modelverse.query import images
 from modelverse.query import parts as query_parts
+from modelverse.query.sketches import prepare_sketch
 from modelverse.query.parts import Modality
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
@@ -45,6 +46,7 @@ class ParsedQuery:
     parts: list[QueryPart] = field(default_factory=list)  # vector methods
     model_id: str | None = None  # FRECHET
     kinds: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()  # the text parts, for the metadata search (issue 17)
 
 
 KIND_MODALITY = {TEXT: Modality.TEXT, IMAGE: Modality.IMAGE, SKETCH: Modality.SKETCH, IMAGE_SET: Modality.IMAGE_SET,
@@ -116,7 +118,8 @@ def parse_query(
                 raise invalid(f"query part {i}: text of {len(text)} characters is over {limits.max_text_chars}")
             texts.append((i, text, weight))
         elif kind in (IMAGE, SKETCH):
-            images.append((i, decode_image(getattr(part, kind), f"query part {i} ({kind})", limits), weight))
+            picture = decode_image(getattr(part, kind), f"query part {i} ({kind})", limits)
+            images.append((i, prepare_sketch(picture) if kind == SKETCH else picture, weight))
         elif kind == IMAGE_SET:
             members = list(part.image_set.images)
             if not members:
@@ -161,4 +164,5 @@ def parse_query(
             rows = encoder.encode_images([img for _, img, _ in images])
             encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(images)]
     encoded.sort(key=lambda item: item[0])  # the request's part order
-    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds))
+    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds),
+                       texts=tuple(t for _, t, _ in texts))
