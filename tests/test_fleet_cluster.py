@@ -68,7 +68,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("fleet")
     server = RedisServer(root / "redis").start()
     config = FleetConfig(broker_url=server.url, visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-                         max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S)
+                         max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S,
+                         job_secret=b"fleet-cluster-test-secret", allow_python_specs=True)
     cluster = Cluster(server, config, RedisStore.from_url(server.url), root / "logs")
     try:
         cluster.add_worker("w1")

@@ -59,6 +59,10 @@ def configure(config: FleetConfig) -> Celery:
         result_backend_max_retries=20,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits for Redis to come back
+        # A Redis out of memory refuses kombu's MULTI of an acknowledgement (a ResponseError, a
+        # "channel error"); without this the worker's consumer dies with it and the worker exits.
+        # With it the consumer reconnects with back-off and unacknowledged messages come back.
+        broker_channel_error_retry=True,
         worker_hijack_root_logger=False,
         task_default_queue="modelverse",
         modelverse_config=config,  # read by the tasks (one process, one fleet)

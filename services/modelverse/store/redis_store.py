@@ -373,7 +373,9 @@ class RedisStore:
             pipe.execute()
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        with self.client.pipeline() as pipe:
+        # Not a MULTI: Redis refuses every command of a transaction, reads too, while it is out
+        # of memory, and a job's record must stay readable then (to fail it, to show it).
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._job_key(job_id))
             pipe.smembers(self._job_key(job_id) + ":chunks")
             fields, chunks = pipe.execute()
@@ -390,6 +392,19 @@ class RedisStore:
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
         records = (self.get_job(job_id) for job_id in self.job_ids(limit))
         return [r for r in records if r is not None]
+
+    def job_states(self, limit: int | None = None) -> dict[str, int]:
+        """How many of the most recent ``limit`` jobs are in each state (reads only, no MULTI)."""
+        ids = self.job_ids(limit)
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._job_key(job_id), "state")
+            states = pipe.execute()
+        counts: dict[str, int] = {}
+        for state in states:
+            if state is not None:
+                counts[state.decode()] = counts.get(state.decode(), 0) + 1
+        return counts
 
     def start_job(self, job_id: str) -> None:
         key = self._job_key(job_id)

@@ -36,19 +36,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "(default: embedded, in this process)")
     fleet.add_argument("--allow-python-generators", action="store_true",
                        help="accept py:MODULE:FACTORY generator specs (they run code in the fleet's processes)")
+    fleet.add_argument("--job-secret-file", default=None, metavar="FILE",
+                       help="sign the fleet's job messages with this shared secret, as the workers' "
+                            "--job-secret-file (default: $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET)")
+    fleet.add_argument("--allow-evicting-redis", action="store_true",
+                       help="start even when the broker's maxmemory-policy would evict the fleet's data")
     fleet.add_argument("--torch-threads", type=int, default=1, help="torch threads of embedded jobs")
     return parser.parse_args(argv)
 
 
 def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
-    from modelverse.fleet.config import FleetConfig
+    from dataclasses import replace
+
+    from modelverse.fleet.config import FleetConfig, read_job_secret
+    from modelverse.fleet.redis_checks import check_redis
     from modelverse.fleet.resolve import Runtime
+    from modelverse.fleet.spec_policy import SpecPolicy
     from modelverse.serving.admin.generator_jobs import BrokerJobs, EmbeddedJobs
 
-    runtime = Runtime(torch_threads=args.torch_threads)
+    runtime = Runtime(torch_threads=args.torch_threads, policy=SpecPolicy(allow_python=args.allow_python_generators))
     if args.broker:
-        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock,
-                          FleetConfig.from_env(broker_url=args.broker))
+        fleet = FleetConfig.from_env(broker_url=args.broker)
+        if args.job_secret_file:
+            fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+        if not fleet.job_secret:
+            log.warning("no job secret: the fleet's workers refuse this admin's jobs unless they run with "
+                        "--insecure-unsigned-jobs (give --job-secret-file)")
+        check_redis(fleet.broker_url, "admin", allow_eviction=args.allow_evicting_redis)
+        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, fleet)
     else:
         jobs = EmbeddedJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, runtime)
     servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)
