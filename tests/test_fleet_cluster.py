@@ -127,7 +127,7 @@ def test_two_workers_index_ten_models_exactly_as_the_embedded_run(cluster: Clust
 
 
 def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Path) -> None:
-    from modelverse.fleet.tasks import chunk_task, close_round_task
+    from modelverse.fleet.tasks import chunk_message, close_round_message
 
     plan = SamplePlan(max_samples=300, chunk_size=100)
     request = model("dup/m", seed=42)
@@ -135,15 +135,15 @@ def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Pat
     cluster.store.create_job(JobRecord(spec))
     data = spec.to_dict()
     # Chunk 1 is in the round twice, as a redelivery after a lost acknowledgement would run it.
-    header = [chunk_task.s(data, 0), chunk_task.s(data, 1), chunk_task.s(data, 1), chunk_task.s(data, 2)]
-    chord(header)(close_round_task.s(data, 0))
+    header = [chunk_message(data, 0), chunk_message(data, 1), chunk_message(data, 1), chunk_message(data, 2)]
+    chord(header)(close_round_message(data, 0))
     [record] = cluster.wait([JobRecord(spec)])
     assert record.state is JobState.DONE and record.samples_used == 300
     assert record.chunks_done == frozenset({0, 1, 2})
     assert_same_stats(cluster.store.get_stats("dup/m"), embedded_stats(tmp_path, [request], plan)["dup/m"])
     # A late duplicate of a finished job's chunk changes nothing.
     events = len(cluster.store.events())
-    assert chunk_task.delay(data, 2).get(timeout=60) is None
+    assert chunk_message(data, 2).delay().get(timeout=60) is None
     assert cluster.store.stats_version("dup/m") == 1 and len(cluster.store.events()) == events
 
 

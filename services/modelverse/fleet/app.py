@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 
 from celery import Celery
+from kombu import pools as kombu_pools
 
 from modelverse.fleet.config import FleetConfig
 
@@ -77,6 +78,9 @@ def _drop_connections() -> None:
         app._pool.force_close_all()
         app._pool = None
     app.__dict__.pop("amqp", None)  # a cached_property whose producer pool holds connections
+    # kombu keeps connection and producer pools in process-wide registries keyed by connection
+    # URL: coming back to a Redis used before would get its closed pool ("Acquire on closed pool").
+    kombu_pools.reset()
     app._backend_cache = None
     app._local = threading.local()
 

@@ -118,6 +118,11 @@ class Runtime:
         torch.set_num_threads(self.torch_threads)
         self._threads_set = True
 
+    def check(self, generator: str, encoder: str) -> None:
+        """SpecRefused unless this process may load both specs."""
+        self.policy.check_generator(generator)
+        self.policy.check_encoder(encoder)
+
     def generator(self, spec: str) -> Generator:
         self.policy.check_generator(spec)  # also for a cached one: the policy may be stricter now
         with self._lock:

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import redis
-from celery import Task, chord, group
+from celery import Signature, Task, chord, group
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError
 
@@ -111,11 +111,11 @@ def _fail_redis_full(spec: JobSpec, reason: str) -> None:
     state = worker_state()
     names = [partial_name(spec.model_id, spec.stats_version, i) for i in range(spec.plan.total_chunks)]
     try:
-        state.delete_partials(names)  # DEL works on a full Redis and makes room for the record
-        _fail(spec, reason + "; its partial moments were deleted to free memory")
+        state.delete_partials(names)  # DEL works on a full Redis: give back what the job holds
+        state.fail_job_when_full(spec.job_id, reason + "; its partial moments were deleted to free memory")
     except redis.RedisError:
-        # Still no room: the watchdog resends the job's round later, which ends here again or
-        # succeeds once memory is free.
+        # Redis before 7 (no allow-oom scripts) or unreachable: the watchdog resends the job's
+        # round later, which ends here again or succeeds once memory is free.
         log.exception("job %s: cannot record its failure on a full Redis: %s", spec.job_id, reason)
 
 
@@ -203,13 +203,21 @@ def close_round_task(
     return outcome.state.value
 
 
+def chunk_message(spec_data: dict[str, Any], chunk_index: int) -> Signature:
+    """A chunk task message, signed with the fleet's job secret (unsigned without one)."""
+    payload = {"spec": spec_data, "chunk": chunk_index}
+    return chunk_task.s(spec_data, chunk_index, signature=signing.sign(current_config().job_secret, CHUNK_TASK, payload))
+
+
+def close_round_message(spec_data: dict[str, Any], round_index: int) -> Signature:
+    """A round's chord callback, signed like ``chunk_message``."""
+    payload = {"spec": spec_data, "round": round_index}
+    return close_round_task.s(spec_data, round_index,
+                              signature=signing.sign(current_config().job_secret, CLOSE_ROUND_TASK, payload))
+
+
 def schedule_round(spec: JobSpec, round_index: int) -> AsyncResult:
-    """Send one round: a chord of its chunks with ``close_round`` as the callback, each message
-    signed with the fleet's job secret (unsigned without one)."""
-    secret = current_config().job_secret
+    """Send one round: a chord of its chunks with ``close_round`` as the callback."""
     data = spec.to_dict()
-    header = group(chunk_task.s(data, i, signature=signing.sign(secret, CHUNK_TASK, {"spec": data, "chunk": i}))
-                   for i in spec.plan.round_chunks(round_index))
-    callback = close_round_task.s(data, round_index,
-                                  signature=signing.sign(secret, CLOSE_ROUND_TASK, {"spec": data, "round": round_index}))
-    return chord(header)(callback)
+    header = group(chunk_message(data, i) for i in spec.plan.round_chunks(round_index))
+    return chord(header)(close_round_message(data, round_index))

@@ -69,6 +69,7 @@ def timed_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[Part
     """``compute_chunk`` and the seconds its sampling and encoding took (loading the model, once
     per process, is not counted: it is not repeated when the broker redelivers a chunk)."""
     try:
+        runtime.check(spec.generator, spec.encoder)  # both refused or allowed before either loads
         generator = runtime.generator(spec.generator)
         encoder = runtime.encoder(spec.encoder)
         started = time.monotonic()
