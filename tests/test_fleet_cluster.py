@@ -206,8 +206,19 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     jobs_cli.add_fleet_arguments(parser)
     parser.add_argument("--manifest")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(["--broker", cluster.server.url, "--manifest", str(manifest), "--samples", "500",
-                              "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"])
+    secret_file = tmp_path / "job.secret"
+    secret_file.write_bytes(cluster.config.job_secret)
+    options = ["--broker", cluster.server.url, "--manifest", str(manifest), "--samples", "500",
+               "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"]
+    # Without the fleet's job secret the jobs are sent unsigned, and the workers refuse them.
+    unsigned = parser.parse_args(options)
+    assert jobs_cli.submit_index(unsigned) == 0
+    captured = capsys.readouterr()
+    assert "warning: no job secret" in captured.err
+    refused = cluster.wait([cluster.job(j["job_id"]) for j in json.loads(captured.out)])
+    assert all(r.state is JobState.FAILED and "unsigned job message refused" in r.error for r in refused)
+
+    args = parser.parse_args([*options, "--job-secret-file", str(secret_file)])
     assert jobs_cli.submit_index(args) == 0
     submitted = json.loads(capsys.readouterr().out)
     assert [j["model_id"] for j in submitted] == ["cli/a", "cli/b"]
