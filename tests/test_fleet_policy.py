@@ -120,3 +120,13 @@ def test_redis_settings_rules() -> None:
     assert problems(RedisSettings("noeviction", 0, aof_enabled=False, rdb_save="3600 1")) == ([], [])
     _, unknown = problems(RedisSettings("noeviction", 0, aof_enabled=False, rdb_save=None))
     assert unknown and "cannot tell" in unknown[0]
+
+
+def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelverse.cli.main import main
+    from modelverse.fleet.local_cluster import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert main(["jobs", "--broker", url, "--metrics"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"modelverse jobs: error: cannot read the fleet's Redis at {url}") and err.count("\n") == 1
