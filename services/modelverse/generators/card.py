@@ -3,7 +3,7 @@
 Fields read: ``tags``, ``license``, ``base_model`` (a string or a list; recorded as
 ``base_model:NAME`` tags, as the Hub does), ``instance_prompt`` (DreamBooth fine-tunes: the
 text-to-image prompt used when no prompt file is given), ``description``, ``model_name`` /
-``name``, ``creator`` / ``author``, ``family`` and ``generator_options`` (a mapping of spec
+``name``, ``creator`` / ``author``, ``family``, ``resolution`` and ``generator_options`` (a mapping of spec
 options, e.g. ``{latent: 100x1x1}``). Without a ``description`` the first paragraph of the
 card's text is used. Torch-free.
 """
@@ -36,6 +36,7 @@ class ModelCard:
     name: str = ""
     creator: str = ""
     family: str = ""
+    resolution: int | None = None
     generator_options: dict[str, str] = field(default_factory=dict)
 
     def metadata_fields(self) -> dict[str, Any]:
@@ -48,6 +49,7 @@ class ModelCard:
             "creator": self.creator,
             "family": self.family,
             "tags": tags,
+            "resolution": self.resolution,
         }
         return {k: v for k, v in values.items() if v}
 
@@ -127,8 +129,17 @@ def read_card(directory: str | Path) -> ModelCard:
         name=_string(data.get("model_name") or data.get("name"), "model_name", path),
         creator=_string(data.get("creator") or data.get("author"), "creator", path),
         family=_string(data.get("family"), "family", path),
+        resolution=_resolution(data.get("resolution"), path),
         generator_options={str(k): _option_text(v) for k, v in options.items()},
     )
+
+
+def _resolution(value: Any, where: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ModelCardError(f"{where}: card field 'resolution' must be a positive integer")
+    return value
 
 
 def _option_text(value: Any) -> str:

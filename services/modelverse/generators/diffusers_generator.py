@@ -220,9 +220,16 @@ def load(spec: GeneratorSpec, device: str = "cpu") -> DiffusersGenerator:
     extra: dict[str, Any] = {}
     if "safety_checker" in config:  # a checker would black out images: the statistics must see the samples
         extra.update(safety_checker=None, requires_safety_checker=False)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    # Workers log per chunk; loading progress bars would fill their logs.
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
     try:
         pipeline = pipeline_class.from_pretrained(
-            str(directory), local_files_only=True, use_safetensors=True, torch_dtype=dtype, **extra
+            str(directory), local_files_only=True, use_safetensors=True, dtype=dtype, low_cpu_mem_usage=False,
+            **extra,
         )
     except Exception as exc:  # noqa: BLE001  (diffusers raises OSError, ValueError, EnvironmentError...)
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

@@ -91,6 +91,7 @@ def write_card(entry: ZooEntry, generator: TorchGenerator, directory: Path) -> N
         "license": meta.license,
         "creator": meta.creator,
         "family": meta.family,
+        "resolution": generator.resolution,
         "description": meta.description,
         "generator_options": {
             "latent": "x".join(str(d) for d in generator.latent.shape),
