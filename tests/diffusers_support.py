@@ -92,3 +92,26 @@ def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = N
     if card is not None:
         (directory / "README.md").write_text(card, encoding="utf-8")
     return directory
+
+
+class WrongShape(torch.nn.Module):
+    """latents (b, 8) -> (b, 3, 8): not an image batch."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(z[:, None, :].expand(-1, 3, -1))
+
+
+class NaNImages(torch.nn.Module):
+    """latents (b, 8) -> (b, 3, 4, 4) of NaN: the right shape, no colour."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return (z.sum(dim=1) * float("nan"))[:, None, None, None].expand(-1, 3, 4, 4)
+
+
+def save_broken_torchscript(directory: Path) -> dict[str, Path]:
+    """Two TorchScript files that load but are not generators of images."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"wrong_shape": directory / "wrong_shape.pt", "nan": directory / "nan.pt"}
+    torch.jit.save(torch.jit.script(WrongShape()), str(paths["wrong_shape"]))
+    torch.jit.save(torch.jit.script(NaNImages()), str(paths["nan"]))
+    return paths

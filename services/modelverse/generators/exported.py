@@ -18,6 +18,7 @@ TorchScript and torch.export programs are graphs, ONNX runs in onnxruntime.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ DEFAULT_BATCH = 64
 PROBE_BATCH = 2
 
 
-def existing_file(spec: GeneratorSpec) -> Path:
+def existing_file(spec: GeneratorSpec, known: tuple[str, ...] | None = COMMON_OPTIONS) -> Path:
+    """The spec's file; its options are checked first (cheap errors before loading anything)."""
+    if known is not None:
+        spec.check_known(known)
     path = Path(spec.target)
     if not path.is_file():
         raise GeneratorSpecError(f"{spec.label}: no such file")
@@ -101,7 +105,9 @@ def module_generator(module: nn.Module, spec: GeneratorSpec, device: str, defaul
 def load_torchscript(spec: GeneratorSpec, device: str = "cpu") -> TorchGenerator:
     path = existing_file(spec)
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": the format is still shipped
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # noqa: BLE001  (torch raises RuntimeError, ValueError, zipfile errors...)
         raise GeneratorSpecError(f"{spec.label}: not a TorchScript module ({_first_line(exc)})") from exc
     return module_generator(module, spec, device, None)

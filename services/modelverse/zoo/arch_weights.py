@@ -38,8 +38,7 @@ def _template(spec: GeneratorSpec) -> ZooEntry:
 
 
 def load(spec: GeneratorSpec, device: str = "cpu") -> TorchGenerator:
-    spec.check_known(OPTIONS)
-    path: Path = existing_file(spec)
+    path: Path = existing_file(spec, OPTIONS)
     entry = _template(spec)
     build = copy.deepcopy(entry.build)
     latent = build["latent"]
