@@ -99,8 +99,12 @@ def test_text_to_image_model_indexes_with_its_card(t2i_dir: Path, tmp_path: Path
 
 
 def test_prompt_problems_are_clear_errors(t2i_dir: Path, ddim_dir: Path, tmp_path: Path) -> None:
+    missing = f"diffusers:{t2i_dir}?prompts={tmp_path / 'none.txt'}"
     with pytest.raises(SpecError, match=f"prompts file {tmp_path / 'none.txt'}: no such file"):
-        load_generator(f"diffusers:{t2i_dir}?prompts={tmp_path / 'none.txt'}")
+        load_generator(missing)
+    [failed] = index_embedded(tmp_path / "store", [ModelRequest(ModelMetadata("no/prompts"), missing)], ENCODER_SPEC,
+                              SamplePlan(max_samples=4, chunk_size=4), rank=2, torch_threads=1)
+    assert failed.state is JobState.FAILED and f"prompts file {tmp_path / 'none.txt'}: no such file" in failed.error
     with pytest.raises(SpecError, match="DDIMPipeline is unconditional and takes no prompt"):
         load_generator(f"diffusers:{ddim_dir}?prompt=a cat")
     no_card = tmp_path / "no-card"
