@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
@@ -42,7 +42,6 @@ def _reaching(url: str) -> Iterator[None]:
         raise FleetUnreachableError(f"cannot reach Redis at {url} ({exc})") from exc
 
 
-DEFAULT_SAMPLES = 50_000  # the paper's N: the ceiling when sampling adaptively
 BAR_WIDTH = 20
 
 

@@ -11,12 +11,15 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, jobs, worker
+from modelverse.cli import cluster, commands, demo, index, jobs, keys, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
+from modelverse.query.parts import Modality, default_method_rule
 from modelverse.store.errors import StoreError
 
 EXIT_USER_ERROR = 1
+CLI_MODALITY_NAMES = {Modality.TEXT: "--text", Modality.IMAGE: "--image", Modality.SKETCH: "--sketch",
+                      Modality.IMAGE_SET: "--images", Modality.VECTOR: "--vector"}
 
 
 def _store_argument(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated weight per query part, in the order texts, images, sketches, "
                              "image folders, vectors (default: all 1)")
     search.add_argument("--method", choices=[m.value for m in Method], default=None,
-                        help="score (default: gaussian with any picture, mgf for text alone, first_moment "
-                             "for vectors, frechet for --like)")
+                        help=f"score (default: {default_method_rule(CLI_MODALITY_NAMES)}; frechet for --like)")
     search.add_argument("--encoder", default=None, metavar="SPEC",
                         help="encoder for text and pictures (default: $MODELVERSE_ENCODER or the bundled one); "
                              "it must be the one the store was indexed with")
@@ -118,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
+    keys.register(sub)
     return parser
 
 

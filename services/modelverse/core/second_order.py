@@ -42,12 +42,6 @@ class SecondOrder(Protocol):
     def take(self, rows: np.ndarray) -> SecondOrder: ...
 
 
-def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a positive semi-definite matrix (negative rounding clipped)."""
-    eigenvalues, eigenvectors = np.linalg.eigh(matrix)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
-
-
 @dataclass(frozen=True)
 class FullCovariances:
     """Full covariances, (M, d, d). Arithmetic in float64."""

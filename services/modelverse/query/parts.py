@@ -71,6 +71,18 @@ def default_method(modalities: Sequence[Modality]) -> Method:
     return Method.MGF
 
 
+def default_method_rule(names: dict[Modality, str]) -> str:
+    """``default_method`` in words, computed from it, for help texts (so they cannot drift from
+    the rule): e.g. "gaussian for images and image folders alone, first_moment for vectors
+    alone, mgf for any other query". ``names`` says how the caller calls each modality."""
+    alone: dict[Method, list[str]] = {}
+    for modality in Modality:
+        alone.setdefault(default_method([modality]), []).append(names[modality])
+    other = default_method(list(Modality))  # every modality at once: what a mix gets
+    phrases = [f"{method.value} for {' and '.join(words)} alone" for method, words in alone.items() if method is not other]
+    return ", ".join([*phrases, f"{other.value} for any other query"])
+
+
 def encode_query(query: Query, encoder: Encoder | None) -> list[QueryPart]:
     """Encode every part. An image set of n pictures is one part: its members each weigh w / n,
     so the set's score is the mean log-likelihood of its images (the paper's product rule, scaled

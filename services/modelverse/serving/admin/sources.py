@@ -3,20 +3,20 @@
 The request names a generator as a manifest entry does (docs/FLEET.md): a bundled zoo model, or
 a generator spec (``zoo:ID`` / ``py:MODULE:FACTORY?k=v`` / a declarative spec such as
 ``diffusers:DIR`` or ``onnx:FILE?latent=100``, or a plugin's; docs/MODELS.md), plus sampling
-options. Problems the
-caller can fix are raised as :class:`SourceError` with the gRPC status to answer; problems of
-the model itself (its factory or sampler raises) fail the job later, with the reason.
+options. Problems the caller can fix are raised as :class:`SourceError` with the gRPC status to
+answer; problems of the model itself (its factory or sampler raises) fail the job later, with the reason.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
@@ -28,7 +28,6 @@ from modelverse.serving.convert import metadata_from_message
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import admin_pb2
 
-DEFAULT_SAMPLES = 50_000  # the paper's N, as `modelverse index`: the ceiling when adaptive
 MAX_SAMPLES = 1_000_000
 MAX_CHUNK_SIZE = 100_000
 
@@ -51,6 +50,8 @@ def sample_plan(options: admin_pb2.SamplingOptions) -> SamplePlan:
     values = {"samples": options.samples, "min_samples": options.min_samples,
               "round_samples": options.round_samples, "chunk_size": options.chunk_size}
     negative = [name for name, value in values.items() if value < 0]
+    if not math.isfinite(options.tolerance):  # NaN passes every comparison and ran jobs to their ceiling
+        raise _invalid("sampling options: tolerance must be a finite number of nats")
     if negative or options.tolerance < 0:
         raise _invalid(f"sampling options must not be negative: {', '.join(negative) or 'tolerance'}")
     samples = options.samples or DEFAULT_SAMPLES
