@@ -134,7 +134,10 @@ def parse_spec(spec: str) -> GeneratorSpec:
         raise GeneratorSpecError(f"a generator spec is at most {MAX_SPEC_LENGTH} characters, got {len(spec)}")
     scheme, colon, rest = spec.strip().partition(":")
     if not colon or not scheme:
-        raise GeneratorSpecError(f"{_short(spec)!r}: expected SCHEME:TARGET[?key=value&...]")
+        raise GeneratorSpecError(
+            f"{_short(spec)!r}: expected SCHEME:TARGET[?key=value&...]; a generator spec starts with zoo:, py:, "
+            f"{':, '.join(DECLARATIVE_SCHEMES)}: or a plugin's scheme"
+        )
     target, _, query = rest.partition("?")
     if not target:
         raise GeneratorSpecError(f"{_short(spec)!r}: names no file or directory after {scheme}:")
