@@ -36,6 +36,7 @@ from modelverse.serving import metrics
 from modelverse.serving.gateway.errors import RequestError
 from modelverse.serving.gateway.replicas import LatencyTracker, ReplicaHealth
 from modelverse.serving.grpc_server import channel
+from modelverse.serving.messages import bounded
 from modelverse.serving.request_context import outgoing_metadata
 from modelverse.serving.tracing import OFF, Tracing
 from modelverse.v1 import shard_pb2_grpc
@@ -126,9 +127,9 @@ class ShardPool:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             self.health.mark_slow(shard, replica)
         if code in PASS_THROUGH_CODES:
-            raise RequestError(code, exc.details() or code.name) from exc
+            raise RequestError(code, bounded(exc.details() or code.name)) from exc
         if code not in FAILOVER_CODES:
-            raise RequestError(grpc.StatusCode.INTERNAL, f"shard {shard}: {code.name}: {exc.details()}") from exc
+            raise RequestError(grpc.StatusCode.INTERNAL, bounded(f"shard {shard}: {code.name}: {exc.details()}")) from exc
 
     def _answered(self, shard: int, replica: int, rpc: str, seconds: float) -> None:
         self.latency.observe(rpc, seconds)
