@@ -156,7 +156,6 @@ def start_server(module: str, *args: str, env: dict | None = None) -> subprocess
                           env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("module", ["modelverse.serving.admin", "modelverse.serving.gateway"])
 def health_answers(address: str) -> bool:
     with grpc.insecure_channel(address) as channel:
         try:
@@ -166,6 +165,7 @@ def health_answers(address: str) -> bool:
     return True
 
 
+@pytest.mark.parametrize("module", ["modelverse.serving.admin", "modelverse.serving.gateway"])
 def test_servers_refuse_to_start_without_keys_and_insecure_mode_only_on_loopback(module, tmp_path) -> None:
     build_store(tmp_path / "store", count=2)
     common = ["--shard", "127.0.0.1:1"] + (["--store", str(tmp_path / "store")] if module.endswith("admin") else [])
