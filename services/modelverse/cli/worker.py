@@ -85,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
     config = worker_config(args)
     import redis
 
+    from modelverse.fleet.redis_access import check_fleet_redis
+
+    # A wrong password or ACL user ends the worker here, instead of minutes of connection retries.
+    check_fleet_redis({"broker": config.broker_url, "Redis store": config.redis_store_url,
+                       "result backend": config.backend_url})
+
     from modelverse.fleet.redis_checks import UnsafeRedisError, check_redis
 
     try:

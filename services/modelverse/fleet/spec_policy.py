@@ -17,21 +17,21 @@ Allowed without that flag:
 Encoder specs other than ``py:`` go to ``modelverse.encoders.load_encoder``, which knows a fixed
 set of architectures and weight files.
 
-Extending: a new spec kind that imports no user code adds its scheme to
-``DECLARATIVE_GENERATOR_SCHEMES`` (or registers an entry point); nothing else changes.
+Extending: a new spec kind that imports no user code joins ``generators.specs.DECLARATIVE_SCHEMES``
+(or is installed as an entry point); nothing else changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
+from modelverse.generators import registry
+from modelverse.generators.specs import DECLARATIVE_SCHEMES
 
-GENERATOR_ENTRY_POINT_GROUP = "modelverse.generators"
 PYTHON_SCHEME = "py"
 # Specs whose loaders the project ships and that import nothing the spec names.
 BUILTIN_GENERATOR_SCHEMES: tuple[str, ...] = ("zoo",)
-DECLARATIVE_GENERATOR_SCHEMES: tuple[str, ...] = ("diffusers", "torchscript", "torch-export", "onnx", "safetensors")
+DECLARATIVE_GENERATOR_SCHEMES: tuple[str, ...] = DECLARATIVE_SCHEMES
 MAX_SHOWN = 80
 
 
@@ -55,8 +55,9 @@ def shown(spec: str) -> str:
 
 
 def generator_plugins() -> frozenset[str]:
-    """Schemes of the installed generator plugins (entry point names; nothing is imported)."""
-    return frozenset(point.name for point in entry_points(group=GENERATOR_ENTRY_POINT_GROUP))
+    """Schemes of the installed generator plugins (entry point names of the group
+    ``modelverse.generators``; only metadata is read, nothing is imported)."""
+    return frozenset(registry.plugins())
 
 
 @dataclass(frozen=True)
