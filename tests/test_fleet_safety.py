@@ -236,6 +236,13 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
         )
         assert result.returncode == 1
         assert "maxmemory-policy is allkeys-lru" in result.stderr and "noeviction" in result.stderr
+        # The admin in broker mode refuses it too, before it builds anything on it.
+        from modelverse.serving.admin.__main__ import attach_fleet, parse_args
+
+        args = parse_args(["--store", str(tmp_path), "--shard", "127.0.0.1:1", "--encoder", ENCODER_SPEC,
+                           "--broker", evicting.url])
+        with pytest.raises(SystemExit, match="maxmemory-policy is allkeys-lru"):
+            attach_fleet(None, args)  # type: ignore[arg-type]
     finally:
         evicting.stop()
 
