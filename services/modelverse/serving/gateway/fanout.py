@@ -28,7 +28,8 @@ FAILOVER_CODES = {
     grpc.StatusCode.CANCELLED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
-PASS_THROUGH_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}
+PASS_THROUGH_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
+                      grpc.StatusCode.DATA_LOSS}  # DATA_LOSS: the store every replica reads
 
 
 @dataclass
