@@ -1,7 +1,11 @@
 """A bounded load generator for the gRPC search API (asyncio, grpc.aio).
 
     .venv/bin/python loadtest/loadtest.py --target 127.0.0.1:50051 --queries Q.npz \
-        --concurrency 8 --duration 20 --max-requests 5000 --out result.json
+        --concurrency 8 --duration 20 --max-requests 5000 --out result.json \
+        --api-key-file .modelverse/cluster/read.key
+
+The key (read role) also comes from $MODELVERSE_API_KEY; add --tls-ca RUN_DIR/ca.pem for a
+cluster started with --tls.
 
 Queries come from an .npz with ``vectors`` (n x d float32) and, optionally, ``model_ids``; each
 request draws its kind from ``--mix`` (e.g. ``vector=0.9,model_id=0.1``) and a query of that kind
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
+from modelverse.client import add_client_arguments, client_tls_from_args, connect_aio, resolve_api_key
 from modelverse.v1 import search_pb2, search_pb2_grpc
 
 
@@ -63,7 +68,8 @@ async def run(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     issued = 0
     deadline = time.monotonic() + args.duration
-    async with grpc.aio.insecure_channel(args.target) as channel:
+    key = resolve_api_key(args.api_key, args.api_key_file)
+    async with connect_aio(args.target, key, client_tls_from_args(args)) as channel:
         stub = search_pb2_grpc.SearchServiceStub(channel)
 
         async def client() -> None:
@@ -112,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the result as JSON here")
+    add_client_arguments(parser)
     return parser.parse_args(argv)
 
 

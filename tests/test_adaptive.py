@@ -1,12 +1,11 @@
 """The adaptive sample count's criterion (fleet.adaptive) and its replay over a feature cache.
 
 Synthetic chunks check the rule itself; one cheap zoo model through the real embedded fleet
-checks that tools/bench_adaptive.py's replay over the quality benchmark's cache stops where the
+checks that the replay over the quality benchmark's cache stops where the
 fleet stops, with the fleet's statistics."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,6 @@ from modelverse.core.moments import PartialMoments, l2_normalize_rows
 from modelverse.fleet.adaptive import CRITERION_TAU, replay, score_standard_error, typical_query_variance
 from modelverse.fleet.plan import SamplePlan
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-import bench_adaptive  # noqa: E402
 
 DIM = 16
 
@@ -113,11 +109,11 @@ def test_replay_over_the_feature_cache_stops_where_the_embedded_fleet_stops(tmp_
 
     # Choose a tolerance that stops strictly between floor and ceiling: the first round whose
     # standard error is below every earlier round's.
-    errors = [r.standard_error for r in bench_adaptive.replay_cached(cache, model, adaptive(1e-9)).rounds]
+    errors = [r.standard_error for r in cache.replay_adaptive(model, adaptive(1e-9)).rounds]
     stop = next((i for i in range(1, len(errors)) if errors[i] < min(errors[:i])), None)
     assert stop is not None, f"no round improved on the earlier ones: {errors}"
     tolerance = errors[stop] * (1 + 1e-6)  # well above the float32 rounding of the cached features
-    expected = bench_adaptive.replay_cached(cache, model, adaptive(tolerance))
+    expected = cache.replay_adaptive(model, adaptive(tolerance))
     assert expected.converged and 16 < expected.samples < ceiling
 
     [request] = [r for r in bundled_requests() if r.model_id == model]

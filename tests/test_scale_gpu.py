@@ -1,22 +1,15 @@
-"""The GPU scale generator and scorer (tools/scale_gpu.py), run here on the CPU: its scores equal
+"""The GPU scale generator and scorer (modelverse.bench.scale_gpu), run here on the CPU: its scores equal
 independent float64 formulas (dense covariances, scipy's Gaussian density), its lifted vectors
 equal the serving code's, and its statistics follow the profile they were drawn from."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-from modelverse.core.compression import woodbury_factors_many  # noqa: E402
-from modelverse.serving.lifted import LiftSpec, lift_models  # noqa: E402
-from scale_gpu import (  # noqa: E402
+from modelverse.bench.scale_gpu import (
     Layout,
     exact_scores,
     generate_batch,
@@ -24,7 +17,9 @@ from scale_gpu import (  # noqa: E402
     lift_mgf,
     lifted_first_stage,
 )
-from scale_stats import Profile  # noqa: E402
+from modelverse.bench.scale_stats import Profile
+from modelverse.core.compression import woodbury_factors_many
+from modelverse.serving.lifted import LiftSpec, lift_models
 
 D, R = 64, 4
 TAU, EPS = 100.0, 1e-3
@@ -107,7 +102,7 @@ def test_batches_are_reproducible(profile: Profile) -> None:
 
 
 def test_resident_scores_equal_the_float64_reference(profile: Profile) -> None:
-    from scale_gpu import Resident, resident_scores
+    from modelverse.bench.scale_gpu import Resident, resident_scores
 
     layout = Layout.draw(profile, models=700, clusters=5, seed=4, device=torch.device("cpu"))
     res = Resident.generate(profile, layout, models=700, batch=256, seed=4, eps=EPS)

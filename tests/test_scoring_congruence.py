@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 
@@ -93,7 +92,7 @@ def test_cli_in_process_and_process_clusters_rank_alike(scene) -> None:
     finally:
         in_process.close()
     with Cluster(ClusterSpec(store=store.root, run_dir=root / "run", shards=2)) as running:
-        with grpc.insecure_channel(running.gateway.address) as channel:
+        with running.channel(running.gateway, running.read_key) as channel:
             stub = search_pb2_grpc.SearchServiceStub(channel)
             for (j, m), ids in expected.items():
                 assert grpc_ids(stub, queries[j], m) == ids, f"process cluster, query {j}, {m.value}"

@@ -34,8 +34,8 @@ def cluster(tmp_path_factory):
 
 
 def stubs(running):
-    search = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(running.gateway.address))
-    admin = admin_pb2_grpc.AdminServiceStub(grpc.insecure_channel(running.admin.address))
+    search = search_pb2_grpc.SearchServiceStub(running.channel(running.gateway, running.read_key))
+    admin = admin_pb2_grpc.AdminServiceStub(running.channel(running.admin, running.admin_key))
     return search, admin
 
 

@@ -45,6 +45,8 @@ def test_deploy_commands_parse_and_agree_on_the_shards(name) -> None:
             shard_indexes.add(args.shard)
         else:
             gateway_layouts.append(len(args.shard))
+            # Public ports: keys from a mounted secret, never --insecure-no-auth (docs/SECURITY.md).
+            assert args.api_keys is not None and not args.insecure_no_auth, command
     assert len(shard_counts) == 1
     (count,) = shard_counts
     assert shard_indexes == set(range(count))

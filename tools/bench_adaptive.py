@@ -68,14 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- replay -----------------------------------------------------------------------------------
 
 
-def replay_cached(cache, model_id: str, plan):  # type: ignore[no-untyped-def]
-    """The fleet's decision for ``model_id`` over its cached chunks (loaded as they are needed)."""
-    from modelverse.core.moments import PartialMoments
-    from modelverse.fleet.adaptive import replay
-
-    return replay(plan, lambda i: PartialMoments.from_samples(np.load(cache.chunk_path(model_id, i))))
-
-
 def former_rule_changes(cache, model_id: str, chunks: int, step: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
     """The first criterion's value (largest change of 64 random unit probes' 1st + 2nd moment
     scores since the previous round) after every ``step`` chunks: (samples, change in nats)."""
@@ -228,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     plans = {t: SamplePlan(args.ceiling, args.chunk_size, min_samples=min(args.min_samples, args.ceiling),
                            round_samples=args.round_samples, tolerance=t) for t in tolerances}
-    replays = {t: {m: replay_cached(cache, m, plan) for m in ids} for t, plan in plans.items()}
+    replays = {t: {m: cache.replay_adaptive(m, plan) for m in ids} for t, plan in plans.items()}
     fixed_se = {m: score_standard_error(cache.moments(m, args.ceiling)) for m in ids}
     step = max(1, args.round_samples // args.chunk_size)
     former = {m: former_rule_changes(cache, m, total_chunks, step) for m in ids}

@@ -36,8 +36,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import make_queries  # noqa: E402
+from modelverse.bench.queries import make_queries  # noqa: E402
 
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
 from modelverse.core.scores import normalized_means  # noqa: E402

@@ -1,10 +1,10 @@
 """Exhaustive second-order search with the statistics resident on one GPU: every model scored
 for every query (MGF, GAUSSIAN), no first stage, so no candidate count and no fidelity loss.
 
-    PYTHONPATH=services:tools python3 tools/bench_gpu_exhaustive.py --models 5000000 \\
+    PYTHONPATH=services python3 tools/bench_gpu_exhaustive.py --models 5000000 \\
         --profile docs/benchmarks/zoo-profile.json --out gpu-exhaustive-5m.json
 
-The statistics are the zoo-profiled synthetic collection of ``tools/scale_gpu.py``, held as a
+The statistics are the zoo-profiled synthetic collection of ``modelverse.bench.scale_gpu``, held as a
 store keeps them: means float32, diagonal and W float16, the Woodbury factor float32 (about
 20.5 KB a model; 5M models are 102 GB). Scores run in float32 (``scale_gpu.resident_scores``).
 Their top 10 is compared with the float64 reference (``scale_gpu.exact_scores``) on the same stored
@@ -21,8 +21,15 @@ from pathlib import Path
 
 import torch
 
-from scale_gpu import Layout, Resident, exact_scores, gemm_path, resident_scores, sample_queries
-from scale_stats import load_profile
+from modelverse.bench.scale_gpu import (
+    Layout,
+    Resident,
+    exact_scores,
+    gemm_path,
+    resident_scores,
+    sample_queries,
+)
+from modelverse.bench.scale_stats import load_profile
 
 METHODS = ("mgf", "gaussian")
 

@@ -1,10 +1,10 @@
 """Ten million models on one GPU: generation, exhaustive exact scoring, first-stage search and the
 two-stage fidelity curve, with the zoo-calibrated profile of ``tools/scale_stats.py``.
 
-    PYTHONPATH=services:tools python3 tools/bench_gpu_scale.py --models 10000000 \\
+    PYTHONPATH=services python3 tools/bench_gpu_scale.py --models 10000000 \\
         --profile docs/benchmarks/zoo-profile.json --device cuda --out gpu-10m.json
 
-What runs (``tools/scale_gpu.py`` holds the generator and the scores):
+What runs (``modelverse.bench.scale_gpu`` holds the generator and the scores):
 
 1. Queries: ``--queries`` models drawn from the first batch, one sample each from the model's
    Gaussian (as tools/bench_serving.py makes them), L2-normalised.
@@ -35,9 +35,19 @@ from pathlib import Path
 
 import torch
 
-from scale_gpu import (Layout, exact_scores, gemm_path, generate_batch, inner_products, lift_gaussian, lift_mgf, lifted_first_stage,
-                       normalized_means, sample_queries)
-from scale_stats import load_profile
+from modelverse.bench.scale_gpu import (
+    Layout,
+    exact_scores,
+    gemm_path,
+    generate_batch,
+    inner_products,
+    lift_gaussian,
+    lift_mgf,
+    lifted_first_stage,
+    normalized_means,
+    sample_queries,
+)
+from modelverse.bench.scale_stats import load_profile
 
 METHODS = ("first_moment", "mgf", "gaussian")
 

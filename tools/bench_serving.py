@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 
+from modelverse.bench.agreement import two_stage_curve
+from modelverse.bench.queries import make_queries, vector_request
 from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING, ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart
@@ -50,18 +51,6 @@ def load_loadtest():
     sys.modules["loadtest"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-def make_queries(collection: Collection, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(np.flatnonzero(collection.live_mask()), count, replace=False))
-    c = collection.compressed
-    factor = np.asarray(c.factor[rows], dtype=np.float64)
-    diag = np.asarray(c.diag[rows], dtype=np.float64)
-    z = np.asarray(collection.means[rows], dtype=np.float64)
-    z = z + np.einsum("mdr,mr->md", factor, rng.standard_normal((count, factor.shape[2])))
-    z = z + np.sqrt(diag) * rng.standard_normal(z.shape)
-    return (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32), collection.ids[rows]
 
 
 def rss_mib(pid: int) -> dict:
@@ -120,11 +109,6 @@ def percentiles(seconds: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(ms, 95)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3)}
 
 
-def vector_request(q: np.ndarray, method: int, k: int, candidates: int = 0) -> search_pb2.SearchRequest:
-    return search_pb2.SearchRequest(parts=[search_pb2.QueryPart(vector=search_pb2.Vector(values=q.tolist()))],
-                                    top_k=k, method=method, candidates_per_shard=candidates)
-
-
 def single_client_latency(stub, queries: np.ndarray, method: int, requests: int, meter: CpuMeter | None = None,
                           warmup: int = 0) -> dict:
     """Latency percentiles of ``requests`` sequential queries after ``warmup`` untimed ones (a
@@ -171,14 +155,8 @@ def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: M
         exact = [[h.id for h in hits] for hits in ExactSearch(collection, params).search_many(
             [[QueryPart(q.astype(np.float64))] for q in queries], method, 10)]
     exhaustive_seconds = time.perf_counter() - started
-    curve = {}
-    for k in grid:
-        same = 0
-        for q, truth in zip(queries, exact):
-            hits = [h.model.id for h in stub.Search(vector_request(q, METHODS[method.value], 10, k), timeout=60).hits]
-            same += sum(a == b for a, b in zip(hits, truth))
-        curve[k] = round(same / (10 * len(queries)), 4)
-        print(f"agreement {method.value} {k} candidates/shard: {curve[k]}", file=sys.stderr, flush=True)
+    curve = two_stage_curve(stub, queries, exact, METHODS[method.value], grid)
+    print(f"agreement {method.value} per candidates/shard: {curve}", file=sys.stderr, flush=True)
     return {"method": method.value, "queries": len(queries), "tau": params.tau, "eps": params.eps, "positions_agreeing": curve,
             "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1), "exact_top10": exact}
 
@@ -272,7 +250,7 @@ def main() -> int:
                 if entry.get("msg") == "index built":
                     builds.append({k: entry[k] for k in ("shard", "models", "first_stage", "index_type", "seconds") if k in entry})
         result["index_builds"] = builds
-        stub = search_pb2_grpc.SearchServiceStub(grpc.insecure_channel(cluster.gateway.address))
+        stub = search_pb2_grpc.SearchServiceStub(cluster.channel(cluster.gateway, cluster.read_key))
         pids = {p.name: p.popen.pid for p in cluster.processes() if p.popen is not None}
         result["latency_single_client"] = {
             name: single_client_latency(stub, queries, METHODS[name], args.latency_requests, CpuMeter(pids),
@@ -287,6 +265,7 @@ def main() -> int:
             np.savez(qfile, vectors=queries, model_ids=collection.ids[np.flatnonzero(collection.live_mask())[:200]])
             for method in filter(None, args.load_methods.split(",")):
                 load_args = loadtest.parse_args(["--target", cluster.gateway.address, "--queries", str(qfile),
+                                                 "--api-key", cluster.read_key,
                                                  "--method", method, "--concurrency", str(args.concurrency),
                                                  "--duration", str(args.qps_seconds)])
                 with CpuMeter(pids) as meter:

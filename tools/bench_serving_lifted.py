@@ -33,8 +33,8 @@ from pathlib import Path  # noqa: E402
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import make_queries, vector_request  # noqa: E402
+from modelverse.bench.agreement import two_stage_curve  # noqa: E402
+from modelverse.bench.queries import make_queries  # noqa: E402
 from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
 from modelverse.serving.inprocess import serve_states  # noqa: E402
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
@@ -50,18 +50,6 @@ def set_lifted_nprobe(states: list[ShardState], method: Method, nprobe: int) -> 
         index = state.lifted[method]
         if not index.plan.exact:
             index.plan = replace(index.plan, nprobe=min(nprobe, index.plan.nlist))
-
-
-def curve(stub, queries: np.ndarray, truths: list[list[str]], grid: list[int], method: Method) -> dict[int, float]:
-    out = {}
-    for k in grid:
-        same = 0
-        for q, truth in zip(queries, truths):
-            request = vector_request(q, search_pb2.MGF if method is Method.MGF else search_pb2.GAUSSIAN, 10, k)
-            hits = [h.model.id for h in stub.Search(request, timeout=60).hits]
-            same += sum(a == b for a, b in zip(hits, truth))
-        out[k] = round(same / (10 * len(queries)), 4)
-    return out
 
 
 def recall_ms(state: ShardState, queries: np.ndarray, candidates: int, method: Method) -> float:
@@ -126,7 +114,8 @@ def main() -> int:
                      "lift": None if index.lift is None else index.lift.__dict__,
                      "bytes_per_model": index.copies * index.plan.bytes_per_vector,
                      "open_or_build_seconds": round(opened, 1),
-                     "positions_agreeing": curve(stub, queries, truths, grid, method),
+                     "positions_agreeing": two_stage_curve(
+                         stub, queries, truths, search_pb2.MGF if method is Method.MGF else search_pb2.GAUSSIAN, grid),
                      f"shard_recall_ms_p50_at_{args.timing_candidates}": recall_ms(
                          states[0], queries, args.timing_candidates, method)}
             result["curves"][label] = entry

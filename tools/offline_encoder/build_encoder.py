@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import concept_sources as cs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont

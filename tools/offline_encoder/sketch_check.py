@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_encoder as be  # noqa: E402
 import concept_sources as cs  # noqa: E402
 

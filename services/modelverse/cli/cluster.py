@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--broker", default=None, metavar="redis://HOST:PORT/DB",
                     help="the admin runs generator jobs on this Celery fleet and follows its events "
                          "(default: inside the admin; generator jobs need --encoder)")
+    up.add_argument("--tls", action="store_true",
+                    help="make a throw-away CA (RUN_DIR/ca.pem) and serve TLS (mutual TLS to the shards)")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
     up.set_defaults(handler=cluster_up)
 
@@ -54,7 +56,7 @@ def cluster_up(args: argparse.Namespace) -> int:
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
         candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
-        generators=args.generators, broker=args.broker,
+        generators=args.generators, broker=args.broker, tls=args.tls,
     )
     try:
         cluster = Cluster(spec).start()
@@ -64,6 +66,10 @@ def cluster_up(args: argparse.Namespace) -> int:
     print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
     for replicas in cluster.shard_processes:
         print("shard    " + ", ".join(p.address for p in replicas))
+    print(f"keys     {spec.run_dir / 'admin.key'} (admin), {spec.run_dir / 'read.key'} (read); "
+          "send as 'authorization: Bearer <key>'")
+    if cluster.client_tls is not None:
+        print(f"tls      CA {cluster.client_tls.ca}")
     print(f"logs     {spec.run_dir / 'logs'}")
     if args.detach:
         print("running; stop with: modelverse cluster down" + (f" --run-dir {args.run_dir}" if args.run_dir != DEFAULT_RUN_DIR else ""))

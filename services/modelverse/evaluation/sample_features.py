@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from modelverse.core.moments import PartialMoments
+from modelverse.fleet.adaptive import Replay, replay
+from modelverse.fleet.plan import SamplePlan
 
 STATS_VERSION = 1  # the version a model gets the first time it is indexed
 
@@ -74,6 +76,11 @@ class FeatureCache:
             for i in range(self.chunks_for(samples))
         ]
         return reduce(PartialMoments.merge, chunks)
+
+    def replay_adaptive(self, model_id: str, plan: SamplePlan) -> Replay:
+        """The fleet's adaptive decision for ``model_id`` over its cached chunks (each loaded
+        when the replay needs it): where ``modelverse index`` with ``plan`` would stop."""
+        return replay(plan, lambda i: PartialMoments.from_samples(np.load(self.chunk_path(model_id, i))))
 
 
 @dataclass(frozen=True)

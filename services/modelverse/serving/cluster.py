@@ -5,6 +5,12 @@ DirectoryStore, with its log in ``RUN_DIR/logs/``. ``Cluster.start`` returns onc
 reports SERVING through gRPC health checking; ``Cluster.stop`` sends SIGTERM and waits (SIGKILL
 after a grace period). ``RUN_DIR/cluster.json`` records the processes so that
 ``modelverse cluster down`` can stop a cluster started by another command.
+
+Access: the cluster makes its own API keys in the run directory (``api-keys.json`` hashed, for
+the gateway and admin; ``admin.key`` and ``read.key``, mode 0600, for clients). With ``tls`` it
+also makes a throw-away CA (``ca.pem``) and certificates under ``tls/``: the gateway and the
+admin serve TLS, the shards mutual TLS that only the gateway's and admin's client certificate
+passes.
 """
 
 from __future__ import annotations
@@ -21,10 +27,18 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from modelverse.client import connect, read_key_file
+from modelverse.security.keys import KeyRing, KeysFile, Role, write_secret
+from modelverse.security.tls import ClientTLS
 from modelverse.serving.index_choice import EXACT_THRESHOLD
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 
 STATE_FILE = "cluster.json"
+KEYS_FILE = "api-keys.json"
+ADMIN_KEY_FILE = "admin.key"
+READ_KEY_FILE = "read.key"
+CA_FILE = "ca.pem"
+TLS_DIR = "tls"
 
 
 class ClusterError(RuntimeError):
@@ -58,6 +72,8 @@ class ClusterSpec:
     allow_python_generators: bool = False
     startup_timeout: float = 300.0
     log_level: str = "INFO"
+    auth: bool = True  # False: gateway and admin run --insecure-no-auth (loopback hosts only)
+    tls: bool = False  # a throw-away CA and certificates in the run directory
 
 
 @dataclass
@@ -80,6 +96,70 @@ class Cluster:
     shard_processes: list[list[Process]] = field(default_factory=list)
     gateway: Process | None = None
     admin: Process | None = None
+    admin_key: str | None = None
+    read_key: str | None = None
+    client_tls: ClientTLS | None = None  # what a client of the gateway / admin needs (the CA)
+    internal_tls: ClientTLS | None = None  # the gateway's and admin's client certificate for the shards
+
+    # -- access -----------------------------------------------------------------------------------
+
+    def _prepare_keys(self) -> None:
+        """Reuse the run directory's keys when they still verify (clients keep their key files
+        across restarts), else make a new admin and read key."""
+        run = self.spec.run_dir
+        keys, admin_file, read_file = run / KEYS_FILE, run / ADMIN_KEY_FILE, run / READ_KEY_FILE
+        try:
+            ring = KeyRing(keys)
+            admin, read = read_key_file(admin_file), read_key_file(read_file)
+            admin_role, read_role = ring.role_of(admin), ring.role_of(read)
+            if admin_role and admin_role[1] is Role.ADMIN and read_role and read_role[1] is Role.READ:
+                self.admin_key, self.read_key = admin, read
+                return
+        except (OSError, ValueError):
+            pass
+        fresh = KeysFile(keys, [])
+        self.admin_key = fresh.create(Role.ADMIN, label="cluster up")
+        self.read_key = fresh.create(Role.READ, label="cluster up")
+        fresh.save()
+        write_secret(admin_file, self.admin_key)
+        write_secret(read_file, self.read_key)
+
+    def _prepare_tls(self) -> None:
+        from modelverse.security.certs import LocalCA  # needs the cryptography package
+
+        run = self.spec.run_dir
+        ca = LocalCA.create()
+        ca_file = ca.write_ca(run / CA_FILE)
+        for name in ("gateway", "admin", "shard"):
+            ca.issue(run / TLS_DIR, name, client=False)
+        internal = ca.issue(run / TLS_DIR, "internal-client", server=False)
+        self.client_tls = ClientTLS(ca_file)
+        self.internal_tls = ClientTLS(ca_file, internal.cert, internal.key)
+
+    def _server_tls_args(self, name: str, client_ca: bool = False) -> list[str]:
+        if not self.spec.tls:
+            return []
+        tls = self.spec.run_dir / TLS_DIR
+        args = ["--tls-cert", str(tls / f"{name}.pem"), "--tls-key", str(tls / f"{name}.key")]
+        return args + (["--tls-client-ca", str(self.spec.run_dir / CA_FILE)] if client_ca else [])
+
+    def _front_args(self, name: str) -> list[str]:
+        """Access and TLS arguments of the gateway or the admin."""
+        run = self.spec.run_dir
+        args = ["--api-keys", str(run / KEYS_FILE)] if self.spec.auth else ["--insecure-no-auth"]
+        args += self._server_tls_args(name)
+        if self.internal_tls is not None:
+            args += ["--shard-tls-ca", str(self.internal_tls.ca), "--shard-tls-cert", str(self.internal_tls.cert),
+                     "--shard-tls-key", str(self.internal_tls.key)]
+        return args
+
+    def channel(self, process: Process, api_key: str | None = None) -> grpc.Channel:
+        """A client channel to the gateway or the admin (TLS when the cluster has it) carrying
+        ``api_key``."""
+        return connect(process.address, api_key, self.client_tls)
+
+    def _tls_for(self, process: Process) -> ClientTLS | None:
+        return self.client_tls if any(process is p for p in (self.gateway, self.admin)) else self.internal_tls
 
     # -- processes ----------------------------------------------------------------------------
 
@@ -117,7 +197,7 @@ class Cluster:
                 raise ClusterError(f"{process.name} exited with status {process.popen.returncode}:\n{tail}")
             if process.port_file.exists():
                 process.port = int(process.port_file.read_text().strip())
-                if health_check(process.address, timeout=2.0):
+                if health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
                     return
             if time.monotonic() > deadline:
                 raise ClusterError(f"{process.name} did not become ready; see {process.log_file}")
@@ -129,7 +209,7 @@ class Cluster:
             "--store", str(spec.store), "--shard", str(shard), "--shards", str(spec.shards),
             "--index-dir", str(spec.run_dir / "index" / f"shard-{shard}-of-{spec.shards}-r{replica}"),
             "--host", spec.host, "--exact-threshold", str(spec.exact_threshold),
-            "--memory-budget", str(spec.memory_budget),
+            "--memory-budget", str(spec.memory_budget), *self._server_tls_args("shard", client_ca=True),
         ]
         if spec.nprobe:
             args += ["--nprobe", str(spec.nprobe)]
@@ -151,7 +231,8 @@ class Cluster:
 
     def admin_arguments(self) -> list[str]:
         spec = self.spec
-        args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port)]
+        args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
+                *self._front_args("admin")]
         if spec.encoder:
             args += ["--encoder", spec.encoder]
             if spec.broker:
@@ -166,6 +247,9 @@ class Cluster:
         spec = self.spec
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + spec.startup_timeout
+        self._prepare_keys()
+        if spec.tls:
+            self._prepare_tls()
         try:
             self.shard_processes = [[self.shard_process(s, r) for r in range(spec.replicas)] for s in range(spec.shards)]
             for replicas in self.shard_processes:
@@ -175,7 +259,7 @@ class Cluster:
                 for p in replicas:
                     self._wait_ready(p, deadline)
             gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
-                            "--workers", str(spec.gateway_workers)]
+                            "--workers", str(spec.gateway_workers), *self._front_args("gateway")]
             if spec.candidates is not None:
                 gateway_args += ["--candidates", str(spec.candidates)]
             if spec.encoder:
@@ -202,6 +286,9 @@ class Cluster:
             "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items()},
             "gateway": self.gateway.address if self.gateway else None,
             "admin": self.admin.address if self.admin else None,
+            "admin_key_file": str(self.spec.run_dir / ADMIN_KEY_FILE),
+            "read_key_file": str(self.spec.run_dir / READ_KEY_FILE),
+            "ca": str(self.client_tls.ca) if self.client_tls else None,
             "processes": [{"name": p.name, "pid": p.popen.pid, "address": p.address}
                           for p in self.processes() if p.popen is not None],
         }
@@ -249,8 +336,8 @@ class Cluster:
         self.stop()
 
 
-def health_check(address: str, timeout: float = 2.0, service: str = "") -> bool:
-    with grpc.insecure_channel(address) as ch:
+def health_check(address: str, timeout: float = 2.0, service: str = "", tls: ClientTLS | None = None) -> bool:
+    with connect(address, tls=tls) as ch:
         try:
             answer = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         except grpc.RpcError:

@@ -8,6 +8,13 @@ import signal
 import threading
 from pathlib import Path
 
+from modelverse.security.server import add_auth_arguments, interceptors_from_args
+from modelverse.security.tls import (
+    add_server_tls_arguments,
+    add_shard_client_tls_arguments,
+    server_tls_from_args,
+    shard_client_tls_from_args,
+)
 from modelverse.serving import logs
 from modelverse.serving.admin.service import AdminServicer
 from modelverse.serving.gateway.fanout import ShardPool
@@ -27,6 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--reflection", action="store_true",
+                        help="serve gRPC server reflection (off by default: the admin API need not be discoverable)")
+    add_auth_arguments(parser)
+    add_server_tls_arguments(parser)
+    add_shard_client_tls_arguments(parser)
     fleet = parser.add_argument_group("generator jobs (RegisterModel with a zoo_model or generator source)")
     fleet.add_argument("--encoder", default=None, metavar="SPEC",
                        help="encoder spec the fleet encodes samples with (must be the store's encoder); "
@@ -47,8 +59,14 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
 
     runtime = Runtime(torch_threads=args.torch_threads)
     if args.broker:
-        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock,
-                          FleetConfig.from_env(broker_url=args.broker))
+        from modelverse.fleet.redis_access import RedisAccessError, check_fleet_redis
+
+        fleet_config = FleetConfig.from_env(broker_url=args.broker)
+        try:  # a wrong password ends the admin now, not after minutes of retries
+            check_fleet_redis({"broker": fleet_config.broker_url, "Redis store": fleet_config.redis_store_url})
+        except RedisAccessError as exc:
+            raise SystemExit(f"admin: {exc}") from None
+        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, fleet_config)
     else:
         jobs = EmbeddedJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, runtime)
     servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)
@@ -57,7 +75,10 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
-    servicer = AdminServicer(DirectoryStore.open(args.store), ShardPool([s.split(",") for s in args.shard]))
+    interceptors = interceptors_from_args(args, "admin")
+    tls = server_tls_from_args(args)
+    pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args))
+    servicer = AdminServicer(DirectoryStore.open(args.store), pool)
     if args.encoder:
         attach_fleet(servicer, args)
     elif args.broker:
@@ -66,12 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         [lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, s)],
         [admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name],
         address=f"{args.host}:{args.port}", max_workers=4, max_message_bytes=MAX_ADMIN_MESSAGE_BYTES,
+        interceptors=interceptors, tls=tls, reflection=args.reflection,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     write_port_file(args.port_file, port)
-    log.info("admin serving", extra={"port": port})
+    log.info("admin serving", extra={"port": port, "tls": tls is not None, "auth": bool(interceptors)})
     stop.wait()
     server.stop(grace=2).wait()
     servicer.shutdown()

@@ -9,6 +9,7 @@ the model itself (its factory or sampler raises) fail the job later, with the re
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 
 import grpc
@@ -43,6 +44,8 @@ def sample_plan(options: admin_pb2.SamplingOptions) -> SamplePlan:
     values = {"samples": options.samples, "min_samples": options.min_samples,
               "round_samples": options.round_samples, "chunk_size": options.chunk_size}
     negative = [name for name, value in values.items() if value < 0]
+    if not math.isfinite(options.tolerance):  # NaN passes every comparison and ran jobs to their ceiling
+        raise _invalid("sampling options: tolerance must be a finite number of nats")
     if negative or options.tolerance < 0:
         raise _invalid(f"sampling options must not be negative: {', '.join(negative) or 'tolerance'}")
     samples = options.samples or DEFAULT_SAMPLES

@@ -11,6 +11,13 @@ import signal
 import threading
 
 from modelverse.encoders.base import Encoder
+from modelverse.security.server import add_auth_arguments, interceptors_from_args
+from modelverse.security.tls import (
+    add_server_tls_arguments,
+    add_shard_client_tls_arguments,
+    server_tls_from_args,
+    shard_client_tls_from_args,
+)
 from modelverse.serving import logs, metrics
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
@@ -49,13 +56,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--log-level", default="INFO")
+    add_auth_arguments(parser)
+    add_server_tls_arguments(parser)
+    add_shard_client_tls_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
-    pool = ShardPool([spec.split(",") for spec in args.shard])
+    interceptors = interceptors_from_args(args, "gateway")
+    tls = server_tls_from_args(args)
+    pool = ShardPool([spec.split(",") for spec in args.shard], tls=shard_client_tls_from_args(args))
     encoder = load_named_encoder(args.encoder) if args.encoder else None
     generators = None
     if args.generators == "zoo":
@@ -70,13 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         [lambda s: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, s)],
         [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
         address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
+        interceptors=interceptors, tls=tls,
     )
     metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     write_port_file(args.port_file, port)
-    log.info("gateway serving", extra={"port": port, "shards": len(pool)})
+    log.info("gateway serving", extra={"port": port, "shards": len(pool), "tls": tls is not None,
+                                      "auth": bool(interceptors)})
     stop.wait()
     server.stop(grace=2).wait()
     pool.close()

@@ -17,8 +17,10 @@ from typing import Any, Callable
 
 import grpc
 
+from modelverse.security.tls import ClientTLS
 from modelverse.serving.gateway.errors import RequestError
 from modelverse.serving.grpc_server import channel
+from modelverse.serving.messages import bounded
 from modelverse.v1 import shard_pb2_grpc
 
 FAILOVER_CODES = {
@@ -39,11 +41,12 @@ class FanOutResult:
 
 
 class ShardPool:
-    def __init__(self, shards: list[list[str]]) -> None:
+    def __init__(self, shards: list[list[str]], tls: ClientTLS | None = None) -> None:
+        """``tls``: reach the shards over TLS (mutual when it holds a client certificate)."""
         if not shards or any(not replicas for replicas in shards):
             raise ValueError("every shard needs at least one replica address")
         self.addresses = shards
-        self.channels = [[channel(a) for a in replicas] for replicas in shards]
+        self.channels = [[channel(a, tls=tls) for a in replicas] for replicas in shards]
         self.stubs = [[shard_pb2_grpc.ShardServiceStub(c) for c in replicas] for replicas in self.channels]
         self._turns = [itertools.count() for _ in shards]  # round-robin over replicas
         self._lock = threading.Lock()
@@ -83,7 +86,7 @@ class ShardPool:
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise RequestError(code, f"shard {shard} did not answer before the deadline") from exc
                 if code in PASS_THROUGH_CODES:
-                    raise RequestError(code, exc.details() or code.name) from exc
+                    raise RequestError(code, bounded(exc.details() or code.name)) from exc
                 if code not in FAILOVER_CODES:
                     raise RequestError(grpc.StatusCode.INTERNAL, f"shard {shard}: {code.name}: {exc.details()}") from exc
         return None

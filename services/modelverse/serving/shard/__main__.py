@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from modelverse.security.tls import add_server_tls_arguments, server_tls_from_args
 from modelverse.serving import logs, metrics
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.serving.index_choice import EXACT_THRESHOLD
@@ -46,12 +47,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     parser.add_argument("--log-level", default="INFO")
+    # Shards serve only the gateway and the admin (no API keys); on an untrusted network give
+    # them TLS with --tls-client-ca so that only holders of a client certificate reach them.
+    add_server_tls_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
+    tls = server_tls_from_args(args)
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
         memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         [lambda s: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(state), s)],
         [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
         address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
+        tls=tls,
     )
     metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()

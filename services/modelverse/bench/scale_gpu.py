@@ -1,4 +1,5 @@
-"""The scale collection of ``tools/scale_stats.py`` generated and scored on a torch device.
+"""The scale collection of ``modelverse.bench.scale_stats`` (``tools/scale_stats.py``) generated
+and scored on a torch device.
 
 Ten million models' compressed statistics are about 226 GB (22.6 KiB each): more than one GPU, the
 host memory or the disk of a lent GPU machine holds. So at that size the collection is generated in
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scale_stats import Profile
+from modelverse.bench.scale_stats import Profile
 
 LOG_2PI = math.log(2.0 * math.pi)
 

@@ -1,0 +1,87 @@
+"""TLS settings of a server or a client, read from PEM files."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+
+def _read(path: Path | str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """A server's certificate and key; with ``client_ca`` it also demands client certificates (mTLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=_read(self.client_ca),
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """What a client trusts (``ca``; None: the system's roots) and, for mTLS, its own certificate."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None  # override the name checked against the server's certificate
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("a client certificate needs both its certificate and its key")
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read(self.ca), private_key=_read(self.key), certificate_chain=_read(self.cert)
+        )
+
+    def options(self) -> list[tuple[str, str]]:
+        return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+
+
+def add_server_tls_arguments(parser: argparse.ArgumentParser, prefix: str = "tls") -> None:
+    group = parser.add_argument_group("TLS (plaintext without --tls-cert)")
+    group.add_argument(f"--{prefix}-cert", type=Path, default=None, metavar="PEM", help="this server's certificate chain")
+    group.add_argument(f"--{prefix}-key", type=Path, default=None, metavar="PEM", help="its private key")
+    group.add_argument(f"--{prefix}-client-ca", type=Path, default=None, metavar="PEM",
+                       help="demand client certificates signed by this CA (mutual TLS)")
+
+
+def server_tls_from_args(args: argparse.Namespace) -> ServerTLS | None:
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise SystemExit("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise SystemExit("TLS needs both --tls-cert and --tls-key")
+    return ServerTLS(args.tls_cert, args.tls_key, args.tls_client_ca)
+
+
+def add_shard_client_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TLS to the shards (plaintext without --shard-tls-ca)")
+    group.add_argument("--shard-tls-ca", type=Path, default=None, metavar="PEM", help="CA the shards' certificates are signed by")
+    group.add_argument("--shard-tls-cert", type=Path, default=None, metavar="PEM", help="client certificate for shards that demand one")
+    group.add_argument("--shard-tls-key", type=Path, default=None, metavar="PEM")
+
+
+def shard_client_tls_from_args(args: argparse.Namespace) -> ClientTLS | None:
+    if args.shard_tls_ca is None:
+        if args.shard_tls_cert is not None or args.shard_tls_key is not None:
+            raise SystemExit("--shard-tls-cert/--shard-tls-key need --shard-tls-ca")
+        return None
+    try:
+        return ClientTLS(args.shard_tls_ca, args.shard_tls_cert, args.shard_tls_key)
+    except ValueError as exc:
+        raise SystemExit(f"--shard-tls-cert and --shard-tls-key: {exc}") from exc

@@ -1,0 +1,53 @@
+"""The parts the benchmark scripts share (modelverse.bench): the agreement metric against a
+hand-counted case, query sampling, and the two-stage curve on a real in-process cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelverse.bench.agreement import positions_agreeing, two_stage_curve
+from modelverse.bench.queries import make_queries
+from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.v1 import search_pb2
+from serving_fixtures import build_store, start_in_process
+
+
+def test_positions_agreeing_counts_positions_not_overlap() -> None:
+    exact = [list("abcdefghij"), list("klmnopqrst")]
+    swapped = [list("abdcefghij"), list("klmnopqrst")]  # ranks 3 and 4 swapped: two positions lost
+    short = [list("abcde"), list("klmnopqrst")]  # five positions missing
+    assert positions_agreeing(exact, exact) == 1.0
+    assert positions_agreeing(swapped, exact) == pytest.approx(18 / 20)
+    assert positions_agreeing(short, exact) == pytest.approx(15 / 20)
+    assert positions_agreeing([list("abc")], [list("abd")], k=3) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        positions_agreeing(exact[:1], exact)
+
+
+def test_queries_are_unit_draws_of_distinct_live_models(tmp_path) -> None:
+    store, _ = build_store(tmp_path / "store", count=12)
+    collection = store.collection()
+    queries, ids = make_queries(collection, 5, seed=3)
+    again, same_ids = make_queries(collection, 5, seed=3)
+    assert queries.dtype == np.float32 and queries.shape == (5, collection.dim)
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-6)
+    assert len(set(ids)) == 5 and set(ids) <= set(collection.ids)
+    np.testing.assert_array_equal(queries, again)
+    assert list(ids) == list(same_ids)
+
+
+def test_two_stage_curve_is_one_when_every_model_is_a_candidate(tmp_path) -> None:
+    store, _ = build_store(tmp_path / "store", count=20)
+    collection = store.collection()
+    queries, _ = make_queries(collection, 4, seed=1)
+    exact = [[h.id for h in ExactSearch(collection, store.config.scoring).search(
+        [QueryPart(q.astype(np.float64))], Method.GAUSSIAN, 10)] for q in queries]
+    cluster = start_in_process(store.root, tmp_path / "index", shards=2)
+    try:
+        curve = two_stage_curve(cluster.gateway, queries, exact, search_pb2.GAUSSIAN, [1000])
+        reversed_truth = two_stage_curve(cluster.gateway, queries, [e[::-1] for e in exact], search_pb2.GAUSSIAN, [1000])
+    finally:
+        cluster.close()
+    assert curve == {1000: 1.0}  # every model reranked: the exact answer, position by position
+    assert reversed_truth[1000] == 0.0  # ten distinct models reversed share no position
