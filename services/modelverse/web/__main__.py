@@ -11,7 +11,8 @@ from pathlib import Path
 import uvicorn
 
 from modelverse.web.app import create_app
-from modelverse.web.client import Gateway, resolve_api_key
+from modelverse.client import client_tls_from_args, resolve_api_key
+from modelverse.web.client import Gateway
 from modelverse.web.options import add_arguments
 
 def bind(host: str, port: int) -> socket.socket:
@@ -38,8 +39,7 @@ def write_port_file(path: str | None, port: int) -> None:
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     api_key = resolve_api_key(args.api_key, args.api_key_file)
-    root_ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
-    gateway = Gateway.connect(args.gateway, api_key=api_key, root_ca=root_ca, timeout_s=args.timeout)
+    gateway = Gateway.connect(args.gateway, api_key=api_key, tls=client_tls_from_args(args), timeout_s=args.timeout)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     print(f"web      http://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
@@ -53,10 +53,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m modelverse.web", description=__doc__)
     add_arguments(parser)
-    return serve(parser.parse_args(argv))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-API_KEY_ENV = "MODELVERSE_API_KEY"
+from modelverse.client import add_client_arguments
+
 DEFAULT_PORT = 8080
 
 
@@ -14,8 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="HTTP port (0: any free port; default: %(default)s)")
     parser.add_argument("--port-file", default=None, help="write the bound port here once listening")
-    parser.add_argument("--api-key", default=None, help=f"the gateway's read key (default: ${API_KEY_ENV})")
-    parser.add_argument("--api-key-file", default=None, metavar="FILE", help="read the key from this file")
-    parser.add_argument("--tls-ca", default=None, metavar="PEM", help="talk TLS to the gateway, trusting this CA")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per gateway call (default: %(default)s)")
     parser.add_argument("--log-level", default="INFO")
+    add_client_arguments(parser)  # --api-key, --api-key-file (a read key is enough), --tls-ca, ...

@@ -47,7 +47,6 @@ def default_candidates(method: Method) -> int:
     return METHOD_CANDIDATES.get(method, DEFAULT_CANDIDATES)
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
-MAX_MODEL_ID_LENGTH = 200  # the store's rule (store.metadata.MAX_ID_LENGTH)
 
 GeneratorSource = Callable[[str], "Generator"]
 
@@ -222,14 +221,12 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
 
         return self._run("SampleImages", context, body)
 
-
     def GetThumbnails(self, request: search_pb2.GetThumbnailsRequest,
                       context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
         def body(deadline: float) -> search_pb2.GetThumbnailsResponse:
             if not request.model_id:
-                raise invalid("a model id is required")
-            if len(request.model_id) > MAX_MODEL_ID_LENGTH:  # never echoed: it may be huge
-                raise invalid(f"a model id is at most {MAX_MODEL_ID_LENGTH} characters, got {len(request.model_id)}")
+                raise invalid("a model_id is required")
+            checked_model_id(request.model_id, "model_id")
             return self.pool.call(shard_of(request.model_id, len(self.pool)), "GetThumbnails", request, deadline)
 
         return self._run("GetThumbnails", context, body)
