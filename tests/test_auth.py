@@ -17,11 +17,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
+from serving_fixtures import build_store
 
 from modelverse.client import connect
 from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 
