@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from diffusers_support import save_broken_torchscript
 from fleet_support import ENCODER_SPEC
+from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
