@@ -74,7 +74,7 @@ def test_an_https_server_applies_the_same_rule_and_tls_settings(tmp_path) -> Non
     statuses = {Denial.UNAUTHENTICATED: 401, Denial.PERMISSION_DENIED: 403}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             needed = Role.ADMIN if self.path == "/admin" else Role.READ
             decision = authenticator.decide(self.headers.get("Authorization"), needed)
             self.send_response(200 if decision.allowed else statuses[decision.denial])
