@@ -13,6 +13,7 @@ import pytest
 import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
 from fleet_support import ENCODER_SPEC
+
 from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState

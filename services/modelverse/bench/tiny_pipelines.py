@@ -61,7 +61,12 @@ def save_clip_tokenizer(directory: Path) -> Path:
 
 
 def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = None) -> Path:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
