@@ -158,7 +158,7 @@ def index_here(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     requests = _skip_indexed(args, requests)
-    device = index_device(getattr(args, "device", None))
+    device = torch_device(getattr(args, "device", None))
     interactive = sys.stdout.isatty() and not getattr(args, "json", False)
 
     def progress(record: JobRecord) -> None:
@@ -193,7 +193,7 @@ def index_here(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def index_device(given: str | None) -> str:
+def torch_device(given: str | None) -> str:
     """--device, else $MODELVERSE_DEVICE, else cuda when torch sees a GPU, else cpu."""
     if given or os.environ.get("MODELVERSE_DEVICE"):
         return given or os.environ["MODELVERSE_DEVICE"]
