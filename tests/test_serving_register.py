@@ -356,6 +356,9 @@ def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path:
         assert top_hit(serving, "fleet/conv") == "fleet/conv"
         assert_same_stats(DirectoryStore.open(serving.store_root).get_stats("fleet/conv"),
                           reference_stats(tmp_path / "reference", "fleet/conv", conv(21)))
+        # the thumbnails the worker kept are copied into the serving store with the statistics
+        assert DirectoryStore.open(serving.store_root).get_thumbnails("fleet/conv") == redis_store.get_thumbnails("fleet/conv")
+        assert len(redis_store.get_thumbnails("fleet/conv")) == 8
 
         # A broken generator fails on the worker; the admin reports the worker's reason.
         broken = wait_for_job(serving.admin, register(serving.admin, "fleet/broken",
