@@ -49,7 +49,7 @@ def add(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
     dim = int(features.shape[1])
     root = Path(args.store)
-    if (root / "store.json").exists():
+    if DirectoryStore.exists(root):
         store = DirectoryStore.open(root)
         if dim != store.config.dim:
             raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_argument(repack)
     repack.set_defaults(handler=commands.repack)
 
-    demo.register(sub)
+    demo.register(sub, cli=lambda argv: main(argv))
     index.register(sub)
     worker.register(sub)
     jobs.register(sub)
