@@ -22,7 +22,14 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/modelverse demo --store $(STORE)
 
-test: $(STAMP)
+# The Node.js client of tests/test_node_client.py (pinned by its package-lock.json).
+NODE_CLIENT := tests/node_client/node_modules/.package-lock.json
+
+$(NODE_CLIENT): tests/node_client/package-lock.json
+	if command -v npm >/dev/null; then npm ci --prefix tests/node_client --no-audit --no-fund; \
+	else echo "npm not found: tests/test_node_client.py will be skipped"; fi
+
+test: $(STAMP) $(NODE_CLIENT)
 	$(BIN)/python -m pytest
 
 protos: $(STAMP)

@@ -163,6 +163,7 @@ def test_bad_input_gets_the_documented_code_and_the_service_keeps_serving(served
             cluster.gateway.Search(request, timeout=10)
         assert caught.value.code() == code, f"{name}: {caught.value.code()} {caught.value.details()}"
         assert fragment in (caught.value.details() or ""), f"{name}: {caught.value.details()}"
+        assert "BytesIO" not in (caught.value.details() or ""), name
         assert len(cluster.gateway.Search(good, timeout=10).hits) == 3, f"not serving after {name}"
 
 

@@ -265,11 +265,21 @@ def test_bad_requests_get_the_right_codes(embedded: Serving) -> None:
     for spec in ("bogus:thing", "py:no_factory", "py:no_such_module_here:make", "py:fleet_support:not an identifier"):
         assert code_of(lambda spec=spec: register(admin, "bad/spec", spec)) == grpc.StatusCode.INVALID_ARGUMENT, spec
     for options in (admin_pb2.SamplingOptions(samples=-1), admin_pb2.SamplingOptions(samples=1, adaptive=False),
-                    admin_pb2.SamplingOptions(samples=2_000_000), admin_pb2.SamplingOptions(tolerance=-0.5)):
+                    admin_pb2.SamplingOptions(samples=2_000_000), admin_pb2.SamplingOptions(tolerance=-0.5),
+                    admin_pb2.SamplingOptions(tolerance=float("nan")), admin_pb2.SamplingOptions(tolerance=float("inf"))):
         assert code_of(lambda options=options: register(admin, "bad/options", conv(1), sampling=options)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "bad/options" not in DirectoryStore.open(embedded.store_root)
     assert code_of(lambda: register(admin, "", conv(1))) == grpc.StatusCode.INVALID_ARGUMENT  # no id
     assert code_of(lambda: register(admin, "seed/m0", conv(1))) == grpc.StatusCode.ALREADY_EXISTS
     assert code_of(lambda: admin.GetJob(admin_pb2.GetJobRequest(id="no-such-job"), timeout=10)) == grpc.StatusCode.NOT_FOUND
+    # Huge ids come back as a short NOT_FOUND / INVALID_ARGUMENT, never echoed whole.
+    for call in (lambda: admin.GetJob(admin_pb2.GetJobRequest(id="j" * 50_000), timeout=10),
+                 lambda: admin.RemoveModel(admin_pb2.RemoveModelRequest(id="m" * 50_000), timeout=10)):
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+        assert len(caught.value.details()) < 500
+    assert "seed/m0" in DirectoryStore.open(embedded.store_root)
 
 
 def test_encoder_mismatch_python_specs_and_no_fleet_are_refused(tmp_path: Path) -> None:

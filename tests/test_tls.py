@@ -91,3 +91,26 @@ def test_mutual_tls_server_accepts_only_clients_with_a_certificate_of_its_ca(tmp
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     finally:
         server.stop(grace=None)
+
+
+def test_cluster_up_tls_from_the_command_line_prints_the_ca_and_serves_tls(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    build_store(tmp_path / "store", count=3)
+    run_dir = tmp_path / "run"
+    cli = [sys.executable, "-m", "modelverse.cli.main", "cluster"]
+    up = subprocess.run([*cli, "up", "--store", str(tmp_path / "store"), "--run-dir", str(run_dir), "--shards", "1",
+                         "--port", "0", "--admin-port", "0", "--tls", "--detach"], capture_output=True, text=True, timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr
+        gateway = up.stdout.split()[1]
+        assert f"CA {run_dir / 'ca.pem'}" in up.stdout and str(run_dir / "read.key") in up.stdout
+        assert health_check(gateway, tls=ClientTLS(run_dir / "ca.pem"))
+        assert not health_check(gateway, timeout=2.0)  # plaintext does not get through
+        key = (run_dir / "read.key").read_text().strip()
+        with connect(gateway, key, ClientTLS(run_dir / "ca.pem")) as channel:
+            listed = search_pb2_grpc.SearchServiceStub(channel).ListModels(search_pb2.ListModelsRequest(), timeout=10)
+        assert len(listed.models) == 3
+    finally:
+        subprocess.run([*cli, "down", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)

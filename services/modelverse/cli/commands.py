@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,9 @@ from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_
 from modelverse.query.images import ImageError, image_files, read_image
 from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
-from modelverse.store.errors import ModelNotFoundError
+from modelverse.store.errors import ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.pack import FLAG_COVARIANCE
+from modelverse.store.pack import CHECKED_COLUMNS, FLAG_COVARIANCE
 
 SECOND_ORDER_METHODS = {Method.MGF, Method.GAUSSIAN, Method.FRECHET}
 
@@ -49,19 +50,18 @@ def add(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
     dim = int(features.shape[1])
     root = Path(args.store)
-    if DirectoryStore.exists(root):
-        store = DirectoryStore.open(root)
-        if dim != store.config.dim:
-            raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
-        for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
-                                  ("tau", args.tau, store.config.tau)):
-            if given is not None and given != kept:
-                raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
-    else:
-        rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
-        eps = args.eps if args.eps is not None else DEFAULT_EPS
-        tau = args.tau if args.tau is not None else DEFAULT_TAU
-        store = DirectoryStore.create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
+    rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
+    eps = args.eps if args.eps is not None else DEFAULT_EPS
+    tau = args.tau if args.tau is not None else DEFAULT_TAU
+    # Created under the store's lock: of two adds creating one store, the second finds the
+    # first's store and is checked against it below (and its encoder by the store).
+    store = DirectoryStore.open_or_create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
+    if dim != store.config.dim:
+        raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
+    for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
+                              ("tau", args.tau, store.config.tau)):
+        if given is not None and given != kept:
+            raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
     metadata = ModelMetadata(
         id=args.id,
         name=args.name,
@@ -172,20 +172,41 @@ def search(args: argparse.Namespace) -> int:
     collection = store.collection(
         full=form is SecondOrderForm.FULL and method in SECOND_ORDER_METHODS,
         samples=method is Method.MONTE_CARLO,
+        # Check the packed columns this method reads: a damaged row is left out, never ranked.
+        check_columns=CHECKED_COLUMNS if method in SECOND_ORDER_METHODS else ("means", "scalars"),
+        on_skip=warn_skipped,
     )
     engine = ExactSearch(collection, store.config.scoring)
     if query is None:
         if args.like not in store:
             raise ModelNotFoundError(f"no model {args.like!r} in {args.store}")
-        hits = engine.similar(args.like, args.top_k, form)
+        try:
+            hits = engine.similar(args.like, args.top_k, form)
+        except KeyError as exc:  # in the pack, but left out of the collection as damaged
+            raise StoreCorruptError(f"model {args.like!r} is damaged; run `modelverse verify --repair`") from exc
     else:
         hits = engine.search(_encoded_parts(args, store, query), method, args.top_k, form)
     _print_hits(store, hits, method, form, args.json)
     return 0
 
 
+def warn_skipped(model_id: str, reason: str) -> None:
+    """A damaged model a command leaves out, on stderr (stdout stays the command's answer)."""
+    print(f"modelverse: warning: left out model {model_id[:80]!r}: {reason}; run `modelverse verify --repair`",
+          file=sys.stderr)
+
+
+def _metadata_or_bare(store: DirectoryStore, model_id: str) -> ModelMetadata:
+    """A hit's metadata; a damaged record is reported and shown as the bare id."""
+    try:
+        return store.get(model_id).metadata
+    except StoreCorruptError as exc:
+        warn_skipped(model_id, f"metadata unreadable ({exc})")
+        return ModelMetadata(model_id)
+
+
 def _print_hits(store: DirectoryStore, hits: list[Hit], method: Method, form: SecondOrderForm, as_json: bool) -> None:
-    records = [store.get(hit.id).metadata for hit in hits]
+    records = [_metadata_or_bare(store, hit.id) for hit in hits]
     if as_json:
         print_json(
             [
@@ -210,7 +231,12 @@ def list_models(args: argparse.Namespace) -> int:
     ids = store.ids()
     if args.limit is not None:
         ids = ids[: max(args.limit, 0)]
-    models = [store.get(model_id) for model_id in ids]
+    models = []
+    for model_id in ids:
+        try:
+            models.append(store.get(model_id))
+        except StoreCorruptError as exc:
+            warn_skipped(model_id, str(exc))
     if args.json:
         print_json([m.to_dict() for m in models])
         return 0
@@ -224,6 +250,10 @@ def list_models(args: argparse.Namespace) -> int:
 
 def info(args: argparse.Namespace) -> int:
     store = DirectoryStore.open(args.store)
+    if args.id not in store:  # the same answer as list and search give (a zombie is not served)
+        hint = (" (its files are there, left by an interrupted add: `modelverse verify --repair` completes it, "
+                "`modelverse add` writes it again)" if store.is_zombie(args.id) else "")
+        raise ModelNotFoundError(f"no model {args.id!r} in {args.store}{hint}")
     record = store.get(args.id).to_dict()
     if args.json:
         print_json(record)
@@ -247,7 +277,7 @@ def remove(args: argparse.Namespace) -> int:
 
 def repack(args: argparse.Namespace) -> int:
     store = DirectoryStore.open(args.store)
-    count = store.repack()
+    count = store.repack(on_skip=warn_skipped)
     if args.json:
         print_json({"packed": count})
     else:

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, jobs, keys, worker
+from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.query.parts import Modality, default_method_rule
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_argument(repack)
     repack.set_defaults(handler=commands.repack)
 
+    maintenance.register(sub)
     demo.register(sub, cli=lambda argv: main(argv))
     index.register(sub)
     worker.register(sub)

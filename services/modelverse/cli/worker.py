@@ -46,6 +46,11 @@ def run(args: argparse.Namespace) -> int:
         visibility_timeout_s=args.visibility_timeout,
         device=args.device,
     )
+    from modelverse.fleet.redis_access import check_fleet_redis
+
+    # A wrong password or ACL user ends the worker here, instead of minutes of connection retries.
+    check_fleet_redis({"broker": config.broker_url, "Redis store": config.redis_store_url,
+                       "result backend": config.backend_url})
     # Pool processes and anything they spawn read the same settings.
     os.environ.update(config.to_env())
     from modelverse.fleet.app import configure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -47,9 +48,16 @@ def decode_image(
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{label}: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{label}: not a readable image ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        # PIL's own message names the in-memory file object ("<_io.BytesIO object at 0x...>")
+        raise ImageError(f"{label}: not a readable image (unknown format or corrupt data)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{label}: not a readable image ({_without_file_object(str(exc))})") from exc
     return to_rgb(picture)
+
+
+def _without_file_object(message: str) -> str:
+    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the data", message)[:200]
 
 
 def to_rgb(picture: Image.Image) -> Image.Image:

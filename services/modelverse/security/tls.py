@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,16 @@ class ServerTLS:
     cert: Path
     key: Path
     client_ca: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """The same settings for an HTTP server (the web service: ``uvicorn``/``ssl`` servers)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            context.load_verify_locations(self.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(

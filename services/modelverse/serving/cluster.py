@@ -63,7 +63,9 @@ class ClusterSpec:
     lift_alpha: float | None = None  # None: the shards' default (serving.lifted.DEFAULT_ALPHA)
     compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
-    gateway_workers: int = 16
+    gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
+    gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
+    gateway_metrics_port: int = 0  # 0: no /metrics endpoint
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
@@ -260,6 +262,10 @@ class Cluster:
                     self._wait_ready(p, deadline)
             gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
                             "--workers", str(spec.gateway_workers), *self._front_args("gateway")]
+            if spec.gateway_queue is not None:
+                gateway_args += ["--queue", str(spec.gateway_queue)]
+            if spec.gateway_metrics_port:
+                gateway_args += ["--metrics-port", str(spec.gateway_metrics_port)]
             if spec.candidates is not None:
                 gateway_args += ["--candidates", str(spec.candidates)]
             if spec.encoder:
@@ -320,6 +326,18 @@ class Cluster:
         if p.popen is not None:
             p.popen.kill()
             p.popen.wait()
+
+    def pause_shard(self, shard: int, replica: int = 0) -> None:
+        """SIGSTOP one shard replica: a hung process that keeps its connections and answers nothing."""
+        self._signal_shard(shard, replica, signal.SIGSTOP)
+
+    def resume_shard(self, shard: int, replica: int = 0) -> None:
+        self._signal_shard(shard, replica, signal.SIGCONT)
+
+    def _signal_shard(self, shard: int, replica: int, sig: signal.Signals) -> None:
+        p = self.shard_processes[shard][replica]
+        if p.popen is not None and p.popen.poll() is None:
+            p.popen.send_signal(sig)
 
     def restart_shard(self, shard: int, replica: int = 0, timeout: float = 120.0) -> None:
         """Start a killed replica again on the same port (the gateway knows it by address)."""

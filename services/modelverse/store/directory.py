@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
+import os
 import re
 import shutil
 import uuid
-from contextlib import contextmanager
+import logging
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
@@ -40,7 +43,7 @@ from modelverse.store.errors import (
 )
 from modelverse.store.files import atomic_write_bytes, atomic_write_json, read_json
 from modelverse.store.metadata import ModelMetadata, validate_model_id
-from modelverse.store.pack import Pack, PackRow, PackWriter
+from modelverse.store.pack import CHECKED_COLUMNS, MANIFEST, Pack, PackRow, PackWriter
 from modelverse.store.stats_io import read_stats, stats_to_bytes
 
 STORE_FORMAT = "modelverse-store"
@@ -48,6 +51,15 @@ STORE_FORMAT_VERSION = 1
 META_FORMAT_VERSION = 1
 COMPACT_WHEN_DEAD_FRACTION = 0.25
 COMPACT_MIN_ROWS = 256
+
+log = logging.getLogger("modelverse.store")
+
+# Told about each model a read leaves out because its data is damaged: (model id, why).
+SkipReport = Callable[[str, str], None]
+
+
+def _log_skip(model_id: str, reason: str) -> None:
+    log.warning("damaged model left out", extra={"model_id": model_id, "reason": reason})
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,40 @@ class StoredModel:
         }
 
 
+def meta_digest(body: dict[str, Any]) -> str:
+    """The checksum a meta.json carries of its own content (every key but "sha256")."""
+    content = {k: v for k, v in body.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@contextmanager
+def store_lock(root: Path) -> Iterator[None]:
+    """The store's exclusive writer lock (flock on ROOT/.lock): writers, creation, repair and
+    snapshots take it; readers never do."""
+    with open(root / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# A test-only hook (tests/test_store_recovery.py): when set, a writer that has written a
+# model's meta.json creates the file named here and sleeps before it touches the pack, so a
+# test can kill -9 it at exactly that point. Never set in production.
+PAUSE_BEFORE_PACK_ENV = "MODELVERSE_TEST_PAUSE_BEFORE_PACK"
+
+
+def _pause_before_pack_if_asked() -> None:
+    marker = os.environ.get(PAUSE_BEFORE_PACK_ENV)
+    if marker:
+        Path(marker).touch()
+        import time
+
+        while True:  # until the test kills this process
+            time.sleep(1)
+
+
 def model_dir_name(model_id: str) -> str:
     """A readable, filesystem-safe and collision-free directory name for any valid id."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)[:64].lstrip(".") or "model"
@@ -110,14 +156,31 @@ class DirectoryStore:
 
     @classmethod
     def create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
-        root = Path(root)
-        if (root / "store.json").exists():
-            raise StoreError(f"{root}: a store already exists here")
+        """A new, empty store; StoreError if one exists (made by another process a moment ago)."""
+        return cls._create_or_open(Path(root), config, may_open=False)
+
+    @classmethod
+    def _create_or_open(cls, root: Path, config: StoreConfig, *, may_open: bool) -> DirectoryStore:
         if (config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0
                 or not 0 < config.tau < float("inf")):
             raise ValueError(f"invalid store configuration {config}")
+        root.mkdir(parents=True, exist_ok=True)
+        # Under the lock, so that of two processes creating the same store one creates it and
+        # the other finds it (and then its own configuration is checked against it).
+        with store_lock(root):
+            if (root / "store.json").exists():
+                if may_open:
+                    return cls.open(root)
+                raise StoreError(f"{root}: a store already exists here")
+            store = cls(root, config)
+            store._write_new(config)
+            return store
+
+    def _write_new(self, config: StoreConfig) -> None:
+        root = self.root
         (root / "models").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
+        self._pack_writer().write_empty()
+        atomic_write_json(  # last: a store exists once its manifest does
             root / "store.json",
             {
                 "format": STORE_FORMAT,
@@ -130,7 +193,6 @@ class DirectoryStore:
                 "created_at": _now(),
             },
         )
-        return cls(root, config)
 
     @classmethod
     def open(cls, root: Path | str) -> DirectoryStore:
@@ -165,10 +227,12 @@ class DirectoryStore:
 
     @classmethod
     def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
+        """The store at ``root``, created with ``config`` if there is none (the caller checks
+        an existing store's configuration against what it needs)."""
         root = Path(root)
         if (root / "store.json").exists():
             return cls.open(root)
-        return cls.create(root, config)
+        return cls._create_or_open(root, config, may_open=True)
 
     # -- paths and locking ------------------------------------------------------------------
 
@@ -178,19 +242,29 @@ class DirectoryStore:
     def _pack_writer(self) -> PackWriter:
         return PackWriter(self.root / "pack", self.config.dim, self.config.rank, self.config.eps)
 
-    @contextmanager
-    def _writer_lock(self) -> Iterator[None]:
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _writer_lock(self) -> AbstractContextManager[None]:
+        return store_lock(self.root)
 
     # -- reading ------------------------------------------------------------------------------
 
     def pack(self) -> Pack | None:
-        return Pack.open(self.root / "pack")
+        """The pack's current snapshot; None for a store that never packed anything (made
+        before every store had a pack and still empty). A missing pack of a store that holds
+        model files is damage, and says so."""
+        pack = Pack.open(self.root / "pack")
+        if pack is None and self._has_model_dirs():
+            raise StoreCorruptError(
+                f"{self.root / 'pack' / MANIFEST}: the pack is missing but the store holds model files; "
+                "run `modelverse verify --repair` to rebuild it"
+            )
+        return pack
+
+    def _has_model_dirs(self) -> bool:
+        try:
+            with os.scandir(self.root / "models") as entries:
+                return any(e.is_dir() and not e.name.startswith(".") for e in entries)
+        except FileNotFoundError:
+            return False
 
     def ids(self) -> list[str]:
         pack = self.pack()
@@ -199,14 +273,42 @@ class DirectoryStore:
     def __len__(self) -> int:
         return len(self.ids())
 
+    def _packed_ids(self) -> set[str]:
+        """The pack's live ids, re-read only when pack.json changes (one stat per call)."""
+        path = self.root / "pack" / MANIFEST
+        try:
+            stat = path.stat()
+            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except FileNotFoundError:
+            key = None
+        cached = getattr(self, "_packed_cache", None)
+        if cached is None or cached[0] != key:
+            pack = self.pack()
+            cached = (key, set() if pack is None else set(pack.live_rows()))
+            self._packed_cache = cached
+        return cached[1]
+
     def __contains__(self, model_id: str) -> bool:
-        return (self._model_dir(model_id) / "meta.json").exists()
+        """Whether the model is in the store: in its pack, which is what every search, `list`
+        and `info` serve. A model whose files were written by an add killed before the pack
+        (a "zombie") is not; `add` may write it again and `verify --repair` completes it."""
+        return model_id in self._packed_ids()
+
+    def is_zombie(self, model_id: str) -> bool:
+        return model_id not in self and (self._model_dir(model_id) / "meta.json").exists()
 
     def get(self, model_id: str) -> StoredModel:
+        """A model's record, read from its meta.json (callers list or search packed ids; see
+        ``__contains__`` for whether the store serves it)."""
         path = self._model_dir(model_id) / "meta.json"
         if not path.exists():
             raise ModelNotFoundError(f"no model {model_id!r} in {self.root}")
         data = read_json(path)
+        if isinstance(data, dict) and "sha256" in data and data["sha256"] != meta_digest(data):
+            raise StoreCorruptError(
+                f"{path}: checksum mismatch; the model record is corrupt (`modelverse verify --repair` "
+                "quarantines it)"
+            )
         try:
             record = data["record"]
             return StoredModel(
@@ -234,20 +336,42 @@ class DirectoryStore:
             raise StoreCorruptError(f"{path}: checksum mismatch; the file is corrupt or truncated")
         return read_stats(path)
 
-    def collection(self, *, full: bool = False, samples: bool = False) -> Collection:
+    def collection(
+        self, *, full: bool = False, samples: bool = False,
+        check_columns: Iterable[str] = CHECKED_COLUMNS, on_skip: SkipReport = _log_skip,
+    ) -> Collection:
         """Every model's statistics for scoring.
 
         By default: the memory-mapped pack (first moments and compressed second order), which
         opens in milliseconds at any size. ``full`` / ``samples`` also load each model's full
         covariance / raw samples from its own file: meant for small collections.
+
+        Rows whose ``check_columns`` fail their checksums, and models whose own files are
+        damaged (``full`` / ``samples``), are left out and reported to ``on_skip``: a damaged
+        row is never scored (an overwritten mean once ranked an unrelated model first).
         """
         pack = self.pack()
         if pack is None or not pack.live_rows():
             raise StoreError(f"{self.root}: the store holds no models yet")
+        corrupt = pack.corrupt_rows(columns=tuple(check_columns))
+        for row in corrupt.tolist():
+            on_skip(str(pack.row_ids[row]), "its packed row fails its checksum")
         if not (full or samples):
-            return pack.collection()
-        ids = sorted(pack.live_rows())
-        stats = [self.get_stats(model_id) for model_id in ids]
+            if len(corrupt) == len(pack.live_rows()):
+                raise StoreCorruptError(f"{self.root}: every packed row fails its checksum; run `modelverse verify --repair`")
+            return pack.collection(skip_rows=corrupt)
+        bad_ids = {pack.row_ids[row] for row in corrupt.tolist()}
+        ids, stats = [], []
+        for model_id in sorted(pack.live_rows()):
+            if model_id in bad_ids:
+                continue
+            try:
+                stats.append(self.get_stats(model_id))
+                ids.append(model_id)
+            except StoreCorruptError as exc:
+                on_skip(model_id, str(exc))
+        if not ids:
+            raise StoreCorruptError(f"{self.root}: no model's statistics are readable; run `modelverse verify`")
         lacking = [
             model_id
             for model_id, s in zip(ids, stats)
@@ -291,21 +415,32 @@ class DirectoryStore:
                 "encoder (--encoder / $MODELVERSE_ENCODER) or a store indexed with yours"
             )
 
+    def _previous_version(self, model_id: str) -> tuple[int, str | None]:
+        """(stats version, stats file) of whatever files the model has now, packed or not;
+        (0, None) for none. An unreadable record counts as none: it is overwritten."""
+        if not (self._model_dir(model_id) / "meta.json").exists():
+            return 0, None
+        try:
+            previous = self.get(model_id)
+        except StoreCorruptError:
+            return 0, None
+        return previous.stats_version, previous.stats_file
+
     def _write_model_files(
-        self, metadata: ModelMetadata, stats: ModelStats, replace: bool
+        self, metadata: ModelMetadata, stats: ModelStats, replace: bool, packed: set[str]
     ) -> tuple[PackRow, Path | None]:
         model_dir = self._model_dir(metadata.id)
         meta_path = model_dir / "meta.json"
-        previous = self.get(metadata.id) if meta_path.exists() else None
-        if previous is not None and not replace:
+        if metadata.id in packed and not replace:
             raise ModelExistsError(f"model {metadata.id!r} is already in the store (use --replace to replace it)")
-        version = 1 if previous is None else previous.stats_version + 1
+        # A zombie's (an unpacked model's) files are overwritten; its version still counts up,
+        # so that a shard never mistakes the new statistics for ones it has indexed.
+        previous_version, previous_file = self._previous_version(metadata.id)
+        version = previous_version + 1
         stats_file = f"stats-v{version}.npz"
         payload = stats_to_bytes(stats)
         atomic_write_bytes(model_dir / stats_file, payload)
-        atomic_write_json(
-            meta_path,
-            {
+        body = {
                 "format_version": META_FORMAT_VERSION,
                 "metadata": metadata.to_dict(),
                 "record": {
@@ -319,9 +454,9 @@ class DirectoryStore:
                     "added_at": _now(),
                     "encoder": stats.encoder,
                 },
-            },
-        )
-        old_file = None if previous is None else model_dir / previous.stats_file
+            }
+        atomic_write_json(meta_path, {**body, "sha256": meta_digest(body)})
+        old_file = None if previous_file is None or previous_file == stats_file else model_dir / previous_file
         return PackRow(metadata.id, stats, version), old_file
 
     def put_many(
@@ -337,7 +472,10 @@ class DirectoryStore:
         for _, stats in items:
             self._check_stats(stats)
         with self._writer_lock():
-            written = [self._write_model_files(m, s, replace) for m, s in items]
+            current = Pack.open(self.root / "pack")
+            packed = set() if current is None else set(current.live_rows())
+            written = [self._write_model_files(m, s, replace, packed) for m, s in items]
+            _pause_before_pack_if_asked()
             writer = self._pack_writer()
             writer.append([row for row, _ in written])
             for _, old_file in written:
@@ -374,22 +512,49 @@ class DirectoryStore:
         if pack is not None and pack.rows >= COMPACT_MIN_ROWS and writer.dead_fraction() > COMPACT_WHEN_DEAD_FRACTION:
             writer.compact()
 
-    def repack(self) -> int:
-        """Rebuild the pack from the per-model files; returns the number of models packed."""
+    def repack(self, on_skip: SkipReport = _log_skip) -> int:
+        """Rebuild the pack from the per-model files; returns the number of models packed.
+        Works with a missing or corrupt pack. A model whose files are damaged is left out of
+        the new pack and reported (``modelverse verify --repair`` moves it aside)."""
         with self._writer_lock():
-            models_dir = self.root / "models"
-            for trash in models_dir.glob(".removed-*"):
-                shutil.rmtree(trash, ignore_errors=True)
-            ids = []
-            for meta_path in sorted(models_dir.glob("*/meta.json")):
-                data = read_json(meta_path)
+            return self._repack_locked(on_skip)
+
+    def _repack_locked(self, on_skip: SkipReport) -> int:
+        models_dir = self.root / "models"
+        for trash in models_dir.glob(".removed-*"):
+            shutil.rmtree(trash, ignore_errors=True)
+        ids: list[str] = []
+        for meta_path in models_dir.glob("*/meta.json"):
+            try:
+                ids.append(self._record_id(meta_path))
+            except StoreCorruptError as exc:
+                on_skip(meta_path.parent.name, str(exc))
+        packed = 0
+
+        def rows() -> Iterator[PackRow]:  # one model's statistics in memory at a time
+            nonlocal packed
+            for model_id in sorted(ids):
                 try:
-                    ids.append(str(data["metadata"]["id"]))
-                except (KeyError, TypeError) as exc:
-                    raise StoreCorruptError(f"{meta_path}: malformed model record ({exc!r})") from exc
-            rows = (PackRow(i, self.get_stats(i), self.get(i).stats_version) for i in sorted(ids))
-            self._pack_writer().rebuild(rows)
-            return len(ids)
+                    row = PackRow(model_id, self.get_stats(model_id), self.get(model_id).stats_version)
+                except StoreCorruptError as exc:
+                    on_skip(model_id, str(exc))
+                    continue
+                packed += 1
+                yield row
+
+        self._pack_writer().rebuild(rows())
+        return packed
+
+    def _record_id(self, meta_path: Path) -> str:
+        """The id a meta.json names, checked against the directory it lies in."""
+        data = read_json(meta_path)
+        try:
+            model_id = str(data["metadata"]["id"])
+        except (KeyError, TypeError) as exc:
+            raise StoreCorruptError(f"{meta_path}: malformed model record ({exc!r})") from exc
+        if model_dir_name(model_id) != meta_path.parent.name:
+            raise StoreCorruptError(f"{meta_path}: names model {model_id[:80]!r}, which belongs in another directory")
+        return model_id
 
 
 def _encoder_label(encoder: str) -> str:

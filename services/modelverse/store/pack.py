@@ -10,6 +10,13 @@ Layout under ``pack/``::
     g000001/factor.bin      (rows, d, r) float16
     g000001/woodbury.bin    (rows, r, r) float32
     g000001/scalars.bin     (rows,) count, logdet, trace, stats version, flags
+    g000001/checksums.bin   (rows, 5) uint32: the CRC-32 of the row in each column above
+
+Checksums are per row and per column so that a reader can check just the rows it reads (a
+search the rows it scores, a shard the rows it indexes) and skip one damaged row instead of
+refusing the whole table. A pack written before checksums existed has no ``checksums.bin``
+(its manifest says ``"checksums": false``); it still opens, unchecked, and gets checksums
+when it is next rewritten (``modelverse repack`` or ``modelverse verify --repair``).
 
 Rows are only ever appended within a generation and the manifest is replaced atomically after
 the rows are on disk, so a reader's snapshot (the rows its manifest names) never changes
@@ -22,6 +29,7 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -47,6 +55,27 @@ SCALARS_DTYPE = np.dtype(
 
 # The columns a second-order rerank reads per candidate (means and scalars are kept resident).
 SECOND_ORDER_COLUMNS = ("diag", "factor", "woodbury")
+
+
+CHECKSUMS = "checksums"
+# The columns a checksum covers, in the order of checksums.bin's fields.
+CHECKED_COLUMNS = ("means", "diag", "factor", "woodbury", "scalars")
+CHECKSUM_DTYPE = np.dtype("<u4")
+
+
+def row_checksums(column: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The CRC-32 of each row (of ``rows``, default all) of one column, (n,) uint32."""
+    picked = range(column.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64).tolist()
+    return np.fromiter(
+        (zlib.crc32(np.ascontiguousarray(column[row : row + 1]).data) for row in picked),
+        dtype=CHECKSUM_DTYPE,
+        count=len(picked),
+    )
+
+
+def encoded_checksums(encoded: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, len(CHECKED_COLUMNS)) checksums of freshly encoded rows."""
+    return np.stack([row_checksums(encoded[name]) for name in CHECKED_COLUMNS], axis=1)
 
 
 def _columns(dim: int, rank: int) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -83,10 +112,25 @@ class Pack:
     eps: float
     row_ids: list[str | None]
     arrays: dict[str, np.ndarray]
+    checksums: np.ndarray | None = None  # (rows, 5) uint32; None: a pack from before checksums
 
     @property
     def rows(self) -> int:
         return len(self.row_ids)
+
+    def corrupt_rows(self, rows: np.ndarray | None = None, columns: Iterable[str] = CHECKED_COLUMNS) -> np.ndarray:
+        """The rows (of ``rows``, default every live row) whose bytes in ``columns`` no longer
+        match their checksums; empty for a pack without checksums (nothing to check against)."""
+        if rows is None:
+            rows = np.array([r for r, m in enumerate(self.row_ids) if m is not None], dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.checksums is None or rows.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        bad = np.zeros(rows.size, dtype=bool)
+        for name in columns:
+            field = CHECKED_COLUMNS.index(name)
+            bad |= row_checksums(self.arrays[name], rows) != np.asarray(self.checksums[rows, field])
+        return rows[bad]
 
     def all_live_have(self, flag: int) -> bool:
         flags = self.arrays["scalars"]["flags"]
@@ -119,9 +163,12 @@ class Pack:
                 calls += 1
         return calls
 
-    def collection(self) -> Collection:
-        """All rows as a Collection; rows of removed or replaced models are masked out."""
+    def collection(self, skip_rows: np.ndarray | None = None) -> Collection:
+        """All rows as a Collection; rows of removed or replaced models, and ``skip_rows``
+        (e.g. rows that fail their checksums), are masked out."""
         live = np.array([model_id is not None for model_id in self.row_ids], dtype=bool)
+        if skip_rows is not None and len(skip_rows):
+            live[np.asarray(skip_rows, dtype=np.int64)] = False
         ids = np.array([model_id or "" for model_id in self.row_ids], dtype=str)
         scalars = self.arrays["scalars"]
         return Collection(
@@ -145,7 +192,12 @@ class Pack:
         for _attempt in range(3):
             if not manifest_path.exists():
                 return None
-            manifest = read_json(manifest_path)
+            try:
+                manifest = read_json(manifest_path)
+            except StoreCorruptError as exc:
+                raise StoreCorruptError(f"{exc}; run `modelverse verify --repair` to rebuild the pack") from exc
+            except FileNotFoundError:
+                return None
             try:
                 return cls._from_manifest(directory, manifest)
             except FileNotFoundError:
@@ -162,14 +214,19 @@ class Pack:
             )
             row_ids = list(manifest["ids"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise StoreCorruptError(f"{path}: malformed pack manifest ({exc!r}); run `modelverse repack`") from exc
+            raise StoreCorruptError(f"{path}: malformed pack manifest ({exc!r}); run `modelverse verify --repair`") from exc
         if version != PACK_FORMAT_VERSION:
             raise StoreCorruptError(f"{path}: pack format version {version}, this program reads {PACK_FORMAT_VERSION}")
         arrays = {}
         generation_dir = directory / f"g{generation:06d}"
         for name, (dtype, shape) in _columns(dim, rank).items():
             arrays[name] = _map_column(generation_dir / f"{name}.bin", dtype, shape, len(row_ids))
-        return cls(directory, generation, dim, rank, eps, row_ids, arrays)
+        checksums = None
+        if manifest.get("checksums"):
+            checksums = _map_column(
+                generation_dir / f"{CHECKSUMS}.bin", CHECKSUM_DTYPE, (len(CHECKED_COLUMNS),), len(row_ids)
+            )
+        return cls(directory, generation, dim, rank, eps, row_ids, arrays, checksums)
 
 
 def _map_column(path: Path, dtype: np.dtype, shape: tuple[int, ...], rows: int) -> np.ndarray:
@@ -192,14 +249,39 @@ class PackWriter:
         self.directory = directory
         self.dim, self.rank, self.eps = dim, rank, eps
 
-    def _manifest(self) -> tuple[int, list[str | None]]:
+    def _manifest(self) -> tuple[int, list[str | None], bool]:
+        """(generation, row ids, whether the generation has checksums)."""
         path = self.directory / MANIFEST
         if not path.exists():
-            return 1, []
+            return 1, [], True
         manifest = read_json(path)
-        return int(manifest["generation"]), list(manifest["ids"])
+        try:
+            return int(manifest["generation"]), list(manifest["ids"]), bool(manifest.get("checksums"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreCorruptError(
+                f"{path}: malformed pack manifest ({exc!r}); run `modelverse verify --repair`"
+            ) from exc
 
-    def _write_manifest(self, generation: int, row_ids: list[str | None]) -> None:
+    def _next_generation(self) -> int:
+        """One past the manifest's generation, or past every generation on disk when the
+        manifest is missing or unreadable (a rebuild must never write into live files)."""
+        try:
+            current = self._manifest()[0]
+        except StoreCorruptError:
+            current = 0
+        on_disk = [int(p.name[1:]) for p in self.directory.glob("g*") if p.name[1:].isdigit()]
+        return max([current, *on_disk]) + 1
+
+    def write_empty(self) -> None:
+        """The manifest of an empty pack (a new store), so that a missing one means damage."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        generation_dir = self.directory / "g000001"
+        generation_dir.mkdir(exist_ok=True)
+        for name in [*_columns(self.dim, self.rank), CHECKSUMS]:
+            (generation_dir / f"{name}.bin").touch()
+        self._write_manifest(1, [], True)
+
+    def _write_manifest(self, generation: int, row_ids: list[str | None], checksums: bool) -> None:
         atomic_write_json(
             self.directory / MANIFEST,
             {
@@ -210,6 +292,7 @@ class PackWriter:
                 "eps": self.eps,
                 "rows": len(row_ids),
                 "ids": row_ids,
+                "checksums": checksums,
             },
         )
 
@@ -238,10 +321,15 @@ class PackWriter:
             ),
         }
 
-    def _write_rows(self, generation: int, start: int, encoded: dict[str, np.ndarray]) -> None:
+    def _write_rows(self, generation: int, start: int, encoded: dict[str, np.ndarray], checksums: bool) -> None:
         generation_dir = self.directory / f"g{generation:06d}"
         generation_dir.mkdir(parents=True, exist_ok=True)
-        for name, (dtype, shape) in _columns(self.dim, self.rank).items():
+        columns = _columns(self.dim, self.rank)
+        if checksums:
+            if CHECKSUMS not in encoded:
+                encoded = {**encoded, CHECKSUMS: encoded_checksums(encoded)}
+            columns[CHECKSUMS] = (CHECKSUM_DTYPE, (len(CHECKED_COLUMNS),))
+        for name, (dtype, shape) in columns.items():
             path = generation_dir / f"{name}.bin"
             offset = start * dtype.itemsize * int(np.prod(shape, dtype=np.int64))
             with open(path, "r+b" if path.exists() else "w+b") as handle:
@@ -260,36 +348,36 @@ class PackWriter:
             return
         for row in rows:
             self._check(row.stats)
-        generation, row_ids = self._manifest()
-        self._write_rows(generation, len(row_ids), self._encode(rows))
+        generation, row_ids, checksums = self._manifest()
+        self._write_rows(generation, len(row_ids), self._encode(rows), checksums)
         replaced = {r.model_id for r in rows}
         row_ids = [None if model_id in replaced else model_id for model_id in row_ids]
-        self._write_manifest(generation, row_ids + [r.model_id for r in rows])
+        self._write_manifest(generation, row_ids + [r.model_id for r in rows], checksums)
 
     def remove(self, model_id: str) -> None:
-        generation, row_ids = self._manifest()
-        self._write_manifest(generation, [None if m == model_id else m for m in row_ids])
+        generation, row_ids, checksums = self._manifest()
+        self._write_manifest(generation, [None if m == model_id else m for m in row_ids], checksums)
 
     def dead_fraction(self) -> float:
-        _, row_ids = self._manifest()
+        _, row_ids, _ = self._manifest()
         return 0.0 if not row_ids else sum(m is None for m in row_ids) / len(row_ids)
 
     def rewrite(self, batches: Iterable[tuple[list[str], dict[str, np.ndarray]]]) -> None:
         """Write a new generation holding exactly the given (ids, encoded rows) batches and
-        switch the manifest to it; the old generation is deleted afterwards."""
-        old_generation, _ = self._manifest()
-        generation = old_generation + 1
+        switch the manifest to it; the old generation is deleted afterwards. Works when the
+        manifest is missing or corrupt (``repack`` is the way back from that)."""
+        generation = self._next_generation()
         generation_dir = self.directory / f"g{generation:06d}"
         if generation_dir.exists():  # left by a rewrite that crashed
             shutil.rmtree(generation_dir)
         generation_dir.mkdir(parents=True)
-        for name in _columns(self.dim, self.rank):
+        for name in [*_columns(self.dim, self.rank), CHECKSUMS]:
             (generation_dir / f"{name}.bin").touch()
         row_ids: list[str | None] = []
         for ids, encoded in batches:
-            self._write_rows(generation, len(row_ids), encoded)
+            self._write_rows(generation, len(row_ids), encoded, True)
             row_ids += ids
-        self._write_manifest(generation, row_ids)
+        self._write_manifest(generation, row_ids, True)
         for path in self.directory.glob("g*"):
             if path.is_dir() and path != generation_dir:
                 shutil.rmtree(path, ignore_errors=True)
@@ -321,6 +409,9 @@ class PackWriter:
             for start in range(0, len(live), batch):
                 chunk = live[start : start + batch]
                 rows = np.array([row for row, _ in chunk], dtype=np.int64)
-                yield [m for _, m in chunk], {n: np.asarray(a[rows]) for n, a in pack.arrays.items()}
+                encoded = {n: np.asarray(a[rows]) for n, a in pack.arrays.items()}
+                if pack.checksums is not None:  # moved rows keep the checksums they were written with
+                    encoded[CHECKSUMS] = np.asarray(pack.checksums[rows])
+                yield [m for _, m in chunk], encoded
 
         self.rewrite(batches())

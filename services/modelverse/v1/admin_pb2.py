@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from modelverse.v1 import search_pb2 as modelverse_dot_v1_dot_search__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelverse/v1/admin.proto\x12\rmodelverse.v1\x1a\x1amodelverse/v1/search.proto\">\n\rFeatureMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x12\n\nfloat32_le\x18\x03 \x01(\x0c\"\x99\x01\n\x0fSamplingOptions\x12\x0f\n\x07samples\x18\x01 \x01(\x05\x12\x15\n\x08\x61\x64\x61ptive\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bmin_samples\x18\x03 \x01(\x05\x12\x15\n\rround_samples\x18\x04 \x01(\x05\x12\x11\n\ttolerance\x18\x05 \x01(\x01\x12\x12\n\nchunk_size\x18\x06 \x01(\x05\x42\x0b\n\t_adaptive\"\xf8\x01\n\x14RegisterModelRequest\x12&\n\x08metadata\x18\x01 \x01(\x0b\x32\x14.modelverse.v1.Model\x12\x30\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x1c.modelverse.v1.FeatureMatrixH\x00\x12\x13\n\tzoo_model\x18\x05 \x01(\tH\x00\x12\x13\n\tgenerator\x18\x06 \x01(\tH\x00\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\x04 \x01(\t\x12\x30\n\x08sampling\x18\x07 \x01(\x0b\x32\x1e.modelverse.v1.SamplingOptionsB\x08\n\x06source\"\x9a\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.modelverse.v1.JobState\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x06 \x01(\t\x12\x13\n\x0b\x63hunks_done\x18\x07 \x01(\x05\x12\x16\n\x0e\x63hunks_planned\x18\x08 \x01(\x05\x12\x12\n\nchunks_max\x18\t \x01(\x05\x12\x14\n\x0csamples_done\x18\n \x01(\x03\x12\x14\n\x0csamples_used\x18\x0b \x01(\x03\x12\x15\n\rstats_version\x18\x0c \x01(\x03\x12\x11\n\tgenerator\x18\r \x01(\t\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x12RemoveModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x13RemoveModelResponse\x12\x15\n\rshards_synced\x18\x01 \x01(\x05\x12\x16\n\x0ejobs_cancelled\x18\x02 \x03(\t*Z\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x32\xea\x01\n\x0c\x41\x64minService\x12H\n\rRegisterModel\x12#.modelverse.v1.RegisterModelRequest\x1a\x12.modelverse.v1.Job\x12:\n\x06GetJob\x12\x1c.modelverse.v1.GetJobRequest\x1a\x12.modelverse.v1.Job\x12T\n\x0bRemoveModel\x12!.modelverse.v1.RemoveModelRequest\x1a\".modelverse.v1.RemoveModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelverse/v1/admin.proto\x12\rmodelverse.v1\x1a\x1amodelverse/v1/search.proto\">\n\rFeatureMatrix\x12\x0c\n\x04rows\x18\x01 \x01(\x05\x12\x0b\n\x03\x64im\x18\x02 \x01(\x05\x12\x12\n\nfloat32_le\x18\x03 \x01(\x0c\"\x99\x01\n\x0fSamplingOptions\x12\x0f\n\x07samples\x18\x01 \x01(\x05\x12\x15\n\x08\x61\x64\x61ptive\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x0bmin_samples\x18\x03 \x01(\x05\x12\x15\n\rround_samples\x18\x04 \x01(\x05\x12\x11\n\ttolerance\x18\x05 \x01(\x01\x12\x12\n\nchunk_size\x18\x06 \x01(\x05\x42\x0b\n\t_adaptive\"\xf8\x01\n\x14RegisterModelRequest\x12&\n\x08metadata\x18\x01 \x01(\x0b\x32\x14.modelverse.v1.Model\x12\x30\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x1c.modelverse.v1.FeatureMatrixH\x00\x12\x13\n\tzoo_model\x18\x05 \x01(\tH\x00\x12\x13\n\tgenerator\x18\x06 \x01(\tH\x00\x12\x0f\n\x07replace\x18\x03 \x01(\x08\x12\x0f\n\x07\x65ncoder\x18\x04 \x01(\t\x12\x30\n\x08sampling\x18\x07 \x01(\x0b\x32\x1e.modelverse.v1.SamplingOptionsB\x08\n\x06source\"\xaa\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.modelverse.v1.JobState\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\t\x12\x13\n\x0b\x66inished_at\x18\x06 \x01(\t\x12\x13\n\x0b\x63hunks_done\x18\x07 \x01(\x05\x12\x16\n\x0e\x63hunks_planned\x18\x08 \x01(\x05\x12\x12\n\nchunks_max\x18\t \x01(\x05\x12\x14\n\x0csamples_done\x18\n \x01(\x03\x12\x14\n\x0csamples_used\x18\x0b \x01(\x03\x12\x15\n\rstats_version\x18\x0c \x01(\x03\x12\x11\n\tgenerator\x18\r \x01(\t\x12\x0e\n\x06notice\x18\x0e \x01(\t\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\" \n\x12RemoveModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x13RemoveModelResponse\x12\x15\n\rshards_synced\x18\x01 \x01(\x05\x12\x16\n\x0ejobs_cancelled\x18\x02 \x03(\t*Z\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07PENDING\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x32\xea\x01\n\x0c\x41\x64minService\x12H\n\rRegisterModel\x12#.modelverse.v1.RegisterModelRequest\x1a\x12.modelverse.v1.Job\x12:\n\x06GetJob\x12\x1c.modelverse.v1.GetJobRequest\x1a\x12.modelverse.v1.Job\x12T\n\x0bRemoveModel\x12!.modelverse.v1.RemoveModelRequest\x1a\".modelverse.v1.RemoveModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelverse.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=961
-  _globals['_JOBSTATE']._serialized_end=1051
+  _globals['_JOBSTATE']._serialized_start=977
+  _globals['_JOBSTATE']._serialized_end=1067
   _globals['_FEATUREMATRIX']._serialized_start=72
   _globals['_FEATUREMATRIX']._serialized_end=134
   _globals['_SAMPLINGOPTIONS']._serialized_start=137
@@ -41,13 +41,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERMODELREQUEST']._serialized_start=293
   _globals['_REGISTERMODELREQUEST']._serialized_end=541
   _globals['_JOB']._serialized_start=544
-  _globals['_JOB']._serialized_end=826
-  _globals['_GETJOBREQUEST']._serialized_start=828
-  _globals['_GETJOBREQUEST']._serialized_end=855
-  _globals['_REMOVEMODELREQUEST']._serialized_start=857
-  _globals['_REMOVEMODELREQUEST']._serialized_end=889
-  _globals['_REMOVEMODELRESPONSE']._serialized_start=891
-  _globals['_REMOVEMODELRESPONSE']._serialized_end=959
-  _globals['_ADMINSERVICE']._serialized_start=1054
-  _globals['_ADMINSERVICE']._serialized_end=1288
+  _globals['_JOB']._serialized_end=842
+  _globals['_GETJOBREQUEST']._serialized_start=844
+  _globals['_GETJOBREQUEST']._serialized_end=871
+  _globals['_REMOVEMODELREQUEST']._serialized_start=873
+  _globals['_REMOVEMODELREQUEST']._serialized_end=905
+  _globals['_REMOVEMODELRESPONSE']._serialized_start=907
+  _globals['_REMOVEMODELRESPONSE']._serialized_end=975
+  _globals['_ADMINSERVICE']._serialized_start=1070
+  _globals['_ADMINSERVICE']._serialized_end=1304
 # @@protoc_insertion_point(module_scope)

@@ -66,7 +66,7 @@ class RegisterModelRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[_search_pb2.Model, _Mapping]] = ..., features: _Optional[_Union[FeatureMatrix, _Mapping]] = ..., zoo_model: _Optional[str] = ..., generator: _Optional[str] = ..., replace: _Optional[bool] = ..., encoder: _Optional[str] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "model_id", "state", "error", "created_at", "finished_at", "chunks_done", "chunks_planned", "chunks_max", "samples_done", "samples_used", "stats_version", "generator")
+    __slots__ = ("id", "model_id", "state", "error", "created_at", "finished_at", "chunks_done", "chunks_planned", "chunks_max", "samples_done", "samples_used", "stats_version", "generator", "notice")
     ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,7 @@ class Job(_message.Message):
     SAMPLES_USED_FIELD_NUMBER: _ClassVar[int]
     STATS_VERSION_FIELD_NUMBER: _ClassVar[int]
     GENERATOR_FIELD_NUMBER: _ClassVar[int]
+    NOTICE_FIELD_NUMBER: _ClassVar[int]
     id: str
     model_id: str
     state: JobState
@@ -93,7 +94,8 @@ class Job(_message.Message):
     samples_used: int
     stats_version: int
     generator: str
-    def __init__(self, id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., chunks_done: _Optional[int] = ..., chunks_planned: _Optional[int] = ..., chunks_max: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_used: _Optional[int] = ..., stats_version: _Optional[int] = ..., generator: _Optional[str] = ...) -> None: ...
+    notice: str
+    def __init__(self, id: _Optional[str] = ..., model_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., error: _Optional[str] = ..., created_at: _Optional[str] = ..., finished_at: _Optional[str] = ..., chunks_done: _Optional[int] = ..., chunks_planned: _Optional[int] = ..., chunks_max: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_used: _Optional[int] = ..., stats_version: _Optional[int] = ..., generator: _Optional[str] = ..., notice: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

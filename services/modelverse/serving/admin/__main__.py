@@ -59,8 +59,14 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
 
     runtime = Runtime(torch_threads=args.torch_threads)
     if args.broker:
-        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock,
-                          FleetConfig.from_env(broker_url=args.broker))
+        from modelverse.fleet.redis_access import RedisAccessError, check_fleet_redis
+
+        fleet_config = FleetConfig.from_env(broker_url=args.broker)
+        try:  # a wrong password ends the admin now, not after minutes of retries
+            check_fleet_redis({"broker": fleet_config.broker_url, "Redis store": fleet_config.redis_store_url})
+        except RedisAccessError as exc:
+            raise SystemExit(f"admin: {exc}") from None
+        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, fleet_config)
     else:
         jobs = EmbeddedJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, runtime)
     servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)

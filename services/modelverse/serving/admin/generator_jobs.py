@@ -40,6 +40,7 @@ from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.state import LocalState, partial_name
 from modelverse.serving.admin.jobs import CANCELLED
+from modelverse.serving.admin.sync import SyncReport
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.files import atomic_write_json, read_json
@@ -53,7 +54,7 @@ FLEET_TO_JOB = {JobState.QUEUED: admin_pb2.PENDING, JobState.RUNNING: admin_pb2.
                 # the statistics exist, the shards do not serve them yet
                 JobState.DONE: admin_pb2.RUNNING, JobState.FAILED: admin_pb2.FAILED}
 
-Sync = Callable[[], int]
+Sync = Callable[[], SyncReport]
 
 
 def _iso(unix: float) -> str:
@@ -72,6 +73,7 @@ class Settled:
     finished_at: str
     error: str = ""
     served_version: int = 0
+    notice: str = ""  # SyncReport.notice_for: stored, not yet served on a shard that is down
 
 
 class JobAborted(Exception):
@@ -136,13 +138,13 @@ class GeneratorJobs:
         with self._lock:
             return job_id in self._cancelled
 
-    def settle(self, job_id: str, state: int, error: str = "", served_version: int = 0) -> None:
+    def settle(self, job_id: str, state: int, error: str = "", served_version: int = 0, notice: str = "") -> None:
         with self._lock:
             if len(self._settled) >= MAX_TRACKED:  # forget the oldest tenth
                 for old in list(self._settled)[: MAX_TRACKED // 10]:
                     del self._settled[old]
             if job_id not in self._cancelled:  # a cancellation is final
-                self._settled[job_id] = Settled(state, _now(), error, served_version)
+                self._settled[job_id] = Settled(state, _now(), error, served_version, notice)
 
     def _served_version(self, model_id: str) -> int:
         try:
@@ -173,6 +175,7 @@ class GeneratorJobs:
             message.state = settled.state
             message.finished_at = settled.finished_at
             message.error = settled.error
+            message.notice = settled.notice
             if settled.served_version:
                 message.stats_version = settled.served_version
         return message
@@ -230,10 +233,11 @@ class EmbeddedJobs(GeneratorJobs):
             log.warning("generator job failed", extra={"model_id": spec.model_id,
                                                        "error": record.error if record else "no record"})
             return
-        synced = self.sync()
-        self.settle(spec.job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(spec.model_id))
+        report = self.sync()
+        self.settle(spec.job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(spec.model_id),
+                    notice=report.notice_for(spec.model_id))
         log.info("model indexed", extra={"model_id": spec.model_id, "samples": record.samples_used,
-                                         "shards_synced": synced})
+                                         "shards_synced": report.synced})
 
     def fleet_record(self, job_id: str) -> JobRecord | None:
         return self.state.get_job(job_id)
@@ -357,10 +361,12 @@ class BrokerJobs(GeneratorJobs):
                 log.warning("cannot serve a fleet model", extra={"model_id": model_id, "error": str(exc)})
                 if job_id:
                     failed.append((job_id, f"copying {model_id} into the serving store: {exc}"))
-        synced = self.sync() if changed else 0
+        report = self.sync() if changed else None
         for job_id, model_id in done:
-            self.settle(job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(model_id))
-            log.info("model indexed", extra={"model_id": model_id, "job_id": job_id, "shards_synced": synced})
+            notice = report.notice_for(model_id) if report else ""
+            self.settle(job_id, admin_pb2.SUCCEEDED, served_version=self._served_version(model_id), notice=notice)
+            log.info("model indexed", extra={"model_id": model_id, "job_id": job_id,
+                                             "shards_synced": report.synced if report else 0})
         for job_id, reason in failed:
             self.settle(job_id, admin_pb2.FAILED, error=reason)
 

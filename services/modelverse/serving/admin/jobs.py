@@ -30,6 +30,7 @@ class JobRecord:
     error: str = ""
     created_at: str = ""
     finished_at: str = ""
+    notice: str = ""  # a successful job's caveat (admin.sync.SyncReport.notice_for)
 
 
 def _now() -> str:
@@ -42,9 +43,9 @@ class JobRunner:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexing-job")
 
-    def submit(self, model_id: str, work: Callable[[str], None]) -> JobRecord:
+    def submit(self, model_id: str, work: Callable[[str], str | None]) -> JobRecord:
         """Run ``work(job_id)`` on the job thread; the work checks ``is_cancelled(job_id)``
-        under the admin's write lock before writing."""
+        under the admin's write lock before writing, and may return a notice for the job."""
         job = JobRecord(uuid.uuid4().hex, model_id, "pending", created_at=_now())
         with self._lock:
             if len(self._jobs) >= MAX_JOBS_KEPT:  # forget the oldest finished jobs
@@ -54,15 +55,15 @@ class JobRunner:
         self._executor.submit(self._run, job.id, work)
         return job
 
-    def _run(self, job_id: str, work: Callable[[str], None]) -> None:
+    def _run(self, job_id: str, work: Callable[[str], str | None]) -> None:
         if not self._transition(job_id, "pending", state="running"):
             return  # cancelled while queued
         try:
-            work(job_id)
+            notice = work(job_id)
         except Exception as exc:
             self._transition(job_id, "running", state="failed", error=f"{type(exc).__name__}: {exc}", finished_at=_now())
         else:
-            self._transition(job_id, "running", state="succeeded", finished_at=_now())
+            self._transition(job_id, "running", state="succeeded", finished_at=_now(), notice=notice or "")
 
     def _transition(self, job_id: str, expected: str, **changes: str) -> bool:
         """Change the job only from ``expected``: a cancelled job keeps its state."""

@@ -15,8 +15,10 @@ from modelverse.fleet.resolve import Runtime, encoder_identity
 from modelverse.serving.admin.generator_jobs import GeneratorJobs
 from modelverse.serving.admin.jobs import JobRecord, JobRunner
 from modelverse.serving.admin.sources import SourceError, model_request, sample_plan
+from modelverse.serving.admin.sync import SyncReport
 from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.messages import bounded, shown_id
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
@@ -29,7 +31,7 @@ JOB_STATES = {"pending": admin_pb2.PENDING, "running": admin_pb2.RUNNING,
 
 def job_message(job: JobRecord) -> admin_pb2.Job:
     return admin_pb2.Job(id=job.id, model_id=job.model_id, state=JOB_STATES[job.state], error=job.error,
-                         created_at=job.created_at, finished_at=job.finished_at)
+                         created_at=job.created_at, finished_at=job.finished_at, notice=job.notice)
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -72,18 +74,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 self._encoder_identity = encoder_identity(self.runtime.encoder(self.generator_jobs.encoder))
             return self._encoder_identity
 
-    def sync_shards(self) -> int:
-        """Ask every replica of every shard to sync now; returns how many confirmed."""
+    def sync_shards(self) -> SyncReport:
+        """Ask every replica of every shard to sync now; reports how many confirmed and which
+        shards had no replica that did."""
+        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT))
+                   for shard, replicas in enumerate(self.pool.stubs) for stub in replicas]
+        confirmed: set[int] = set()
         synced = 0
-        futures = [stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT)
-                   for replicas in self.pool.stubs for stub in replicas]
-        for future in futures:
+        for shard, future in futures:
             try:
                 future.result()
                 synced += 1
+                confirmed.add(shard)
             except grpc.RpcError as exc:  # a replica that is down syncs before it serves again
-                log.warning("replica did not sync", extra={"code": exc.code().name})
-        return synced
+                log.warning("replica did not sync", extra={"shard": shard, "code": exc.code().name})
+        unserved = tuple(s for s in range(len(self.pool.stubs)) if s not in confirmed)
+        return SyncReport(synced, len(self.pool.stubs), unserved)
 
     def RegisterModel(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
         try:
@@ -111,15 +117,16 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.replace and metadata.id in self.store:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {metadata.id!r} exists; set replace to replace it")
 
-        def work(job_id: str) -> None:
+        def work(job_id: str) -> str:
             stats = stats_from_features(features, rank=config.rank, eps=config.eps,
                                         keep_covariance=False, encoder=request.encoder)
             with self._write_lock:
                 if self.jobs.is_cancelled(job_id):
-                    return  # RemoveModel came first: the removal stands
+                    return ""  # RemoveModel came first: the removal stands
                 self.store.put(metadata, stats, replace=request.replace)
-            self.sync_shards()
-            log.info("model registered", extra={"model_id": metadata.id})
+            notice = self.sync_shards().notice_for(metadata.id)
+            log.info("model registered", extra={"model_id": metadata.id, "notice": notice})
+            return notice
 
         return job_message(self.jobs.submit(metadata.id, work))
 
@@ -169,7 +176,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot read the fleet's job record: {exc}")
             if found is not None:
                 return found
-        context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.id!r}")
+        context.abort(grpc.StatusCode.NOT_FOUND, f"no job {shown_id(request.id)}")
 
     def RemoveModel(self, request: admin_pb2.RemoveModelRequest, context: grpc.ServicerContext) -> admin_pb2.RemoveModelResponse:
         """Remove the model and cancel its unfinished indexing jobs, in one step under the write
@@ -185,15 +192,15 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     if not cancelled:
                         raise
         except ModelNotFoundError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            context.abort(grpc.StatusCode.NOT_FOUND, bounded(str(exc)))
         except (ValueError, StoreError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(str(exc)))
         if self.generator_jobs is not None:
             try:  # the fleet's copy too, or a restarted admin would copy the model back
                 self.generator_jobs.remove(request.id)
             except redis.RedisError as exc:
                 log.warning("model not removed from the fleet's store", extra={"model_id": request.id, "error": str(exc)})
-        synced = self.sync_shards()
+        synced = self.sync_shards().synced
         log.info("model removed", extra={"model_id": request.id, "shards_synced": synced, "jobs_cancelled": cancelled})
         return admin_pb2.RemoveModelResponse(shards_synced=synced, jobs_cancelled=cancelled)
 

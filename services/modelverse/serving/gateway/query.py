@@ -22,6 +22,7 @@ from modelverse.query import parts as query_parts
 from modelverse.query.parts import Modality
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
+from modelverse.serving.gateway.ids import checked_model_id
 from modelverse.v1 import search_pb2
 
 TEXT, IMAGE, SKETCH, VECTOR, MODEL, IMAGE_SET = "text", "image", "sketch", "vector", "model_id", "image_set"
@@ -135,7 +136,7 @@ def parse_query(
         elif kind == MODEL:
             if not part.model_id:
                 raise invalid(f"query part {i}: empty model id")
-            model_ids.append(part.model_id)
+            model_ids.append(checked_model_id(part.model_id, f"query part {i}"))
 
     kind_set = set(kinds)
     method = METHOD_TO_CORE.get(request.method) or default_method(kind_set)

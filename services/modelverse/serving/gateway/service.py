@@ -16,8 +16,10 @@ from modelverse.core.reference import Method
 from modelverse.encoders.base import Encoder
 from modelverse.serving import metrics
 from modelverse.serving.convert import CORE_TO_METHOD
+from modelverse.serving.messages import bounded
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
 from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
 from modelverse.serving.partition import shard_of
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
@@ -125,7 +127,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             if message:
                 fields["error"] = message
             (log.debug if code == grpc.StatusCode.OK else log.info)(rpc, extra=fields)
-        context.abort(code, message)
+        context.abort(code, bounded(message))
 
     # -- Search -----------------------------------------------------------------------------
 
@@ -174,6 +176,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         def body(deadline: float) -> search_pb2.Model:
             if not request.id:
                 raise invalid("a model id is required")
+            checked_model_id(request.id, "id")
             return self.pool.call(shard_of(request.id, len(self.pool)), "GetModel", request, deadline)
 
         return self._run("GetModel", context, body)
@@ -183,7 +186,8 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             size = request.page_size or 100
             if not 0 < size <= MAX_PAGE_SIZE:
                 raise invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}")
-            shard_request = search_pb2.ListModelsRequest(page_size=size, page_token=request.page_token)
+            # Shards page by the last id seen; clients get it wrapped in an opaque token.
+            shard_request = search_pb2.ListModelsRequest(page_size=size, page_token=page_start(request.page_token))
             result = self.pool.fan_out("ListModels", shard_request, deadline)
             if result.missing:
                 raise RequestError(grpc.StatusCode.UNAVAILABLE,
@@ -191,7 +195,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             models = sorted((m for answer in result.answers.values() for m in answer.models), key=lambda m: m.id)
             more = len(models) > size or any(a.next_page_token for a in result.answers.values())
             page = models[:size]
-            return search_pb2.ListModelsResponse(models=page, next_page_token=page[-1].id if more and page else "")
+            return search_pb2.ListModelsResponse(models=page, next_page_token=page_token(page[-1].id) if more and page else "")
 
         return self._run("ListModels", context, body)
 
@@ -199,6 +203,9 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         def body(deadline: float) -> search_pb2.SampleImagesResponse:
             if not 1 <= request.count <= MAX_SAMPLES:
                 raise invalid(f"count must be between 1 and {MAX_SAMPLES}, got {request.count}")
+            if not request.model_id:
+                raise invalid("a model_id is required")
+            checked_model_id(request.model_id, "model_id")
             self.pool.call(shard_of(request.model_id, len(self.pool)), "GetModel",
                            search_pb2.GetModelRequest(id=request.model_id), deadline)
             if self.generators is None:

@@ -10,6 +10,7 @@ import numpy as np
 from modelverse.core.reference import Method, QueryPart
 from modelverse.serving import metrics
 from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_message, passes
+from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats
 from modelverse.serving.shard.state import ShardState, first_stage_of_model, first_stage_query
 from modelverse.store.errors import ModelNotFoundError
@@ -34,7 +35,7 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
 
     def _fail(self, context: grpc.ServicerContext, rpc: str, code: grpc.StatusCode, message: str) -> None:
         metrics.count_request(SERVICE, rpc, code.name)
-        context.abort(code, message)
+        context.abort(code, bounded(message))  # ids from callers other than our gateway are unchecked
 
     def Recall(self, request: shard_pb2.RecallRequest, context: grpc.ServicerContext) -> shard_pb2.RecallResponse:
         method = METHOD_TO_CORE.get(request.method)

@@ -1,0 +1,152 @@
+"""Consistent copies of a directory store, taken while writers (the admin, the fleet) go on.
+
+``snapshot`` holds the store's writer lock while it links the files of one state of the store:
+``store.json``, ``pack.json``, the current generation's column files and, for every model the
+pack serves, its ``meta.json`` and statistics file (and any other file of its directory but
+temporary ones). Nothing it links is ever changed in place (docs/STORE.md): per-model files
+are replaced by renaming a new file over them, which leaves the snapshot's link on the old
+one, and a generation's column files only grow past the rows its manifest names. So hard
+links are a consistent copy at the cost of a directory entry per file, and writers wait only
+for the linking. Where a hard link is impossible (another filesystem) the file is copied.
+
+``restore`` checks a snapshot with a deep ``verify`` and copies it (never links: the restored
+store is written to again) into a new directory, renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
+from modelverse.store.errors import StoreError
+from modelverse.store.files import atomic_write_json
+from modelverse.store.pack import CHECKSUMS, MANIFEST, Pack
+from modelverse.store.verify import STATS_FILE, TEMPORARY_FILE, verify_store
+
+SNAPSHOT_MANIFEST = "snapshot.json"
+SNAPSHOT_FORMAT = "modelverse-store-snapshot"
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    path: str
+    models: int
+    generation: int
+    linked: int  # files hard-linked
+    copied: int  # files copied (another filesystem, or small mutable ones)
+
+
+class _Linker:
+    def __init__(self) -> None:
+        self.linked = 0
+        self.copied = 0
+
+    def link(self, source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+            self.linked += 1
+        except OSError:  # EXDEV (another filesystem) or a filesystem without hard links
+            shutil.copy2(source, target)
+            self.copied += 1
+
+    def copy(self, source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        self.copied += 1
+
+
+def _fresh_target(out: Path) -> Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError(f"{out}: already exists and is not empty; give a new directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+
+
+def _move_into_place(work: Path, out: Path) -> None:
+    os.sync()  # every linked and copied file durable before the snapshot exists under its name
+    if out.exists():
+        out.rmdir()  # empty, checked before
+    work.rename(out)
+
+
+def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
+    """A consistent copy of the store at ``root`` in the new directory ``out``."""
+    store = DirectoryStore.open(root)
+    out = Path(out)
+    work = _fresh_target(out)
+    linker = _Linker()
+    try:
+        with store_lock(store.root):
+            pack = store.pack()
+            if pack is None:
+                raise StoreError(f"{store.root}: the store has no pack yet; nothing to snapshot")
+            linker.copy(store.root / "store.json", work / "store.json")
+            generation = f"g{pack.generation:06d}"
+            for name in [*pack.arrays, *([CHECKSUMS] if pack.checksums is not None else [])]:
+                linker.link(store.root / "pack" / generation / f"{name}.bin", work / "pack" / generation / f"{name}.bin")
+            linker.copy(store.root / "pack" / MANIFEST, work / "pack" / MANIFEST)
+            models = sorted(pack.live_rows())
+            (work / "models").mkdir(exist_ok=True)
+            for model_id in models:
+                source_dir = store.root / "models" / model_dir_name(model_id)
+                if not source_dir.is_dir():  # a packed row without model files: verify reports it
+                    continue
+                stats_file = store.get(model_id).stats_file
+                for path in source_dir.rglob("*"):
+                    if not path.is_file() or TEMPORARY_FILE.match(path.name):
+                        continue
+                    if STATS_FILE.match(path.name) and path.name != stats_file:
+                        continue  # left by an interrupted replace; not part of this state
+                    linker.link(path, work / "models" / source_dir.name / path.relative_to(source_dir))
+        atomic_write_json(
+            work / SNAPSHOT_MANIFEST,
+            {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
+             "models": len(models), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        )
+        _move_into_place(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return SnapshotResult(str(out), len(models), pack.generation, linker.linked, linker.copied)
+
+
+def read_snapshot_manifest(snapshot: Path) -> dict:
+    path = snapshot / SNAPSHOT_MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{snapshot}: not a complete store snapshot (no readable {SNAPSHOT_MANIFEST})") from exc
+    if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+        raise StoreError(f"{path}: not a store snapshot manifest")
+    return data
+
+
+def restore_store(snapshot: Path | str, target: Path | str) -> int:
+    """Bring a snapshot back as a new store at ``target``; returns the models it holds.
+    The snapshot is verified first (deep); a damaged one is refused with what is wrong."""
+    snapshot, target = Path(snapshot), Path(target)
+    manifest = read_snapshot_manifest(snapshot)
+    report = verify_store(snapshot, deep=True, repair=False)
+    if not report.ok:
+        first = report.findings[0]
+        raise StoreError(f"{snapshot}: the snapshot is damaged ({len(report.findings)} finding(s), first: "
+                         f"{first.kind} {first.path}: {first.detail}); nothing restored")
+    if report.models != manifest.get("models"):
+        raise StoreError(f"{snapshot}: holds {report.models} models, its manifest says {manifest.get('models')}")
+    work = _fresh_target(target)
+    try:
+        shutil.copytree(snapshot, work, ignore=lambda _d, names: [n for n in names if n in {SNAPSHOT_MANIFEST, ".lock"}])
+        _move_into_place(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    # The restored store must open and serve what the snapshot held.
+    restored = Pack.open(target / "pack")
+    return 0 if restored is None else len(restored.live_rows())
