@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from modelverse.fleet.requests import ManifestError, read_manifest, request_for_model_dir
 from modelverse.fleet.resolve import SpecError, load_generator
 from modelverse.generators.card import ModelCardError, read_card

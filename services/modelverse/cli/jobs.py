@@ -17,11 +17,21 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from modelverse.cli.output import print_json, print_table
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_ROUND_SAMPLES,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
-from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest, request_for_model_dir
+from modelverse.fleet.requests import (
+    ModelRequest,
+    bundled_requests,
+    read_manifest,
+    request_for_model_dir,
+)
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
