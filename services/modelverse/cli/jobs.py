@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
 from modelverse.fleet.adaptive import (
@@ -204,7 +203,7 @@ def torch_device(given: str | None) -> str:
 
 def _skip_indexed(args: argparse.Namespace, requests: list[ModelRequest]) -> list[ModelRequest]:
     """Resuming: models already in the store are left as they are unless --reindex."""
-    if getattr(args, "reindex", False) or not (Path(args.store) / "store.json").exists():
+    if getattr(args, "reindex", False) or not DirectoryStore.exists(args.store):
         return requests
     have = set(DirectoryStore.open(args.store).ids())
     todo = [r for r in requests if r.model_id not in have]
