@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
-from safetensors.torch import load_file
 from fleet_support import ENCODER_SPEC
+from safetensors.torch import load_file
 
 from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
