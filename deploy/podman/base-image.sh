@@ -14,6 +14,13 @@ rm -rf "$rootfs"; mkdir -p "$rootfs"
 # python3 + venv for the services, libgomp1 for FAISS's OpenMP; nothing else.
 debootstrap --variant=minbase --include=python3,python3-venv,libgomp1,ca-certificates \
     bookworm "$rootfs" "$mirror"
+# The image uses the same sources as this machine (with bookworm-updates and the security
+# archive, which debootstrap alone leaves out), brought up to date once, here.
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/debian.sources"
+    rm -f "$rootfs/etc/apt/sources.list"
+fi
+chroot "$rootfs" /bin/sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean'
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 tar -C "$rootfs" -c . | podman import \
     --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' - "$MODELVERSE_BASE_IMAGE"

@@ -5,6 +5,6 @@ REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
 export CONTAINERS_CONF="$DEPLOY_DIR/podman/containers.conf"
 # Where the base rootfs and logs go; podman's own storage stays in its default place (/var/lib/containers).
 export MODELVERSE_BUILD_ROOT="${MODELVERSE_BUILD_ROOT:-/var/tmp/modelverse-deploy}"
-# The pinned base: Debian 12.11 from the snapshot apt uses here (2025-05-20), imported by base-image.sh.
-export MODELVERSE_BASE_IMAGE="${MODELVERSE_BASE_IMAGE:-localhost/modelverse/debian:bookworm-20250520}"
+# The pinned base: Debian 12 (bookworm, updated 2026-12-02) from the mirror apt uses here, made by base-image.sh.
+export MODELVERSE_BASE_IMAGE="${MODELVERSE_BASE_IMAGE:-localhost/modelverse/debian:bookworm-12-20261202}"
 export MODELVERSE_IMAGE_TAG="${MODELVERSE_IMAGE_TAG:-0.1.0}"
