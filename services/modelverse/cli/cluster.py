@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "(default: inside the admin; generator jobs need --encoder)")
     up.add_argument("--tls", action="store_true",
                     help="make a throw-away CA (RUN_DIR/ca.pem) and serve TLS (mutual TLS to the shards)")
+    up.add_argument("--web-port", type=int, default=8080,
+                    help="the web page's HTTP port (0: any free port; default: %(default)s)")
+    up.add_argument("--no-web", action="store_true", help="no web page in front of the gateway")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
     up.set_defaults(handler=cluster_up)
 
@@ -57,6 +60,7 @@ def cluster_up(args: argparse.Namespace) -> int:
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
         candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
         generators=args.generators, broker=args.broker, tls=args.tls,
+        web_port=None if args.no_web else args.web_port,
     )
     try:
         cluster = Cluster(spec).start()
@@ -64,6 +68,8 @@ def cluster_up(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from exc
     print(f"gateway  {cluster.gateway.address}  (modelverse.v1.SearchService)")
     print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
+    if cluster.web is not None:
+        print(f"web      {cluster.web.url}  (open it in a browser)")
     for replicas in cluster.shard_processes:
         print("shard    " + ", ".join(p.address for p in replicas))
     print(f"keys     {spec.run_dir / 'admin.key'} (admin), {spec.run_dir / 'read.key'} (read); "

@@ -18,6 +18,7 @@ DEMO_IMAGE_CLASS = ("fashion-mnist", "trouser")
 DEMO_SKETCH_CLASS = ("fashion-mnist", "bag")
 DEMO_SET_CLASS = ("animal-shape", "elephant")
 DEMO_LIKE = "fashion-vae-sneaker"
+DEMO_WEB_PORT = 8080  # `cluster up`'s default --web-port
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,4 +78,7 @@ def run(args: argparse.Namespace) -> int:
             return status
     print(f"\nstore: {root.resolve()}")
     print(f"search it yourself: .venv/bin/modelverse search --store {root} --text 'a painting of a blue eye'")
+    print(f"in a browser: .venv/bin/modelverse cluster up --store {root} --encoder bundled --generators zoo "
+          f"--web-port {DEMO_WEB_PORT}")
+    print(f"  then open http://127.0.0.1:{DEMO_WEB_PORT}")
     return 0
