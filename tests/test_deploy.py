@@ -36,6 +36,7 @@ from modelverse.cli.main import main as modelverse_cli
 from modelverse.serving.admin.__main__ import parse_args as admin_args
 from modelverse.serving.gateway.__main__ import parse_args as gateway_args
 from modelverse.serving.shard.__main__ import parse_args as shard_args
+from modelverse.web.__main__ import parse_args as web_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -199,6 +200,17 @@ def test_a_shard_may_build_its_index_before_liveness_starts(rendered) -> None:
         assert "livenessProbe" in container and "readinessProbe" in container
 
 
+def test_the_web_page_reads_through_the_gateway_with_a_read_key(rendered) -> None:
+    values, objects = rendered
+    web = pod_templates(objects)["mv-modelverse-web"]["containers"][0]
+    assert web["command"] == ["python", "-m", "modelverse.web"]
+    args = web_args(args_of(web))
+    assert args.gateway == f"mv-modelverse-gateway:{values['gateway']['port']}"
+    assert args.api_key_file and not args.api_key
+    assert (args.tls_ca is not None) == values["tls"]["enabled"]
+    assert web["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
 def test_the_store_is_shared_read_only_by_shards_and_written_by_the_admin_alone(rendered) -> None:
     values, objects = rendered
     pods = pod_templates(objects)
@@ -347,7 +359,7 @@ def expand(text: str) -> str:
 def test_the_compose_commands_are_accepted_and_stay_on_loopback() -> None:
     services = compose_document()["services"]
     parsers = {"modelverse.serving.shard": shard_args, "modelverse.serving.gateway": gateway_args,
-               "modelverse.serving.admin": admin_args}
+               "modelverse.serving.admin": admin_args, "modelverse.web": web_args}
     shard_ports: dict[int, list[str]] = {}
     for name, service in services.items():
         assert service["network_mode"] == "host", name  # never a bridge network
@@ -361,6 +373,10 @@ def test_the_compose_commands_are_accepted_and_stay_on_loopback() -> None:
             elif command[2].endswith("admin"):
                 assert args.host == "127.0.0.1", "the admin is never published"
                 assert args.api_keys is not None and args.broker
+            elif command[2] == "modelverse.web":
+                # the page reads through the gateway with a read key from a file, never in argv
+                assert args.api_key_file and not args.api_key
+                assert args.gateway == f"127.0.0.1:{expand(services['gateway']['command'][services['gateway']['command'].index('--port') + 1])}"
             else:
                 assert args.api_keys is not None
     assert sorted(shard_ports) == [0, 1] and len(shard_ports[0]) == 2, "shard 0 has a replica"
