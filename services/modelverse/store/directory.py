@@ -226,6 +226,11 @@ class DirectoryStore:
             raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc
         return cls(root, config)
 
+    @staticmethod
+    def exists(root: Path | str) -> bool:
+        """Whether ``root`` holds a store (its manifest): what callers ask before open or create."""
+        return (Path(root) / "store.json").exists()
+
     @classmethod
     def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
         """The store at ``root``, created with ``config`` if there is none (the caller checks
