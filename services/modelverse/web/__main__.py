@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -38,14 +39,19 @@ def write_port_file(path: str | None, port: int) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if (args.https_cert is None) != (args.https_key is None) or (args.https_client_ca and not args.https_cert):
+        raise SystemExit("HTTPS needs both --https-cert and --https-key (and them for --https-client-ca)")
     api_key = resolve_api_key(args.api_key, args.api_key_file)
     gateway = Gateway.connect(args.gateway, api_key=api_key, tls=client_tls_from_args(args), timeout_s=args.timeout)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
-    print(f"web      http://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
-    write_port_file(args.port_file, port)
+    scheme = "https" if args.https_cert else "http"
+    print(f"web      {scheme}://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
     config = uvicorn.Config(create_app(gateway), log_level=args.log_level.lower(), access_log=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, ssl_certfile=args.https_cert, ssl_keyfile=args.https_key,
+                            ssl_ca_certs=args.https_client_ca,
+                            ssl_cert_reqs=ssl.CERT_REQUIRED if args.https_client_ca else ssl.CERT_NONE)
+    write_port_file(args.port_file, port)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
