@@ -48,7 +48,7 @@ def serve(args: argparse.Namespace) -> int:
     scheme = "https" if args.https_cert else "http"
     print(f"web      {scheme}://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
     config = uvicorn.Config(create_app(gateway), log_level=args.log_level.lower(), access_log=False,
-                            timeout_graceful_shutdown=5, ssl_certfile=args.https_cert, ssl_keyfile=args.https_key,
+                            timeout_graceful_shutdown=2, ssl_certfile=args.https_cert, ssl_keyfile=args.https_key,
                             ssl_ca_certs=args.https_client_ca,
                             ssl_cert_reqs=ssl.CERT_REQUIRED if args.https_client_ca else ssl.CERT_NONE)
     write_port_file(args.port_file, port)

@@ -158,7 +158,9 @@ class Pages:
             response, cards = await run_in_threadpool(self._search, form)
             await run_in_threadpool(self.facets_if_answering)
         except FormError as exc:
-            return self.error(request, PageError(exc.status, "The query cannot be run", exc.message), form)
+            # A refused field: the form shown again keeps at least the description typed.
+            kept = form or SearchForm(text=(request.query_params.get("q") or "")[:500])
+            return self.error(request, PageError(exc.status, "The query cannot be run", exc.message), kept)
         except grpc.RpcError as exc:
             return self.error(request, page_error(exc), form)
         share = request.url.query if request.query_params.get("sample_of") else form.share_query()
