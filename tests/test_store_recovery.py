@@ -385,3 +385,26 @@ def test_restore_refuses_a_damaged_snapshot_and_an_existing_store(store: Path, t
     damaged = run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(tmp_path / "new"), check=False)
     assert damaged.returncode == 1 and "corrupt-model" in damaged.stderr and not (tmp_path / "new").exists()
     assert verify_store(store).findings == []
+
+
+def test_the_admin_reports_what_a_crash_left_when_it_starts(store: Path, tmp_path: Path) -> None:
+    kill_add_before_pack(store, tmp_path, 8)
+    fd, _ = tempfile.mkstemp(dir=store / "pack", prefix=".pack.json.", suffix=".tmp")
+    os.close(fd)
+    port_file = tmp_path / "admin.port"
+    admin = subprocess.Popen(
+        [sys.executable, "-m", "modelverse.serving.admin", "--store", str(store), "--shard", "127.0.0.1:1",
+         "--insecure-no-auth", "--port-file", str(port_file)],
+        env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not port_file.exists():
+            assert admin.poll() is None, admin.stdout.read()
+            assert time.monotonic() < deadline, "the admin never started"
+            time.sleep(0.1)
+    finally:
+        admin.terminate()
+        output = admin.communicate(timeout=30)[0]
+    assert "store check: zombie" in output and "store check: temporary" in output and "verify" in output
+    assert sorted(f.kind for f in verify_store(store).findings) == ["temporary", "zombie"]  # reported, not repaired
