@@ -22,7 +22,7 @@ from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
-from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest, request_for_model_dir
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
@@ -64,6 +64,9 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adaptive floor (default: %(default)s)")
     parser.add_argument("--round-samples", type=int, default=DEFAULT_ROUND_SAMPLES, metavar="N",
                         help="samples added per adaptive round (default: %(default)s)")
+    parser.add_argument("--device", default=None,
+                        help="torch device for indexing in this process, e.g. cuda:0 or cpu (default: "
+                        "$MODELVERSE_DEVICE, else cuda when present); fleet workers take their own --device")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="NATS",
                         help="adaptive: stop once the standard error of the score a query like the model's "
                         "own samples gets is at most this (default: %(default)s; docs/FLEET.md)")
@@ -88,7 +91,25 @@ def requests_from_args(args: argparse.Namespace) -> tuple[list[ModelRequest], st
         return requests, encoder or args.encoder
     if getattr(args, "zoo", None) == "bundled":
         return bundled_requests(), args.encoder
-    raise ValueError("name the models to index: --zoo bundled or --manifest FILE")
+    if getattr(args, "model_dir", None):
+        return [model_dir_request(args)], args.encoder
+    raise ValueError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
+
+
+def model_dir_request(args: argparse.Namespace) -> ModelRequest:
+    """`--model-dir DIR` and the flags that override its card."""
+    options = {}
+    for item in args.option:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--option {item[:80]!r}: expected KEY=VALUE")
+        options[key] = value
+    if args.half:
+        options["dtype"] = "float16"
+    overrides = {"id": args.id, "name": args.name, "description": args.description, "family": args.family,
+                 "license": args.license, "creator": args.creator,
+                 "tags": [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None}
+    return request_for_model_dir(args.model_dir, overrides, options)
 
 
 def submit_index(args: argparse.Namespace) -> int:
@@ -127,6 +148,7 @@ def index_here(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     requests = _skip_indexed(args, requests)
+    device = index_device(getattr(args, "device", None))
     interactive = sys.stdout.isatty() and not getattr(args, "json", False)
 
     def progress(record: JobRecord) -> None:
@@ -138,7 +160,7 @@ def index_here(args: argparse.Namespace) -> int:
     records = []
     for position, request in enumerate(requests, start=1):
         [record] = index_embedded(
-            args.store, [request], encoder, plan_from_args(args),
+            args.store, [request], encoder, plan_from_args(args), device=device,
             rank=getattr(args, "rank", None), eps=getattr(args, "eps", None),
             keep_covariance=not getattr(args, "no_covariance", False), progress=progress,
         )
@@ -159,6 +181,15 @@ def index_here(args: argparse.Namespace) -> int:
     for record in failed:
         print(f"modelverse index: {record.spec.model_id} failed: {record.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def index_device(given: str | None) -> str:
+    """--device, else $MODELVERSE_DEVICE, else cuda when torch sees a GPU, else cpu."""
+    if given or os.environ.get("MODELVERSE_DEVICE"):
+        return given or os.environ["MODELVERSE_DEVICE"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _skip_indexed(args: argparse.Namespace, requests: list[ModelRequest]) -> list[ModelRequest]:

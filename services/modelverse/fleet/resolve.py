@@ -5,6 +5,9 @@ Specs are strings so that they travel in task messages:
 - ``zoo:ID``                         a bundled zoo model, ``modelverse.zoo.load_generator(ID)``
 - ``py:MODULE:FACTORY?k=v&k2=v2``    ``MODULE.FACTORY(k=v, ...)`` (ints and floats parsed);
                                      for models outside the zoo, and for tests
+- ``diffusers:DIR``, ``torchscript:FILE``, ``torch-export:FILE``, ``onnx:FILE``,
+  ``safetensors:FILE?arch=...`` and plugin schemes: declarative specs, no code named by the
+  spec is imported (``modelverse.generators.registry``; docs/MODELS.md)
 - anything else, for encoders        ``modelverse.encoders.load_encoder(SPEC)``
 """
 
@@ -58,7 +61,13 @@ def load_generator(spec: str, device: str = "cpu") -> Generator:
             raise SpecError(f"{spec!r}: the model zoo (modelverse.zoo) is not installed") from exc
         generator = zoo.load_generator(spec[len("zoo:"):], device=device)
     else:
-        raise SpecError(f"{spec!r}: a generator spec starts with zoo: or py:")
+        from modelverse.generators.registry import load_declarative
+        from modelverse.generators.specs import GeneratorSpecError
+
+        try:
+            generator = load_declarative(spec, device=device)
+        except GeneratorSpecError as exc:
+            raise SpecError(str(exc)) from exc
     if not isinstance(generator, Generator):
         raise SpecError(f"{spec!r}: {type(generator).__name__} does not implement the Generator protocol")
     return generator
