@@ -12,13 +12,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from serving_fixtures import build_store
 
 from modelverse.core.scores import normalized_means
 from modelverse.serving.partition import shard_of
 from modelverse.serving.shard.index import IDS_FILE, INDEX_FILE, ShardIndex
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from modelverse.v1 import shard_pb2, shard_pb2_grpc
-from serving_fixtures import build_store
 
 
 def exact_ids(store, ids: list[str], q: np.ndarray, k: int) -> list[str]:
@@ -80,7 +80,7 @@ def test_a_damaged_pack_row_is_not_indexed(tmp_path: Path) -> None:
 
 
 def test_a_shard_process_starts_and_serves_on_a_corrupt_saved_index(tmp_path: Path) -> None:
-    store, small = build_store(tmp_path / "store", count=16)
+    _, small = build_store(tmp_path / "store", count=16)
     ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index"))
     flip_bytes(tmp_path / "index" / INDEX_FILE, 0.3, 256)
     port_file = tmp_path / "shard.port"

@@ -19,7 +19,12 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
-from modelverse.store.directory import PAUSE_BEFORE_PACK_ENV, DirectoryStore, StoreConfig, model_dir_name
+from modelverse.store.directory import (
+    PAUSE_BEFORE_PACK_ENV,
+    DirectoryStore,
+    StoreConfig,
+    model_dir_name,
+)
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.verify import verify_store
 
@@ -39,7 +44,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([MODELVERSE, *args], capture_output=True, text=True, env=env(), timeout=120)
+    result = subprocess.run([MODELVERSE, *args], capture_output=True, text=True, env=env(), timeout=120, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"modelverse {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result

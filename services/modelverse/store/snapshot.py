@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
@@ -108,7 +108,7 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
         atomic_write_json(
             work / SNAPSHOT_MANIFEST,
             {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
-             "models": len(models), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+             "models": len(models), "created_at": datetime.now(UTC).isoformat(timespec="seconds")},
         )
         _move_into_place(work, out)
     except BaseException:

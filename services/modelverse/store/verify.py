@@ -33,15 +33,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
-from modelverse.store.errors import StoreCorruptError
+from modelverse.store.errors import StoreCorruptError, StoreError
 from modelverse.store.pack import MANIFEST, Pack
 
 QUARANTINE = "quarantine"
@@ -238,7 +239,7 @@ class _Verifier:
     def quarantine(self, model_dir: Path, why: str) -> None:
         """Move a damaged model out of models/ (kept for inspection), so the rest is served."""
         self.rebuild_pack = True
-        target = self.root / QUARANTINE / f"{model_dir.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+        target = self.root / QUARANTINE / f"{model_dir.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
         if self.repair:
             target.parent.mkdir(exist_ok=True)
             model_dir.rename(target)
@@ -250,8 +251,14 @@ def verify_store(root: Path | str, *, deep: bool = True, repair: bool = False) -
     A store whose store.json is unreadable raises StoreCorruptError: nothing else can be
     checked without its configuration (restore it from a snapshot)."""
     store = DirectoryStore.open(root)
-    with store_lock(store.root):
+    with ExitStack() as held:
+        try:
+            held.enter_context(store_lock(store.root))
+        except OSError as exc:
+            if repair:
+                raise StoreError(f"{store.root}: cannot take the store's lock to repair it ({exc.strerror})") from exc
+            # A read-only copy (a snapshot on read-only media): nobody can write it either.
         return _Verifier(store, deep, repair).run()
 
 
-__all__ = ["Finding", "VerifyReport", "verify_store", "QUARANTINE"]
+__all__ = ["QUARANTINE", "Finding", "VerifyReport", "verify_store"]
