@@ -25,7 +25,7 @@ from pathlib import Path
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
 from modelverse.store.errors import StoreError
-from modelverse.store.files import atomic_write_json
+from modelverse.store.files import atomic_write_json, fsync_directory
 from modelverse.store.pack import CHECKSUMS, MANIFEST, Pack
 from modelverse.store.verify import STATS_FILE, TEMPORARY_FILE, verify_store
 
@@ -53,12 +53,13 @@ class _Linker:
             os.link(source, target)
             self.linked += 1
         except OSError:  # EXDEV (another filesystem) or a filesystem without hard links
-            shutil.copy2(source, target)
-            self.copied += 1
+            self.copy(source, target)
 
     def copy(self, source: Path, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+        with open(target, "rb") as handle:
+            os.fsync(handle.fileno())
         self.copied += 1
 
 
@@ -69,11 +70,25 @@ def _fresh_target(out: Path) -> Path:
     return out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
 
 
-def _move_into_place(work: Path, out: Path) -> None:
-    os.sync()  # every linked and copied file durable before the snapshot exists under its name
+def _make_durable(tree: Path, *, files: bool) -> None:
+    """fsync every directory of ``tree`` (the new links' entries) and, with ``files``, every
+    file (copies; a hard link's data is the store's, fsynced when it was written)."""
+    for directory, _, names in os.walk(tree):
+        if files:
+            for name in names:
+                with open(os.path.join(directory, name), "rb") as handle:
+                    os.fsync(handle.fileno())
+        fsync_directory(Path(directory))
+
+
+def _move_into_place(work: Path, out: Path, *, copied_files: bool) -> None:
+    """Make ``work`` durable, then give it its name: a snapshot or a restored store exists
+    under its name only when complete."""
+    _make_durable(work, files=copied_files)
     if out.exists():
         out.rmdir()  # empty, checked before
     work.rename(out)
+    fsync_directory(out.parent)
 
 
 def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
@@ -110,7 +125,7 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
             {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
              "models": len(models), "created_at": datetime.now(UTC).isoformat(timespec="seconds")},
         )
-        _move_into_place(work, out)
+        _move_into_place(work, out, copied_files=False)  # copies were fsynced as they were made
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -143,7 +158,7 @@ def restore_store(snapshot: Path | str, target: Path | str) -> int:
     work = _fresh_target(target)
     try:
         shutil.copytree(snapshot, work, ignore=lambda _d, names: [n for n in names if n in {SNAPSHOT_MANIFEST, ".lock"}])
-        _move_into_place(work, target)
+        _move_into_place(work, target, copied_files=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
