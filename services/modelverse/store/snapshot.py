@@ -27,7 +27,7 @@ from modelverse.store.directory import DirectoryStore, model_dir_name, store_loc
 from modelverse.store.errors import StoreError
 from modelverse.store.files import atomic_write_json, fsync_directory
 from modelverse.store.pack import CHECKSUMS, MANIFEST, Pack
-from modelverse.store.verify import STATS_FILE, TEMPORARY_FILE, verify_store
+from modelverse.store.verify import TEMPORARY_FILE, VERSIONED_FILE, verify_store
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = "modelverse-store-snapshot"
@@ -113,11 +113,12 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
                 source_dir = store.root / "models" / model_dir_name(model_id)
                 if not source_dir.is_dir():  # a packed row without model files: verify reports it
                     continue
-                stats_file = store.get(model_id).stats_file
+                record = store.get(model_id)
+                current = {record.stats_file, record.thumbnails_file}
                 for path in source_dir.rglob("*"):
                     if not path.is_file() or TEMPORARY_FILE.match(path.name):
                         continue
-                    if STATS_FILE.match(path.name) and path.name != stats_file:
+                    if VERSIONED_FILE.match(path.name) and path.name not in current:
                         continue  # left by an interrupted replace; not part of this state
                     linker.link(path, work / "models" / source_dir.name / path.relative_to(source_dir))
         atomic_write_json(

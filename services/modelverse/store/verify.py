@@ -11,7 +11,7 @@ What it looks for (``kind`` of each finding):
 - ``zombie``: a model whose files are complete but which no pack row names (an add killed
   between ``meta.json`` and ``pack.json``); no search, ``list`` or ``info`` serves it;
 - ``orphan-row``: a pack row whose model has no files; ``orphan-dir``: a model directory
-  without ``meta.json`` (an add killed before it); ``orphan-file``: a statistics file no
+  without ``meta.json`` (an add killed before it); ``orphan-file``: a statistics (or thumbnails) file no
   record points to (a replace killed before removing the old one);
 - ``row-checksum`` / ``row-stale``: a packed row that fails its checksum, or holds another
   stats version (or other values) than the model's own files;
@@ -48,7 +48,8 @@ from modelverse.store.pack import MANIFEST, Pack
 QUARANTINE = "quarantine"
 # What files.atomic_write_bytes names its temporary files: ".<target>.<random>.tmp".
 TEMPORARY_FILE = re.compile(r"^\..+\.tmp$")
-STATS_FILE = re.compile(r"^stats-v\d+\.npz$")
+# A model's versioned files: only the ones its record names belong to it.
+VERSIONED_FILE = re.compile(r"^(stats-v\d+\.npz|thumbnails-v\d+\.zip)$")
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,13 @@ class _Verifier:
         except StoreCorruptError as exc:
             self.quarantine(model_dir, str(exc))
             return
+        current = {record.stats_file, record.thumbnails_file}
         for path in sorted(model_dir.iterdir()):
-            if STATS_FILE.match(path.name) and path.name != record.stats_file:
+            if VERSIONED_FILE.match(path.name) and path.name not in current:
                 if self.repair:
                     path.unlink(missing_ok=True)
-                self.found("orphan-file", path, f"not the model's statistics ({record.stats_file})", "deleted")
+                self.found("orphan-file", path, f"a file of another version than the record's ({record.stats_file})",
+                           "deleted")
         if pack is None:
             return
         if len(pack.corrupt_rows(np.array([row]))):
