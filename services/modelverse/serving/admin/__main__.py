@@ -49,25 +49,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "(default: embedded, in this process)")
     fleet.add_argument("--allow-python-generators", action="store_true",
                        help="accept py:MODULE:FACTORY generator specs (they run code in the fleet's processes)")
+    fleet.add_argument("--job-secret-file", default=None, metavar="FILE",
+                       help="sign the fleet's job messages with this shared secret, as the workers' "
+                            "--job-secret-file (default: $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET)")
+    fleet.add_argument("--allow-evicting-redis", action="store_true",
+                       help="start even when the broker's maxmemory-policy would evict the fleet's data")
     fleet.add_argument("--torch-threads", type=int, default=1, help="torch threads of embedded jobs")
     return parser.parse_args(argv)
 
 
 def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
-    from modelverse.fleet.config import FleetConfig
+    from dataclasses import replace
+
+    from modelverse.fleet.config import FleetConfig, read_job_secret
+    from modelverse.fleet.redis_checks import check_redis
     from modelverse.fleet.resolve import Runtime
+    from modelverse.fleet.spec_policy import SpecPolicy
     from modelverse.serving.admin.generator_jobs import BrokerJobs, EmbeddedJobs
 
-    runtime = Runtime(torch_threads=args.torch_threads)
+    runtime = Runtime(torch_threads=args.torch_threads, policy=SpecPolicy(allow_python=args.allow_python_generators))
     if args.broker:
         from modelverse.fleet.redis_access import RedisAccessError, check_fleet_redis
+        from modelverse.fleet.redis_checks import UnsafeRedisError
 
-        fleet_config = FleetConfig.from_env(broker_url=args.broker)
-        try:  # a wrong password ends the admin now, not after minutes of retries
-            check_fleet_redis({"broker": fleet_config.broker_url, "Redis store": fleet_config.redis_store_url})
-        except RedisAccessError as exc:
+        fleet = FleetConfig.from_env(broker_url=args.broker)
+        if args.job_secret_file:
+            fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+        if not fleet.job_secret:
+            log.warning("no job secret: the fleet's workers refuse this admin's jobs unless they run with "
+                        "--insecure-unsigned-jobs (give --job-secret-file)")
+        try:  # a wrong password ends the admin now, not after minutes of retries; so does an evicting Redis
+            check_fleet_redis({"broker": fleet.broker_url, "Redis store": fleet.redis_store_url})
+            check_redis(fleet.broker_url, "admin", allow_eviction=args.allow_evicting_redis)
+        except (RedisAccessError, UnsafeRedisError) as exc:
             raise SystemExit(f"admin: {exc}") from None
-        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, fleet_config)
+        jobs = BrokerJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, fleet)
     else:
         jobs = EmbeddedJobs(servicer.store, args.encoder, servicer.sync_shards, servicer.write_lock, runtime)
     servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)
