@@ -36,6 +36,7 @@ def calls_with_id(stub, model_id: str):
         "GetModel": lambda: stub.GetModel(search_pb2.GetModelRequest(id=model_id), timeout=10),
         "Search by model id": lambda: stub.Search(S(parts=[P(model_id=model_id)]), timeout=10),
         "SampleImages": lambda: stub.SampleImages(search_pb2.SampleImagesRequest(model_id=model_id, count=1), timeout=10),
+        "GetThumbnails": lambda: stub.GetThumbnails(search_pb2.GetThumbnailsRequest(model_id=model_id), timeout=10),
     }
 
 

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from modelverse.serving.cluster import Cluster, ClusterError, ClusterSpec, stop_recorded
+from modelverse.store.directory import DirectoryStore
 
 DEFAULT_RUN_DIR = ".modelverse/cluster"
 
@@ -53,7 +54,7 @@ def cluster_up(args: argparse.Namespace) -> int:
         raise ValueError("--shards and --replicas must be at least 1")
     if args.broker and not args.encoder:
         raise ValueError("--broker needs --encoder (the spec the fleet encodes samples with)")
-    if not (Path(args.store) / "store.json").exists():
+    if not DirectoryStore.exists(args.store):
         raise ValueError(f"{args.store}: no model store here")
     spec = ClusterSpec(
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,

@@ -9,6 +9,7 @@ The query pictures are held-out data-set images that no zoo model was trained on
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -21,13 +22,14 @@ DEMO_LIKE = "fashion-vae-sneaker"
 DEMO_WEB_PORT = 8080  # `cluster up`'s default --web-port
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, cli: Callable[[list[str]], int]) -> None:
+    """``cli``: the `modelverse` entry point, which the demo runs as a user would."""
     parser = subparsers.add_parser("demo", help="index the bundled zoo and search it with every kind of query")
     parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
                         help="where to build the demo store (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=100,
                         help="samples per model (default: %(default)s; the paper uses 50,000)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=lambda args: run(args, cli))
 
 
 def _query_pictures(root: Path) -> dict[str, Path]:
@@ -46,9 +48,7 @@ def _query_pictures(root: Path) -> dict[str, Path]:
     return {"image": image, "sketch": sketch, "images": folder / "elephants"}
 
 
-def run(args: argparse.Namespace) -> int:
-    from modelverse.cli.main import main as modelverse  # the CLI itself, as a user runs it
-
+def run(args: argparse.Namespace, modelverse: Callable[[list[str]], int]) -> int:
     if args.samples < 2:
         raise ValueError("the demo needs at least 2 samples per model")
     root = Path(args.store)

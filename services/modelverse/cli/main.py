@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     repack.set_defaults(handler=commands.repack)
 
     maintenance.register(sub)
-    demo.register(sub)
+    demo.register(sub, cli=lambda argv: main(argv))
     index.register(sub)
     worker.register(sub)
     jobs.register(sub)

@@ -20,16 +20,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
-import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
@@ -225,6 +226,11 @@ class DirectoryStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc
         return cls(root, config)
+
+    @staticmethod
+    def exists(root: Path | str) -> bool:
+        """Whether ``root`` holds a store (its manifest): what callers ask before open or create."""
+        return (Path(root) / "store.json").exists()
 
     @classmethod
     def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
@@ -590,4 +596,4 @@ def _encoder_label(encoder: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

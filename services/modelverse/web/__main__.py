@@ -13,6 +13,7 @@ import uvicorn
 
 from modelverse.web.app import create_app
 from modelverse.client import client_tls_from_args, resolve_api_key
+from modelverse.security.tls import server_tls_from_args
 from modelverse.web.client import Gateway
 from modelverse.web.options import add_arguments
 
@@ -39,8 +40,7 @@ def write_port_file(path: str | None, port: int) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if (args.https_cert is None) != (args.https_key is None) or (args.https_client_ca and not args.https_cert):
-        raise SystemExit("HTTPS needs both --https-cert and --https-key (and them for --https-client-ca)")
+    server_tls_from_args(args, prefix="https")  # refuses a certificate without its key, and the like
     api_key = resolve_api_key(args.api_key, args.api_key_file)
     gateway = Gateway.connect(args.gateway, api_key=api_key, tls=client_tls_from_args(args), timeout_s=args.timeout)
     sock = bind(args.host, args.port)

@@ -1,5 +1,6 @@
-"""Tiny diffusers pipelines built from configuration with random weights, saved as real pipeline
-directories (model_index.json + safetensors), nothing downloaded.
+"""Tiny generators for tests and benchmarks: diffusers pipelines built from configuration with random
+weights, saved as real pipeline directories (model_index.json + safetensors), nothing downloaded;
+and two TorchScript files that load but are not image generators.
 
 - ``save_tiny_ddim(dir)``: an unconditional DDIMPipeline (UNet2DModel 16x16 RGB + DDIMScheduler).
 - ``save_tiny_text_to_image(dir)``: a StableDiffusionPipeline: tiny UNet2DConditionModel, tiny
@@ -8,7 +9,7 @@ directories (model_index.json + safetensors), nothing downloaded.
 
 The zoo's diffusion models do not map onto diffusers' classes (their UNet has its own block layout
 and a continuous-time cosine v-prediction schedule), hence random tiny pipelines for the diffusers
-path. tools/bench_generator_formats.py imports this module too.
+path. Used by the generator tests and tools/bench_generator_formats.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def save_tiny_ddim(directory: Path, seed: int = 0, channels: int = 3) -> Path:
         block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4,
     )
-    scheduler = DDIMScheduler(num_train_timesteps=100)
+    scheduler = DDIMScheduler(num_train_timesteps=100, steps_offset=1)
     DDIMPipeline(unet=unet, scheduler=scheduler).save_pretrained(directory, safe_serialization=True)
     return directory
 
@@ -60,7 +61,12 @@ def save_clip_tokenizer(directory: Path) -> Path:
 
 
 def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = None) -> Path:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
@@ -83,7 +89,7 @@ def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = N
     tokenizer_dir = save_clip_tokenizer(directory / "_tokenizer_source")
     tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     scheduler = DDIMScheduler(num_train_timesteps=100, beta_schedule="scaled_linear", beta_start=0.00085,
-                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False)
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     pipeline = StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
