@@ -20,6 +20,7 @@ from modelverse.serving.admin.service import AdminServicer
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.grpc_server import build_server, write_port_file
 from modelverse.store.directory import DirectoryStore
+from modelverse.store.verify import verify_store
 from modelverse.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger("modelverse.admin")
@@ -88,12 +89,28 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
     servicer.attach_fleet(jobs, runtime, allow_python_generators=args.allow_python_generators)
 
 
+def check_store(store: Path) -> None:
+    """The cheap part of `modelverse verify` (manifests, sizes, listings: no file is read
+    whole), so that what a crash left behind is reported when the admin starts. It repairs
+    nothing: a repair is the operator's call (`modelverse verify --repair`, docs/OPERATIONS.md)."""
+    report = verify_store(store, deep=False)
+    for finding in report.findings:
+        log.warning("store check: %s", finding.kind,
+                    extra={"kind": finding.kind, "path": finding.path, "detail": finding.detail[:300]})
+    if report.findings:
+        log.warning("store check found %d problem(s); run `modelverse verify --store %s --repair`",
+                    len(report.findings), store)
+    else:
+        log.info("store check passed", extra={"models": report.models})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
     interceptors = interceptors_from_args(args, "admin")
     tls = server_tls_from_args(args)
     pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args))
+    check_store(args.store)
     servicer = AdminServicer(DirectoryStore.open(args.store), pool)
     if args.encoder:
         attach_fleet(servicer, args)
