@@ -126,3 +126,25 @@ def test_a_search_is_one_trace_across_gateway_and_shards(store) -> None:
     assert len(shard_spans) == 2
     # Each shard's span is the child of the attempt that called it (the context crossed the wire).
     assert sorted(by_id[s.parent.span_id].attributes["modelverse.shard"] for s in shard_spans) == [0, 1]
+
+
+def test_tracing_is_on_only_when_the_environment_names_an_exporter(monkeypatch) -> None:
+    from modelverse.serving.tracing import from_environment
+
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert not from_environment("gateway").enabled  # the default: no collector needed
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    console = from_environment("gateway")
+    assert console.enabled and len(console.server_interceptors()) == 1
+    console.shutdown()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert not from_environment("gateway").enabled
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")  # an endpoint alone turns OTLP on
+    otlp = from_environment("shard")
+    assert otlp.enabled and otlp.provider.resource.attributes["service.name"] == "modelverse-shard"
+    otlp.shutdown()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    with pytest.raises(SystemExit, match="otlp, console and none"):
+        from_environment("gateway")
