@@ -1,5 +1,5 @@
 """``diffusers:DIR`` on tiny pipelines built from configuration with random weights and saved as
-real pipeline directories (tests/diffusers_support.py): offline, compared with diffusers' own
+real pipeline directories (modelverse.bench.tiny_pipelines): offline, compared with diffusers' own
 pipeline call for the same per-image seeds; text-to-image over a prompt file or the card's
 instance prompt; refusals for directories that would run code or are not pipelines."""
 
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
-from diffusers_support import save_tiny_ddim, save_tiny_text_to_image
 from fleet_support import ENCODER_SPEC
+
+from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
 from modelverse.fleet.plan import SamplePlan

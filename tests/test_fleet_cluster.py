@@ -118,9 +118,13 @@ def test_two_workers_index_ten_models_exactly_as_the_embedded_run(cluster: Clust
     # Both workers took part.
     assert all(chunk_tasks_succeeded(w) > b for w, b in zip(cluster.workers, before))
     reference = embedded_stats(tmp_path, requests, plan)
+    embedded_store = DirectoryStore.open(tmp_path)
     for request in requests:
         assert_same_stats(cluster.store.get_stats(request.model_id), reference[request.model_id])
         assert cluster.store.get(request.model_id).stats_version == 1
+        # chunk 0's first samples, whichever worker ran it: the same PNGs as the embedded run
+        thumbnails = cluster.store.get_thumbnails(request.model_id)
+        assert len(thumbnails) == 8 and thumbnails == embedded_store.get_thumbnails(request.model_id)
     ready = {f["model_id"] for _, f in cluster.store.events() if f["event"] == "model_ready"}
     assert {r.model_id for r in requests} <= ready
 

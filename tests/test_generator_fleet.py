@@ -12,8 +12,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from diffusers_support import save_broken_torchscript
 from fleet_support import ENCODER_SPEC
+from test_serving_register import SAMPLING, code_of, embedded_jobs, make_store, start_serving
+
+from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
@@ -27,7 +29,6 @@ from modelverse.store.metadata import ModelMetadata
 from modelverse.store.redis_store import RedisStore
 from modelverse.v1 import admin_pb2, search_pb2
 from modelverse.zoo import export as zoo_export
-from test_serving_register import SAMPLING, code_of, embedded_jobs, make_store, start_serving
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +69,7 @@ def test_a_celery_worker_indexes_declarative_specs_and_survives_bad_ones(onnx_di
         assert f"{tmp_path / 'broken'}: not a diffusers pipeline directory (no model_index.json)" in not_pipeline.error
         assert all(r is not None and r.state is JobState.FAILED for r in (shape, nan, not_pipeline))
         assert worker.process.poll() is None  # the worker serves on
-        [embedded] = index_embedded(tmp_path / "embedded", [good], ENCODER_SPEC, PLAN, rank=8, torch_threads=1)
+        index_embedded(tmp_path / "embedded", [good], ENCODER_SPEC, PLAN, rank=8, torch_threads=1)
         reference = DirectoryStore.open(tmp_path / "embedded").get_stats("fleet/sneaker")
         np.testing.assert_allclose(store.get_stats("fleet/sneaker").mean, reference.mean, rtol=0, atol=1e-6)
         assert store.get("fleet/sneaker").metadata.name == "Fashion-MNIST sneaker DCGAN"  # from the card
@@ -94,6 +95,6 @@ def test_register_model_takes_declarative_specs_and_reads_the_card(serving, onnx
     model = serving.cluster.gateway.GetModel(search_pb2.GetModelRequest(id="admin/sneaker"), timeout=10)
     assert model.name == "Fashion-MNIST sneaker DCGAN" and list(model.tags) == ["mine"]  # card, then the caller
     for bad in (f"onnx:{onnx_dir}/missing.onnx", "stylegan:/x.pkl", "onnx:/m.onnx?latent=1&latent=2", "diffusers:"):
-        call = lambda bad=bad: serving.admin.RegisterModel(admin_pb2.RegisterModelRequest(  # noqa: E731
+        call = lambda bad=bad: serving.admin.RegisterModel(admin_pb2.RegisterModelRequest(
             metadata=search_pb2.Model(id="admin/bad"), generator=bad, sampling=SAMPLING), timeout=10)
         assert code_of(call) == grpc.StatusCode.INVALID_ARGUMENT, bad

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diffusers_support import save_broken_torchscript
 from fleet_support import ENCODER_SPEC
+
+from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.cli.main import main
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.embedded import index_embedded

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from modelverse.fleet.requests import ManifestError, read_manifest, request_for_model_dir
-from modelverse.fleet.resolve import SpecError, load_generator
+from modelverse.fleet.resolve import Runtime, SpecError, load_generator
 from modelverse.generators.card import ModelCardError, read_card
 from modelverse.generators.model_dir import spec_for_model_dir
 from modelverse.generators.registry import ENTRY_POINT_GROUP, check_spec, plugins
@@ -155,4 +156,26 @@ def test_entry_point_plugins_are_schemes(tmp_path: Path, monkeypatch: pytest.Mon
     assert check_spec("flat:anything?level=3").scheme == "flat"
     images = load_generator("flat:anything?level=3").sample(2, 0)
     assert images.shape == (2, 4, 4, 3) and (images == 3).all()
+    # A worker process loads each spec once and reuses it for every chunk.
+    runtime = Runtime(torch_threads=None)
+    assert runtime.generator("flat:x?level=5") is runtime.generator("flat:x?level=5")
+    assert runtime.generator("flat:x?level=6").sample(1, 0)[0, 0, 0, 0] == 6
     monkeypatch.delitem(sys.modules, "flat_plugin", raising=False)
+
+
+def test_index_flags_become_spec_options_and_metadata(tmp_path: Path) -> None:
+    from modelverse.cli.jobs import model_dir_request
+    from modelverse.cli.main import build_parser
+
+    (tmp_path / "README.md").write_text(CARD)
+    (tmp_path / "gan.pt").write_bytes(b"not read here")
+    args = build_parser().parse_args(["index", "--model-dir", str(tmp_path), "--store", str(tmp_path / "s"),
+                                      "--half", "--option", "latent=64x1x1", "--tags", "a, b", "--name", "Mine"])
+    request = model_dir_request(args)
+    spec = parse_spec(request.generator)
+    assert spec.scheme == "torchscript" and spec.options["dtype"] == "float16" and spec.options["latent"] == "64x1x1"
+    assert request.metadata.tags == ("a", "b") and request.metadata.name == "Mine"
+    assert request.metadata.license == "mit"  # the card's, not overridden
+    bad = build_parser().parse_args(["index", "--model-dir", str(tmp_path), "--store", "s", "--option", "latent"])
+    with pytest.raises(ValueError, match="--option 'latent': expected KEY=VALUE"):
+        model_dir_request(bad)

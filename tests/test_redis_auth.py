@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from fleet_support import ENCODER_SPEC
+from serving_fixtures import build_store
 
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.jobs import JobState
@@ -26,7 +27,6 @@ from modelverse.fleet.submit import submit_jobs
 from modelverse.security.certs import LocalCA
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.redis_store import RedisStore
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,11 @@ import yaml
 from modelverse.serving.admin.__main__ import parse_args as admin_args
 from modelverse.serving.gateway.__main__ import parse_args as gateway_args
 from modelverse.serving.shard.__main__ import parse_args as shard_args
+from modelverse.web.__main__ import parse_args as web_args
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "serving"
 PARSERS = {"modelverse.serving.shard": shard_args, "modelverse.serving.gateway": gateway_args,
-           "modelverse.serving.admin": admin_args}
+           "modelverse.serving.admin": admin_args, "modelverse.web": web_args}
 
 
 def commands(document) -> list[list[str]]:
@@ -43,6 +44,9 @@ def test_deploy_commands_parse_and_agree_on_the_shards(name) -> None:
         if command[2].endswith("shard"):
             shard_counts.add(args.shards)
             shard_indexes.add(args.shard)
+        elif command[2] == "modelverse.web":
+            # The page reads through the gateway's public port with a read key from a secret.
+            assert args.gateway.endswith(":50051") and args.api_key_file and not args.api_key, command
         else:
             gateway_layouts.append(len(args.shard))
             # Public ports: keys from a mounted secret, never --insecure-no-auth (docs/SECURITY.md).

@@ -356,6 +356,9 @@ def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path:
         assert top_hit(serving, "fleet/conv") == "fleet/conv"
         assert_same_stats(DirectoryStore.open(serving.store_root).get_stats("fleet/conv"),
                           reference_stats(tmp_path / "reference", "fleet/conv", conv(21)))
+        # the thumbnails the worker kept are copied into the serving store with the statistics
+        assert DirectoryStore.open(serving.store_root).get_thumbnails("fleet/conv") == redis_store.get_thumbnails("fleet/conv")
+        assert len(redis_store.get_thumbnails("fleet/conv")) == 8
 
         # A broken generator fails on the worker; the admin reports the worker's reason.
         broken = wait_for_job(serving.admin, register(serving.admin, "fleet/broken",
@@ -410,3 +413,19 @@ def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path:
         assert serving.admin.GetJob(admin_pb2.GetJobRequest(id=offline.job_id), timeout=10).state == admin_pb2.SUCCEEDED
     finally:
         serving.close()
+
+
+def test_huge_strings_in_register_requests_come_back_bounded(embedded: Serving) -> None:
+    admin = embedded.admin
+    huge = "q" * 30_000
+    requests = {
+        "zoo model": admin_pb2.RegisterModelRequest(metadata=search_pb2.Model(id="huge/zoo"), zoo_model=huge),
+        "generator spec": admin_pb2.RegisterModelRequest(metadata=search_pb2.Model(id="huge/spec"), generator="py:" + huge),
+        "model id": admin_pb2.RegisterModelRequest(metadata=search_pb2.Model(id=huge), generator=conv(1)),
+    }
+    for name, request in requests.items():
+        with pytest.raises(grpc.RpcError) as caught:
+            admin.RegisterModel(request, timeout=10)
+        assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), name
+        assert len(caught.value.details()) < 500, name
+    assert code_of(lambda: admin.GetJob(admin_pb2.GetJobRequest(id="no-such-job"), timeout=10)) == grpc.StatusCode.NOT_FOUND

@@ -15,14 +15,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_ROUND_SAMPLES,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
-from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest, request_for_model_dir
+from modelverse.fleet.requests import (
+    ModelRequest,
+    bundled_requests,
+    read_manifest,
+    request_for_model_dir,
+)
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
@@ -148,7 +157,7 @@ def index_here(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     requests = _skip_indexed(args, requests)
-    device = index_device(getattr(args, "device", None))
+    device = torch_device(getattr(args, "device", None))
     interactive = sys.stdout.isatty() and not getattr(args, "json", False)
 
     def progress(record: JobRecord) -> None:
@@ -183,7 +192,7 @@ def index_here(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def index_device(given: str | None) -> str:
+def torch_device(given: str | None) -> str:
     """--device, else $MODELVERSE_DEVICE, else cuda when torch sees a GPU, else cpu."""
     if given or os.environ.get("MODELVERSE_DEVICE"):
         return given or os.environ["MODELVERSE_DEVICE"]
@@ -194,7 +203,7 @@ def index_device(given: str | None) -> str:
 
 def _skip_indexed(args: argparse.Namespace, requests: list[ModelRequest]) -> list[ModelRequest]:
     """Resuming: models already in the store are left as they are unless --reindex."""
-    if getattr(args, "reindex", False) or not (Path(args.store) / "store.json").exists():
+    if getattr(args, "reindex", False) or not DirectoryStore.exists(args.store):
         return requests
     have = set(DirectoryStore.open(args.store).ids())
     todo = [r for r in requests if r.model_id not in have]

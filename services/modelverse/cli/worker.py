@@ -6,6 +6,7 @@ import argparse
 import os
 import socket
 
+from modelverse.cli.jobs import torch_device
 from modelverse.fleet.config import FleetConfig
 
 
@@ -26,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--torch-threads", type=int, default=None, metavar="N",
                         help="torch threads per process (default: $MODELVERSE_TORCH_THREADS or 1)")
     parser.add_argument("--device", default=None,
-                        help="torch device for zoo generators and the encoder, e.g. cuda:0 (one worker per "
-                        "GPU, --concurrency 1); default: $MODELVERSE_DEVICE or cpu")
+                        help="torch device for generators and the encoder, e.g. cuda:0 (one worker per "
+                        "GPU, --concurrency 1); default: $MODELVERSE_DEVICE, else cuda when torch sees a GPU, else cpu")
     parser.add_argument("--visibility-timeout", type=int, default=None, metavar="S",
                         help="seconds before an unacknowledged chunk is handed to another worker; "
                         "must exceed the longest chunk (default: $MODELVERSE_VISIBILITY_TIMEOUT or 3600)")
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         store_url=args.store_url,
         torch_threads=args.torch_threads,
         visibility_timeout_s=args.visibility_timeout,
-        device=args.device,
+        device=torch_device(args.device),
     )
     from modelverse.fleet.redis_access import check_fleet_redis
 

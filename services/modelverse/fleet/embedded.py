@@ -65,7 +65,7 @@ def index_embedded(
     others. rank/eps default to the store's, or the paper's for a new store.
     """
     root = Path(store_root)
-    if (root / "store.json").exists():
+    if DirectoryStore.exists(root):
         config = DirectoryStore.open(root).config
         rank = config.rank if rank is None else rank
         eps = config.eps if eps is None else eps

@@ -22,6 +22,7 @@ from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
 from modelverse.fleet.state import FleetState, partial_name
+from modelverse.fleet.thumbnails import THUMBNAIL_CHUNK, make_thumbnails
 from modelverse.generators.base import Generator
 from modelverse.store.errors import IncompatibleStatsError
 
@@ -50,20 +51,28 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
+def chunk_samples(
+    generator: Generator, encoder: Encoder, model_id: str, stats_version: int, chunk_index: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk's samples (n, H, W, 3) uint8 and their L2-normalised features (n, d)."""
+    seed = chunk_seed(model_id, stats_version, chunk_index)
+    images = check_images(generator.sample(n, seed), n, generator.resolution)
+    return images, l2_normalize_rows(check_features(encoder.encode_pixels(images), n, encoder.dim))
+
+
 def chunk_features(
     generator: Generator, encoder: Encoder, model_id: str, stats_version: int, chunk_index: int, n: int
 ) -> np.ndarray:
     """The L2-normalised features (n, d) of one chunk: its samples come from the chunk's own seed,
     so the quality benchmark, which keeps these features, sees exactly what the fleet summarises."""
-    seed = chunk_seed(model_id, stats_version, chunk_index)
-    images = check_images(generator.sample(n, seed), n, generator.resolution)
-    return l2_normalize_rows(check_features(encoder.encode_pixels(images), n, encoder.dim))
+    return chunk_samples(generator, encoder, model_id, stats_version, chunk_index, n)[1]
 
 
-def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> PartialMoments:
-    """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure."""
+def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[PartialMoments, list[bytes]]:
+    """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure.
+    Chunk 0 also returns the thumbnails it keeps of its samples (the others: [])."""
     try:
-        features = chunk_features(
+        images, features = chunk_samples(
             runtime.generator(spec.generator),
             runtime.encoder(spec.encoder),
             spec.model_id,
@@ -71,7 +80,8 @@ def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> PartialM
             chunk_index,
             spec.plan.chunk_samples(chunk_index),
         )
-        return PartialMoments.from_samples(features)
+        thumbnails = make_thumbnails(images) if chunk_index == THUMBNAIL_CHUNK else []
+        return PartialMoments.from_samples(features), thumbnails
     except Exception as exc:  # whatever a model's own code raises, the model is at fault
         raise ModelFailure(f"chunk {chunk_index} of {spec.model_id}: {_describe(exc)}") from exc
 
@@ -90,10 +100,12 @@ def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runti
     if not state.has_partial(name):
         state.start_job(spec.job_id)
         try:
-            moments = compute_chunk(spec, chunk_index, runtime)
+            moments, thumbnails = compute_chunk(spec, chunk_index, runtime)
         except ModelFailure as exc:
             state.update_job(spec.job_id, state=JobState.FAILED, error=str(exc), finished_at=time.time())
             return None
+        if thumbnails:  # before the partial: a chunk whose partial exists has its thumbnails too
+            state.put_chunk_thumbnails(name, thumbnails)
         state.put_partial(name, moments)
     state.mark_chunk_done(spec.job_id, chunk_index)
     return name
@@ -138,8 +150,10 @@ def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: l
         reason = f"finalising {spec.model_id}: {_describe(exc)}"
         state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
         return RoundOutcome(JobState.FAILED)
+    # Missing only where the partials were shared from another run (benchmarks): then none.
+    thumbnails = state.get_chunk_thumbnails(partial_name(spec.model_id, spec.stats_version, THUMBNAIL_CHUNK))
     try:
-        state.publish(spec, stats, tau=temperature)
+        state.publish(spec, stats, tau=temperature, thumbnails=thumbnails)
     except IncompatibleStatsError as exc:  # e.g. another encoder than the store's: no retry helps
         state.update_job(spec.job_id, state=JobState.FAILED, error=f"publishing {spec.model_id}: {exc}",
                          finished_at=time.time())

@@ -231,7 +231,7 @@ def load(spec: GeneratorSpec, device: str = "cpu") -> DiffusersGenerator:
             str(directory), local_files_only=True, use_safetensors=True, dtype=dtype, low_cpu_mem_usage=False,
             **extra,
         )
-    except Exception as exc:  # noqa: BLE001  (diffusers raises OSError, ValueError, EnvironmentError...)
+    except Exception as exc:
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GeneratorSpecError(f"{spec.label}: cannot load the pipeline ({text})") from exc
     if scheduler_name:

@@ -64,7 +64,7 @@ def _output_resolution(module: nn.Module, spec: GeneratorSpec, latent: LatentSpe
     try:
         with torch.inference_mode():
             output = module(probe)
-    except Exception as exc:  # noqa: BLE001  (whatever the graph raises: the file is at fault)
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise GeneratorSpecError(
             f"{spec.label}: running the module on latents of shape {tuple(probe.shape)} failed ({first}); "
@@ -108,7 +108,7 @@ def load_torchscript(spec: GeneratorSpec, device: str = "cpu") -> TorchGenerator
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": the format is still shipped
             module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001  (torch raises RuntimeError, ValueError, zipfile errors...)
+    except Exception as exc:
         raise GeneratorSpecError(f"{spec.label}: not a TorchScript module ({_first_line(exc)})") from exc
     return module_generator(module, spec, device, None)
 
@@ -117,7 +117,7 @@ def load_torch_export(spec: GeneratorSpec, device: str = "cpu") -> TorchGenerato
     path = existing_file(spec)
     try:
         program = torch.export.load(str(path))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise GeneratorSpecError(f"{spec.label}: not a torch.export program (.pt2) ({_first_line(exc)})") from exc
     inputs = [node for node in program.graph.nodes if node.op == "placeholder"
               and node.name in set(program.graph_signature.user_inputs)]
@@ -194,7 +194,7 @@ def load_onnx(spec: GeneratorSpec, device: str = "cpu") -> TorchGenerator:
     options.inter_op_num_threads = 1
     try:
         session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=_providers(device))
-    except Exception as exc:  # noqa: BLE001  (onnxruntime raises its own exception types)
+    except Exception as exc:
         raise GeneratorSpecError(f"{spec.label}: not an ONNX model onnxruntime can run ({_first_line(exc)})") from exc
     if len(session.get_inputs()) != 1:
         raise GeneratorSpecError(f"{spec.label}: the graph takes {len(session.get_inputs())} inputs; a generator takes one (the latents)")

@@ -17,7 +17,12 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 
 from modelverse.generators.base import Generator
-from modelverse.generators.specs import DECLARATIVE_SCHEMES, GeneratorSpec, GeneratorSpecError, parse_spec
+from modelverse.generators.specs import (
+    DECLARATIVE_SCHEMES,
+    GeneratorSpec,
+    GeneratorSpecError,
+    parse_spec,
+)
 
 ENTRY_POINT_GROUP = "modelverse.generators"
 RESERVED_SCHEMES = ("zoo", "py", "features")

@@ -44,7 +44,7 @@ class GeneratorSpec:
         return _short(self.target)
 
     def __str__(self) -> str:
-        query = urlencode(sorted(self.options.items()))
+        query = urlencode(sorted(self.options.items()), safe="/,:")  # paths and ranges stay readable
         return f"{self.scheme}:{self.target}" + (f"?{query}" if query else "")
 
     def with_options(self, **extra: str) -> GeneratorSpec:

@@ -76,6 +76,7 @@ class ClusterSpec:
     log_level: str = "INFO"
     auth: bool = True  # False: gateway and admin run --insecure-no-auth (loopback hosts only)
     tls: bool = False  # a throw-away CA and certificates in the run directory
+    web_port: int | None = None  # the web page (modelverse.web) in front of the gateway; None: none, 0: any port
 
 
 @dataclass
@@ -91,6 +92,10 @@ class Process:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
 
 @dataclass
 class Cluster:
@@ -98,6 +103,7 @@ class Cluster:
     shard_processes: list[list[Process]] = field(default_factory=list)
     gateway: Process | None = None
     admin: Process | None = None
+    web: Process | None = None
     admin_key: str | None = None
     read_key: str | None = None
     client_tls: ClientTLS | None = None  # what a client of the gateway / admin needs (the CA)
@@ -199,7 +205,10 @@ class Cluster:
                 raise ClusterError(f"{process.name} exited with status {process.popen.returncode}:\n{tail}")
             if process.port_file.exists():
                 process.port = int(process.port_file.read_text().strip())
-                if health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
+                if process is self.web:
+                    if http_ready(f"{process.url}healthz"):
+                        return
+                elif health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
                     return
             if time.monotonic() > deadline:
                 raise ClusterError(f"{process.name} did not become ready; see {process.log_file}")
@@ -243,6 +252,17 @@ class Cluster:
                 args.append("--allow-python-generators")
         return args
 
+    def web_process(self) -> Process:
+        """The web page, a client of the gateway's public API with the cluster's read key."""
+        spec = self.spec
+        assert self.gateway is not None and spec.web_port is not None
+        args = ["--gateway", self.gateway.address, "--host", spec.host, "--port", str(spec.web_port)]
+        if spec.auth:
+            args += ["--api-key-file", str(spec.run_dir / READ_KEY_FILE)]
+        if self.client_tls is not None and self.client_tls.ca is not None:
+            args += ["--tls-ca", str(self.client_tls.ca)]
+        return self._process("web", "modelverse.web", args)
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Cluster:
@@ -277,6 +297,10 @@ class Cluster:
             self._launch(self.admin)
             self._wait_ready(self.gateway, deadline)
             self._wait_ready(self.admin, deadline)
+            if spec.web_port is not None:
+                self.web = self.web_process()
+                self._launch(self.web)
+                self._wait_ready(self.web, deadline)
         except BaseException:
             self.stop()
             raise
@@ -285,13 +309,14 @@ class Cluster:
 
     def processes(self) -> list[Process]:
         found = [p for replicas in self.shard_processes for p in replicas]
-        return found + [p for p in (self.gateway, self.admin) if p is not None]
+        return found + [p for p in (self.gateway, self.admin, self.web) if p is not None]
 
     def _write_state(self) -> None:
         state = {
             "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items()},
             "gateway": self.gateway.address if self.gateway else None,
             "admin": self.admin.address if self.admin else None,
+            "web": self.web.url if self.web else None,
             "admin_key_file": str(self.spec.run_dir / ADMIN_KEY_FILE),
             "read_key_file": str(self.spec.run_dir / READ_KEY_FILE),
             "ca": str(self.client_tls.ca) if self.client_tls else None,
@@ -301,8 +326,8 @@ class Cluster:
         (self.spec.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def stop(self, grace: float = 5.0) -> None:
-        """Gateway and admin first (no new work), then the shards."""
-        ordered = [p for p in (self.gateway, self.admin) if p is not None]
+        """The web page, gateway and admin first (no new work), then the shards."""
+        ordered = [p for p in (self.web, self.gateway, self.admin) if p is not None]
         ordered += [p for replicas in self.shard_processes for p in replicas]
         for p in ordered:
             if p.popen is not None and p.popen.poll() is None:
@@ -326,6 +351,22 @@ class Cluster:
         if p.popen is not None:
             p.popen.kill()
             p.popen.wait()
+
+    def stop_gateway(self) -> None:
+        """SIGTERM the gateway and wait (its clients, the web page among them, see it gone)."""
+        p = self.gateway
+        if p is not None and p.popen is not None and p.popen.poll() is None:
+            p.popen.terminate()
+            p.popen.wait(timeout=30)
+
+    def restart_gateway(self, timeout: float = 120.0) -> None:
+        """Start the stopped gateway again on the same port (its clients know it by address)."""
+        p = self.gateway
+        assert p is not None
+        port_at = p.argv.index("--port") + 1
+        p.argv[port_at] = str(p.port)
+        self._launch(p)
+        self._wait_ready(p, time.monotonic() + timeout)
 
     def pause_shard(self, shard: int, replica: int = 0) -> None:
         """SIGSTOP one shard replica: a hung process that keeps its connections and answers nothing."""
@@ -352,6 +393,17 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def http_ready(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP endpoint answers 200 (the web page's /healthz)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def health_check(address: str, timeout: float = 2.0, service: str = "", tls: ClientTLS | None = None) -> bool:

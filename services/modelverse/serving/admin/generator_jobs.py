@@ -270,11 +270,12 @@ class _GatedState(LocalState):
         self._write_lock = write_lock
         self._cancelled = cancelled
 
-    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None,
+                thumbnails: list[bytes] | None = None) -> int:
         with self._write_lock:
             if self._cancelled(spec.job_id):
                 raise JobAborted(CANCELLED)
-            return super().publish(spec, stats, tau)
+            return super().publish(spec, stats, tau, thumbnails)
 
 
 class BrokerJobs(GeneratorJobs):
@@ -349,13 +350,14 @@ class BrokerJobs(GeneratorJobs):
         try:
             stored = self.redis.get(model_id)
             stats = self.redis.get_stats(model_id)
+            thumbnails = self.redis.get_thumbnails(model_id)
         except ModelNotFoundError:  # removed since it was announced
             return False
         with self.write_lock:
             if job_id and self.is_cancelled(job_id):
                 self.remove(model_id)
                 return False
-            self.store.put(stored.metadata, stats, replace=model_id in self.store)
+            self.store.put(stored.metadata, stats, replace=model_id in self.store, thumbnails=thumbnails)
         return True
 
     def _apply(self, events: list[tuple[str, dict[str, str]]]) -> None:

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import grpc
 
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_ROUND_SAMPLES,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest

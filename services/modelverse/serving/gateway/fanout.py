@@ -49,7 +49,8 @@ FAILOVER_CODES = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,  # a shard shedding load: another replica may have room
     grpc.StatusCode.DEADLINE_EXCEEDED,  # this attempt's share of the deadline: the next may answer
 }
-PASS_THROUGH_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}
+PASS_THROUGH_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION,
+                      grpc.StatusCode.DATA_LOSS}  # DATA_LOSS: the store every replica reads
 # Kept back from the caller's deadline for merging and answering: a shard that has not answered
 # by then is missing (partial answer) rather than the whole search late.
 ANSWER_RESERVE_FRACTION = 0.1

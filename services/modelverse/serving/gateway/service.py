@@ -221,6 +221,16 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
 
         return self._run("SampleImages", context, body)
 
+    def GetThumbnails(self, request: search_pb2.GetThumbnailsRequest,
+                      context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
+        def body(deadline: float) -> search_pb2.GetThumbnailsResponse:
+            if not request.model_id:
+                raise invalid("a model_id is required")
+            checked_model_id(request.model_id, "model_id")
+            return self.pool.call(shard_of(request.model_id, len(self.pool)), "GetThumbnails", request, deadline)
+
+        return self._run("GetThumbnails", context, body)
+
 
 def png_bytes(pixels: np.ndarray) -> bytes:
     from PIL import Image

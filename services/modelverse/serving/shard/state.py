@@ -284,6 +284,14 @@ class ShardState:
             raise ModelNotFoundError(f"no model {model_id!r}")
         return snap.metadata[model_id], snap.versions[model_id]
 
+    def samples(self, model_id: str) -> int:
+        """How many samples the model's statistics summarise (the pack's count column); 0 if unknown."""
+        snap = self.snapshot
+        row = snap.row_of.get(model_id)
+        if row is None or snap.pack is None:
+            return 0
+        return int(snap.pack.arrays["scalars"]["count"][row])
+
     def query_model(self, model_id: str) -> QueryModelStats:
         snap = self.snapshot
         row = snap.row_of.get(model_id)

@@ -1,5 +1,6 @@
-"""Tiny diffusers pipelines built from configuration with random weights, saved as real pipeline
-directories (model_index.json + safetensors), nothing downloaded.
+"""Tiny generators for tests and benchmarks: diffusers pipelines built from configuration with random
+weights, saved as real pipeline directories (model_index.json + safetensors), nothing downloaded;
+and two TorchScript files that load but are not image generators.
 
 - ``save_tiny_ddim(dir)``: an unconditional DDIMPipeline (UNet2DModel 16x16 RGB + DDIMScheduler).
 - ``save_tiny_text_to_image(dir)``: a StableDiffusionPipeline: tiny UNet2DConditionModel, tiny
@@ -8,7 +9,7 @@ directories (model_index.json + safetensors), nothing downloaded.
 
 The zoo's diffusion models do not map onto diffusers' classes (their UNet has its own block layout
 and a continuous-time cosine v-prediction schedule), hence random tiny pipelines for the diffusers
-path. tools/bench_generator_formats.py imports this module too.
+path. Used by the generator tests and tools/bench_generator_formats.py.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ def save_clip_tokenizer(directory: Path) -> Path:
 
 
 def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = None) -> Path:
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
