@@ -326,7 +326,8 @@ class Fleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("fleet")
     server = RedisServer(root / "redis").start()
-    config = FleetConfig(broker_url=server.url, visibility_timeout_s=30, max_retries=2, retry_backoff_s=0.5)
+    config = FleetConfig(broker_url=server.url, visibility_timeout_s=30, max_retries=2, retry_backoff_s=0.5,
+                         job_secret=b"serving-register-test-secret", allow_python_specs=True)
     worker = start_worker(config, "w1", root / "logs", pythonpath=[TESTS_DIR])
     try:
         yield Fleet(server, config, worker.wait_ready())

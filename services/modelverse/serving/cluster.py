@@ -87,6 +87,7 @@ class Process:
     log_file: Path
     popen: subprocess.Popen | None = None
     port: int = 0
+    scheme: str = "http"  # of an HTTP process (the web page)
 
     @property
     def address(self) -> str:
@@ -94,7 +95,7 @@ class Process:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Cluster:
         run = self.spec.run_dir
         ca = LocalCA.create()
         ca_file = ca.write_ca(run / CA_FILE)
-        for name in ("gateway", "admin", "shard"):
+        for name in ("gateway", "admin", "shard", "web"):
             ca.issue(run / TLS_DIR, name, client=False)
         internal = ca.issue(run / TLS_DIR, "internal-client", server=False)
         self.client_tls = ClientTLS(ca_file)
@@ -206,7 +207,7 @@ class Cluster:
             if process.port_file.exists():
                 process.port = int(process.port_file.read_text().strip())
                 if process is self.web:
-                    if http_ready(f"{process.url}healthz"):
+                    if http_ready(f"{process.url}healthz", self.client_tls.ca if self.client_tls else None):
                         return
                 elif health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
                     return
@@ -260,8 +261,12 @@ class Cluster:
         if spec.auth:
             args += ["--api-key-file", str(spec.run_dir / READ_KEY_FILE)]
         if self.client_tls is not None and self.client_tls.ca is not None:
-            args += ["--tls-ca", str(self.client_tls.ca)]
-        return self._process("web", "modelverse.web", args)
+            tls = spec.run_dir / TLS_DIR
+            args += ["--tls-ca", str(self.client_tls.ca),
+                     "--https-cert", str(tls / "web.pem"), "--https-key", str(tls / "web.key")]
+        process = self._process("web", "modelverse.web", args)
+        process.scheme = "https" if self.client_tls is not None else "http"
+        return process
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -395,12 +400,14 @@ class Cluster:
         self.stop()
 
 
-def http_ready(url: str, timeout: float = 2.0) -> bool:
-    """Whether an HTTP endpoint answers 200 (the web page's /healthz)."""
+def http_ready(url: str, ca: Path | None = None, timeout: float = 2.0) -> bool:
+    """Whether an HTTP(S) endpoint answers 200 (the web page's /healthz); ``ca``: trust for HTTPS."""
+    import ssl
     import urllib.request
 
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
             return answer.status == 200
     except OSError:
         return False
