@@ -18,7 +18,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-ALL_IMAGES_LOADED = "return [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+ALL_IMAGES_LOADED = ("return [...document.images].filter(i => i.getAttribute('src'))"
+                     ".every(i => i.complete && i.naturalWidth > 0)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run", "--hide-scrollbars"]
 

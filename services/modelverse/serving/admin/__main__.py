@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from modelverse.security.server import add_auth_arguments, interceptors_from_args
 from modelverse.security.tls import (
     add_server_tls_arguments,
@@ -15,9 +17,12 @@ from modelverse.security.tls import (
     server_tls_from_args,
     shard_client_tls_from_args,
 )
-from modelverse.serving import logs
+from modelverse.serving import logs, metrics
 from modelverse.serving.admin.service import AdminServicer
+from modelverse.serving.admin.admin_metrics import AdminCollector
 from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.request_context import RequestIdInterceptor
+from modelverse.serving.tracing import from_environment
 from modelverse.serving.grpc_server import build_server, write_port_file
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.verify import verify_store
@@ -35,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus /metrics here (jobs, models, store generation, shard sync lag); 0: none")
     parser.add_argument("--reflection", action="store_true",
                         help="serve gRPC server reflection (off by default: the admin API need not be discoverable)")
     add_auth_arguments(parser)
@@ -109,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     interceptors = interceptors_from_args(args, "admin")
     tls = server_tls_from_args(args)
-    pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args))
+    tracing = from_environment("admin")
+    pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args), tracing=tracing)
     check_store(args.store)
     servicer = AdminServicer(DirectoryStore.open(args.store), pool)
     if args.encoder:
@@ -120,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         [lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, s)],
         [admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name],
         address=f"{args.host}:{args.port}", max_workers=4, max_message_bytes=MAX_ADMIN_MESSAGE_BYTES,
-        interceptors=interceptors, tls=tls, reflection=args.reflection,
+        interceptors=[RequestIdInterceptor("admin"), *tracing.server_interceptors(), *interceptors],
+        tls=tls, reflection=args.reflection,
     )
+    if args.metrics_port:
+        REGISTRY.register(AdminCollector(servicer.store, pool.stubs, servicer.job_counts))
+        metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -130,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     server.stop(grace=2).wait()
     servicer.shutdown()
+    tracing.shutdown()
     return 0
 
 

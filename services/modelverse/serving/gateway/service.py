@@ -155,7 +155,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def _search(self, request: search_pb2.SearchRequest, deadline: float) -> search_pb2.SearchResponse:
         description = self.describe(deadline)
         with metrics.stage(SERVICE, "encode"):
-            parsed = parse_query(request, description.dim, self.encoder, self.limits)
+            parsed = parse_query(request, description.dim, self.encoder, self.limits, deadline)
         recall = self._recall_request(parsed, request, deadline)
         with metrics.stage(SERVICE, "recall"):
             result = self.pool.fan_out("Recall", recall, deadline)
