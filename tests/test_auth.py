@@ -6,6 +6,7 @@ and the `modelverse keys` command.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -16,11 +17,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
+from serving_fixtures import build_store
 
 from modelverse.client import connect
 from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +86,18 @@ def test_admin_calls_need_the_admin_role_and_a_refused_remove_loses_nothing(clus
     admin = admin_pb2_grpc.AdminServiceStub(connect(running.admin.address, running.admin_key))
     # The admin key passes the check: the admin answers on the merits (unknown job -> NOT_FOUND).
     assert code_of(lambda: admin.GetJob(admin_pb2.GetJobRequest(id="no-such-job"), timeout=10))[0] == grpc.StatusCode.NOT_FOUND
+    # The admin's log keeps who did what (the key id, never the key) and who was refused.
+    admin_id = running.admin_key.split("_", 2)[1]
+    deadline = time.monotonic() + 10
+    while True:
+        entries = [json.loads(line) for line in running.admin.log_file.read_text().splitlines() if line.startswith("{")]
+        calls = [e for e in entries if e.get("msg") == "admin call" and e.get("key_id") == admin_id]
+        if calls or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert calls and calls[-1]["method"] == "/modelverse.v1.AdminService/GetJob"
+    assert any(e.get("msg") == "call refused" and e.get("denial") == "permission_denied" for e in entries)
+    assert running.admin_key not in running.admin.log_file.read_text()
 
 
 def test_health_stays_open_and_reflection_serves_v1_and_v1alpha_on_the_gateway_only(cluster) -> None:
@@ -156,6 +169,15 @@ def start_server(module: str, *args: str, env: dict | None = None) -> subprocess
                           env={**os.environ, **(env or {})})
 
 
+def health_answers(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+    return True
+
+
 @pytest.mark.parametrize("module", ["modelverse.serving.admin", "modelverse.serving.gateway"])
 def test_servers_refuse_to_start_without_keys_and_insecure_mode_only_on_loopback(module, tmp_path) -> None:
     build_store(tmp_path / "store", count=2)
@@ -174,7 +196,8 @@ def test_servers_refuse_to_start_without_keys_and_insecure_mode_only_on_loopback
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 60
-        while not (port_file.exists() and health_check(f"127.0.0.1:{port_file.read_text().strip()}")):
+        # The health service answers (a gateway whose one shard does not exist says NOT_SERVING)
+        while not (port_file.exists() and health_answers(f"127.0.0.1:{port_file.read_text().strip()}")):
             assert loopback.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
     finally:

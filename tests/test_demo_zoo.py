@@ -40,6 +40,7 @@ def test_demo_indexes_the_zoo_and_answers_every_modality(demo: tuple[Path, str])
     for heading in ("== text:", "== image:", "== sketch:", "== text + sketch:", "== image set:", "== model:"):
         assert heading in output, heading
     assert f"store: {store.resolve()}" in output
+    assert output.rstrip().endswith("then open http://127.0.0.1:8080")  # the web page, and how to start it
     again = run("demo", "--store", str(store), "--samples", str(SAMPLES)).stdout
     assert f"{len(manifest)} of {len(manifest)} model(s) already in" in again  # resumed, nothing redone
 

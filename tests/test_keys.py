@@ -9,6 +9,7 @@ import stat
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,7 @@ def test_an_https_server_applies_the_same_rule_and_tls_settings(tmp_path) -> Non
     statuses = {Denial.UNAUTHENTICATED: 401, Denial.PERMISSION_DENIED: 403}
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             needed = Role.ADMIN if self.path == "/admin" else Role.READ
             decision = authenticator.decide(self.headers.get("Authorization"), needed)
             self.send_response(200 if decision.allowed else statuses[decision.denial])
@@ -103,3 +104,19 @@ def test_an_https_server_applies_the_same_rule_and_tls_settings(tmp_path) -> Non
         assert status("/admin", read) == 403
     finally:
         server.shutdown()
+
+
+def test_server_tls_flags_take_a_prefix_beside_the_client_flags(tmp_path) -> None:
+    import argparse
+
+    from modelverse.client import add_client_arguments, client_tls_from_args
+    from modelverse.security.tls import add_server_tls_arguments, server_tls_from_args
+
+    parser = argparse.ArgumentParser()
+    add_client_arguments(parser)  # --tls-ca, --tls-cert, --tls-key: towards the gateway
+    add_server_tls_arguments(parser, prefix="https")  # --https-cert, ...: this server's own port
+    args = parser.parse_args(["--tls-ca", "ca.pem", "--https-cert", "web.pem", "--https-key", "web.key"])
+    assert server_tls_from_args(args, prefix="https") == ServerTLS(Path("web.pem"), Path("web.key"))
+    assert client_tls_from_args(args).ca == Path("ca.pem")
+    with pytest.raises(SystemExit, match="--https-cert and --https-key"):
+        server_tls_from_args(parser.parse_args(["--https-cert", "web.pem"]), prefix="https")

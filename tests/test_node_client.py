@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from serving_fixtures import build_store
 
 from modelverse.serving.cluster import Cluster, ClusterSpec
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 from fleet_support import ENCODER_SPEC
+from serving_fixtures import build_store
 
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.jobs import JobState
@@ -26,7 +27,6 @@ from modelverse.fleet.submit import submit_jobs
 from modelverse.security.certs import LocalCA
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.redis_store import RedisStore
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +117,8 @@ def test_a_worker_indexes_a_model_over_rediss_with_an_acl_user(secured, tmp_path
 
 
 def test_a_worker_with_a_wrong_password_stops_at_once_with_a_clear_message(secured) -> None:
-    done = subprocess.run([sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", secured.url("wrong-pw")],
+    done = subprocess.run([sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", secured.url("wrong-pw"),
+                           "--insecure-unsigned-jobs"],
                           capture_output=True, text=True, timeout=60, env={**os.environ})
     assert done.returncode == 1
     assert "refused the credentials" in done.stderr and "wrong-pw" not in done.stderr

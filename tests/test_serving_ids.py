@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from serving_fixtures import build_store, start_in_process
 
 from modelverse.client import connect
 from modelverse.serving.gateway.ids import page_token
 from modelverse.v1 import search_pb2, shard_pb2_grpc
-from serving_fixtures import build_store, start_in_process
 
 LONG_IDS = {"20 kB": "x" * 20_000, "201 characters": "y" * 201, "1 MB": "z" * 1_000_000}
 BAD_IDS = {"spaces around": " a ", "control character": "a\x00b", "dot-dot": ".."}
@@ -36,6 +36,7 @@ def calls_with_id(stub, model_id: str):
         "GetModel": lambda: stub.GetModel(search_pb2.GetModelRequest(id=model_id), timeout=10),
         "Search by model id": lambda: stub.Search(S(parts=[P(model_id=model_id)]), timeout=10),
         "SampleImages": lambda: stub.SampleImages(search_pb2.SampleImagesRequest(model_id=model_id, count=1), timeout=10),
+        "GetThumbnails": lambda: stub.GetThumbnails(search_pb2.GetThumbnailsRequest(model_id=model_id), timeout=10),
     }
 
 

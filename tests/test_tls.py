@@ -6,6 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serving_fixtures import build_store
 
 from modelverse.client import connect
 from modelverse.security.certs import LocalCA
@@ -13,7 +14,6 @@ from modelverse.security.tls import ClientTLS, ServerTLS
 from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
 from modelverse.serving.grpc_server import build_server
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
-from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
 

@@ -92,8 +92,8 @@ def main() -> int:
                     stub = search_pb2_grpc.SearchServiceStub(channel)
                     get = search_pb2.GetModelRequest(id=ids[7])
                     result["variants"][name] = {
-                        "GetModel": timed(lambda: stub.GetModel(get, timeout=10), args.calls),
-                        "Search": timed(lambda: stub.Search(search, timeout=10), args.calls),
+                        "GetModel": timed(lambda stub=stub, get=get: stub.GetModel(get, timeout=10), args.calls),
+                        "Search": timed(lambda stub=stub: stub.Search(search, timeout=10), args.calls),
                     }
         result["key_check"] = key_check_cost(root)
     print(f"{'variant':20} {'GetModel p50':>13} {'p99':>8} {'Search p50':>11} {'p99':>8}   (ms, {args.calls} calls each)")

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from modelverse.serving.cluster import Cluster, ClusterError, ClusterSpec, stop_recorded
+from modelverse.store.directory import DirectoryStore
 
 DEFAULT_RUN_DIR = ".modelverse/cluster"
 
@@ -37,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "(default: inside the admin; generator jobs need --encoder)")
     up.add_argument("--tls", action="store_true",
                     help="make a throw-away CA (RUN_DIR/ca.pem) and serve TLS (mutual TLS to the shards)")
+    up.add_argument("--web-port", type=int, default=8080,
+                    help="the web page's HTTP port (0: any free port; default: %(default)s)")
+    up.add_argument("--no-web", action="store_true", help="no web page in front of the gateway")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
     up.set_defaults(handler=cluster_up)
 
@@ -50,13 +54,14 @@ def cluster_up(args: argparse.Namespace) -> int:
         raise ValueError("--shards and --replicas must be at least 1")
     if args.broker and not args.encoder:
         raise ValueError("--broker needs --encoder (the spec the fleet encodes samples with)")
-    if not (Path(args.store) / "store.json").exists():
+    if not DirectoryStore.exists(args.store):
         raise ValueError(f"{args.store}: no model store here")
     spec = ClusterSpec(
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
         candidates=args.candidates, nprobe=args.nprobe, encoder=args.encoder,
         generators=args.generators, broker=args.broker, tls=args.tls,
+        web_port=None if args.no_web else args.web_port,
     )
     try:
         cluster = Cluster(spec).start()
@@ -64,12 +69,17 @@ def cluster_up(args: argparse.Namespace) -> int:
         raise ValueError(str(exc)) from exc
     print(f"gateway  {cluster.gateway.address}  (modelverse.v1.SearchService)")
     print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
+    if cluster.web is not None:
+        print(f"web      {cluster.web.url}  (open it in a browser)")
     for replicas in cluster.shard_processes:
         print("shard    " + ", ".join(p.address for p in replicas))
     print(f"keys     {spec.run_dir / 'admin.key'} (admin), {spec.run_dir / 'read.key'} (read); "
           "send as 'authorization: Bearer <key>'")
     if cluster.client_tls is not None:
         print(f"tls      CA {cluster.client_tls.ca}")
+    if args.broker:
+        secret = f"--job-secret-file {cluster.job_secret_file}" if cluster.job_secret_file else "the same job secret"
+        print(f"fleet    start workers with: modelverse worker --broker {args.broker} {secret}")
     print(f"logs     {spec.run_dir / 'logs'}")
     if args.detach:
         print("running; stop with: modelverse cluster down" + (f" --run-dir {args.run_dir}" if args.run_dir != DEFAULT_RUN_DIR else ""))

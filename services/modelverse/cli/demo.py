@@ -9,6 +9,7 @@ The query pictures are held-out data-set images that no zoo model was trained on
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -18,15 +19,17 @@ DEMO_IMAGE_CLASS = ("fashion-mnist", "trouser")
 DEMO_SKETCH_CLASS = ("fashion-mnist", "bag")
 DEMO_SET_CLASS = ("animal-shape", "elephant")
 DEMO_LIKE = "fashion-vae-sneaker"
+DEMO_WEB_PORT = 8080  # `cluster up`'s default --web-port
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, cli: Callable[[list[str]], int]) -> None:
+    """``cli``: the `modelverse` entry point, which the demo runs as a user would."""
     parser = subparsers.add_parser("demo", help="index the bundled zoo and search it with every kind of query")
     parser.add_argument("--store", default=".modelverse/demo-store", metavar="DIR",
                         help="where to build the demo store (default: %(default)s)")
     parser.add_argument("--samples", type=int, default=100,
                         help="samples per model (default: %(default)s; the paper uses 50,000)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=lambda args: run(args, cli))
 
 
 def _query_pictures(root: Path) -> dict[str, Path]:
@@ -45,9 +48,7 @@ def _query_pictures(root: Path) -> dict[str, Path]:
     return {"image": image, "sketch": sketch, "images": folder / "elephants"}
 
 
-def run(args: argparse.Namespace) -> int:
-    from modelverse.cli.main import main as modelverse  # the CLI itself, as a user runs it
-
+def run(args: argparse.Namespace, modelverse: Callable[[list[str]], int]) -> int:
     if args.samples < 2:
         raise ValueError("the demo needs at least 2 samples per model")
     root = Path(args.store)
@@ -77,4 +78,7 @@ def run(args: argparse.Namespace) -> int:
             return status
     print(f"\nstore: {root.resolve()}")
     print(f"search it yourself: .venv/bin/modelverse search --store {root} --text 'a painting of a blue eye'")
+    print(f"in a browser: .venv/bin/modelverse cluster up --store {root} --encoder bundled --generators zoo "
+          f"--web-port {DEMO_WEB_PORT}")
+    print(f"  then open http://127.0.0.1:{DEMO_WEB_PORT}")
     return 0

@@ -14,15 +14,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 from modelverse.cli.output import print_json, print_table
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
-from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
+from modelverse.fleet.adaptive import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_ROUND_SAMPLES,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
+from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig, read_job_secret
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
-from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
+from modelverse.fleet.requests import (
+    ModelRequest,
+    bundled_requests,
+    read_manifest,
+    request_for_model_dir,
+)
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
@@ -52,6 +62,9 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by embedded and fleet indexing (``--broker`` selects the fleet)."""
     parser.add_argument("--broker", default=None, metavar="URL",
                         help="submit to the fleet on this Redis broker and return (default: index in this process)")
+    parser.add_argument("--job-secret-file", default=None, metavar="FILE",
+                        help="with --broker: sign the jobs with this shared secret, as the workers' "
+                        "(default: $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET)")
     parser.add_argument("--encoder", default=os.environ.get("MODELVERSE_ENCODER", "bundled"),
                         help="encoder spec (default: $MODELVERSE_ENCODER or bundled)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
@@ -64,6 +77,9 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
                         help="adaptive floor (default: %(default)s)")
     parser.add_argument("--round-samples", type=int, default=DEFAULT_ROUND_SAMPLES, metavar="N",
                         help="samples added per adaptive round (default: %(default)s)")
+    parser.add_argument("--device", default=None,
+                        help="torch device for indexing in this process, e.g. cuda:0 or cpu (default: "
+                        "$MODELVERSE_DEVICE, else cuda when present); fleet workers take their own --device")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="NATS",
                         help="adaptive: stop once the standard error of the score a query like the model's "
                         "own samples gets is at most this (default: %(default)s; docs/FLEET.md)")
@@ -88,7 +104,25 @@ def requests_from_args(args: argparse.Namespace) -> tuple[list[ModelRequest], st
         return requests, encoder or args.encoder
     if getattr(args, "zoo", None) == "bundled":
         return bundled_requests(), args.encoder
-    raise ValueError("name the models to index: --zoo bundled or --manifest FILE")
+    if getattr(args, "model_dir", None):
+        return [model_dir_request(args)], args.encoder
+    raise ValueError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
+
+
+def model_dir_request(args: argparse.Namespace) -> ModelRequest:
+    """`--model-dir DIR` and the flags that override its card."""
+    options = {}
+    for item in args.option:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--option {item[:80]!r}: expected KEY=VALUE")
+        options[key] = value
+    if args.half:
+        options["dtype"] = "float16"
+    overrides = {"id": args.id, "name": args.name, "description": args.description, "family": args.family,
+                 "license": args.license, "creator": args.creator,
+                 "tags": [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None}
+    return request_for_model_dir(args.model_dir, overrides, options)
 
 
 def submit_index(args: argparse.Namespace) -> int:
@@ -97,6 +131,11 @@ def submit_index(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     config = FleetConfig.from_env(broker_url=args.broker)
+    if getattr(args, "job_secret_file", None):
+        config = replace(config, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+    if not config.job_secret:
+        print("modelverse index: warning: no job secret (--job-secret-file): workers that have one refuse these "
+              "jobs", file=sys.stderr)
     with _reaching(config.broker_url):
         records = submit_jobs(
             config,
@@ -127,6 +166,7 @@ def index_here(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     requests = _skip_indexed(args, requests)
+    device = torch_device(getattr(args, "device", None))
     interactive = sys.stdout.isatty() and not getattr(args, "json", False)
 
     def progress(record: JobRecord) -> None:
@@ -138,7 +178,7 @@ def index_here(args: argparse.Namespace) -> int:
     records = []
     for position, request in enumerate(requests, start=1):
         [record] = index_embedded(
-            args.store, [request], encoder, plan_from_args(args),
+            args.store, [request], encoder, plan_from_args(args), device=device,
             rank=getattr(args, "rank", None), eps=getattr(args, "eps", None),
             keep_covariance=not getattr(args, "no_covariance", False), progress=progress,
         )
@@ -161,9 +201,18 @@ def index_here(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def torch_device(given: str | None) -> str:
+    """--device, else $MODELVERSE_DEVICE, else cuda when torch sees a GPU, else cpu."""
+    if given or os.environ.get("MODELVERSE_DEVICE"):
+        return given or os.environ["MODELVERSE_DEVICE"]
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _skip_indexed(args: argparse.Namespace, requests: list[ModelRequest]) -> list[ModelRequest]:
     """Resuming: models already in the store are left as they are unless --reindex."""
-    if getattr(args, "reindex", False) or not (Path(args.store) / "store.json").exists():
+    if getattr(args, "reindex", False) or not DirectoryStore.exists(args.store):
         return requests
     have = set(DirectoryStore.open(args.store).ids())
     todo = [r for r in requests if r.model_id not in have]
@@ -190,6 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--watch", action="store_true", help="refresh until every shown job finished")
     parser.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch refresh period")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--metrics", action="store_true",
+                        help="print the fleet's Prometheus metrics (jobs by state, queue depth, chunks done, "
+                        "worker heartbeats) in the text format and exit")
     parser.set_defaults(handler=run_jobs)
 
 
@@ -258,7 +310,29 @@ def _show(records: list[JobRecord], as_json: bool, stall_after_s: float) -> None
           + (f"; {rate:.0f} samples/s now" if running else ""))
 
 
+def fleet_metrics_text(broker_url: str | None) -> str:
+    """The fleet's metrics in Prometheus's text format, read from its Redis now."""
+    import redis
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from modelverse.fleet.fleet_metrics import FleetCollector
+    from modelverse.store.redis_store import RedisStore
+
+    config = FleetConfig.from_env(broker_url=broker_url)
+    store_url = broker_url or config.redis_store_url
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(RedisStore.from_url(store_url, config.store_prefix, retries=1),
+                                     redis.Redis.from_url(config.broker_url, socket_timeout=5)))
+    return generate_latest(registry).decode()
+
+
 def run_jobs(args: argparse.Namespace) -> int:
+    if args.metrics:
+        text = fleet_metrics_text(args.broker)
+        if "modelverse_fleet_redis_up 1.0" not in text:
+            raise FleetUnreachableError(f"cannot read the fleet's Redis at {args.broker or FleetConfig.from_env().redis_store_url}")
+        print(text, end="")
+        return 0
     stall_after_s = float(FleetConfig.from_env().visibility_timeout_s)
     records = _load(args)
     if not args.watch:

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, worker
+from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, web, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.query.hybrid import TextMode
@@ -122,12 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     repack.set_defaults(handler=commands.repack)
 
     maintenance.register(sub)
-    demo.register(sub)
+    demo.register(sub, cli=lambda argv: main(argv))
     index.register(sub)
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
     keys.register(sub)
+    web.register(sub)
     return parser
 
 

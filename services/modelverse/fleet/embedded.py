@@ -57,6 +57,7 @@ def index_embedded(
     keep_covariance: bool = True,
     torch_threads: int | None = None,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> list[JobRecord]:
     """Index ``requests`` into the directory store at ``store_root``; one record per model.
 
@@ -64,12 +65,12 @@ def index_embedded(
     others. rank/eps default to the store's, or the paper's for a new store.
     """
     root = Path(store_root)
-    if (root / "store.json").exists():
+    if DirectoryStore.exists(root):
         config = DirectoryStore.open(root).config
         rank = config.rank if rank is None else rank
         eps = config.eps if eps is None else eps
     state = LocalState(str(root))
-    runtime = Runtime(torch_threads=torch_threads)
+    runtime = Runtime(torch_threads=torch_threads, device=device)
     records = []
     for request in requests:
         spec = JobSpec.new(

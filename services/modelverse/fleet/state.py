@@ -34,7 +34,15 @@ class FleetState(Protocol):
 
     def has_partial(self, name: str) -> bool: ...
 
-    def delete_partials(self, names: list[str]) -> None: ...
+    def delete_partials(self, names: list[str]) -> None:
+        """Delete these chunks' partials and the thumbnails they kept."""
+        ...
+
+    def put_chunk_thumbnails(self, name: str, thumbnails: list[bytes]) -> None:
+        """Keep the thumbnails chunk ``name`` made until the finaliser publishes them."""
+        ...
+
+    def get_chunk_thumbnails(self, name: str) -> list[bytes] | None: ...
 
     def create_job(self, record: JobRecord) -> None: ...
 
@@ -61,9 +69,11 @@ class FleetState(Protocol):
         """The model's current stats version, 0 when it has none."""
         ...
 
-    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
-        """Write the model's statistics and metadata as ``spec.stats_version``; returns it.
-        ``tau``, the encoder's temperature, becomes the store's when this write creates it."""
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None,
+                thumbnails: list[bytes] | None = None) -> int:
+        """Write the model's statistics, metadata and thumbnails as ``spec.stats_version``;
+        returns it. ``tau``, the encoder's temperature, becomes the store's when this write
+        creates it."""
         ...
 
 
@@ -79,6 +89,7 @@ class LocalState:
         self.keep_partials = keep_partials
         self._partials: dict[str, PartialMoments] = {} if partials is None else partials
         self._jobs: dict[str, JobRecord] = {}
+        self._thumbnails: dict[str, list[bytes]] = {}
         self._lock = threading.Lock()
 
     def _store(self, spec: JobSpec | None = None, dim: int | None = None, encoder: str = "",
@@ -107,6 +118,14 @@ class LocalState:
         with self._lock:
             for name in names:
                 self._partials.pop(name, None)
+                self._thumbnails.pop(name, None)
+
+    def put_chunk_thumbnails(self, name: str, thumbnails: list[bytes]) -> None:
+        with self._lock:
+            self._thumbnails[name] = list(thumbnails)
+
+    def get_chunk_thumbnails(self, name: str) -> list[bytes] | None:
+        return self._thumbnails.get(name)
 
     def create_job(self, record: JobRecord) -> None:
         self._jobs[record.job_id] = record
@@ -153,7 +172,8 @@ class LocalState:
         except (ModelNotFoundError, StoreNotFoundError):  # no store yet: nothing indexed
             return 0
 
-    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None,
+                thumbnails: list[bytes] | None = None) -> int:
         store = self._store(spec, stats.dim, stats.encoder, tau)
         current = self.stats_version(spec.model_id)
         if current == spec.stats_version:  # a redelivered finaliser: the same bits are there
@@ -163,5 +183,5 @@ class LocalState:
                 f"{spec.model_id}: the store holds stats version {current}, this job computed "
                 f"version {spec.stats_version}; another writer indexed the model meanwhile"
             )
-        stored = store.put(spec.metadata, stats, replace=current > 0)
+        stored = store.put(spec.metadata, stats, replace=current > 0, thumbnails=thumbnails)
         return stored.stats_version

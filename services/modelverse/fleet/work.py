@@ -22,6 +22,7 @@ from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
 from modelverse.fleet.state import FleetState, partial_name
+from modelverse.fleet.thumbnails import THUMBNAIL_CHUNK, make_thumbnails
 from modelverse.generators.base import Generator
 from modelverse.store.errors import IncompatibleStatsError
 
@@ -50,38 +51,59 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{at}"
 
 
+def chunk_samples(
+    generator: Generator, encoder: Encoder, model_id: str, stats_version: int, chunk_index: int, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk's samples (n, H, W, 3) uint8 and their L2-normalised features (n, d)."""
+    seed = chunk_seed(model_id, stats_version, chunk_index)
+    images = check_images(generator.sample(n, seed), n, generator.resolution)
+    return images, l2_normalize_rows(check_features(encoder.encode_pixels(images), n, encoder.dim))
+
+
 def chunk_features(
     generator: Generator, encoder: Encoder, model_id: str, stats_version: int, chunk_index: int, n: int
 ) -> np.ndarray:
     """The L2-normalised features (n, d) of one chunk: its samples come from the chunk's own seed,
     so the quality benchmark, which keeps these features, sees exactly what the fleet summarises."""
-    seed = chunk_seed(model_id, stats_version, chunk_index)
-    images = check_images(generator.sample(n, seed), n, generator.resolution)
-    return l2_normalize_rows(check_features(encoder.encode_pixels(images), n, encoder.dim))
+    return chunk_samples(generator, encoder, model_id, stats_version, chunk_index, n)[1]
 
 
-def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> PartialMoments:
-    """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure."""
+def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[PartialMoments, list[bytes]]:
+    """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure.
+    Chunk 0 also returns the thumbnails it keeps of its samples (the others: [])."""
+    moments, thumbnails, _ = timed_chunk(spec, chunk_index, runtime)
+    return moments, thumbnails
+
+
+def timed_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[PartialMoments, list[bytes], float]:
+    """``compute_chunk`` and the seconds its sampling and encoding took (loading the model, once
+    per process, is not counted: it is not repeated when the broker redelivers a chunk)."""
     try:
-        features = chunk_features(
-            runtime.generator(spec.generator),
-            runtime.encoder(spec.encoder),
-            spec.model_id,
-            spec.stats_version,
-            chunk_index,
-            spec.plan.chunk_samples(chunk_index),
-        )
-        return PartialMoments.from_samples(features)
+        runtime.check(spec.generator, spec.encoder)  # both refused or allowed before either loads
+        generator = runtime.generator(spec.generator)
+        encoder = runtime.encoder(spec.encoder)
+        started = time.monotonic()
+        images, features = chunk_samples(generator, encoder, spec.model_id, spec.stats_version, chunk_index,
+                                         spec.plan.chunk_samples(chunk_index))
+        elapsed = time.monotonic() - started
+        thumbnails = make_thumbnails(images) if chunk_index == THUMBNAIL_CHUNK else []
+        return PartialMoments.from_samples(features), thumbnails, elapsed
     except Exception as exc:  # whatever a model's own code raises, the model is at fault
         raise ModelFailure(f"chunk {chunk_index} of {spec.model_id}: {_describe(exc)}") from exc
 
 
-def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runtime) -> str | None:
+def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runtime,
+              chunk_time_limit_s: float | None = None) -> str | None:
     """Make sure chunk ``chunk_index``'s partial is stored; returns its key (None: job over).
 
     Idempotent: a redelivered chunk whose partial exists is not computed again, and if two
     deliveries compute it at once, the first write wins and both write the same bits anyway.
     A ModelFailure marks the job failed and is not raised: retrying cannot help.
+
+    ``chunk_time_limit_s`` (the fleet: a fraction of the broker's visibility timeout): a chunk
+    that took longer fails its job with the chunk size that would fit. Past the visibility
+    timeout the broker hands a running chunk to a second worker, and a model that slow would
+    have every chunk computed twice or more; the first chunk measures it.
     """
     job = state.get_job(spec.job_id)
     if job is None or job.state.finished:
@@ -90,13 +112,29 @@ def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runti
     if not state.has_partial(name):
         state.start_job(spec.job_id)
         try:
-            moments = compute_chunk(spec, chunk_index, runtime)
+            moments, thumbnails, elapsed = timed_chunk(spec, chunk_index, runtime)
         except ModelFailure as exc:
             state.update_job(spec.job_id, state=JobState.FAILED, error=str(exc), finished_at=time.time())
             return None
+        if chunk_time_limit_s is not None and elapsed > chunk_time_limit_s:
+            reason = chunk_too_slow(spec, chunk_index, elapsed, chunk_time_limit_s)
+            state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
+            return None
+        if thumbnails:  # before the partial: a chunk whose partial exists has its thumbnails too
+            state.put_chunk_thumbnails(name, thumbnails)
         state.put_partial(name, moments)
     state.mark_chunk_done(spec.job_id, chunk_index)
     return name
+
+
+def chunk_too_slow(spec: JobSpec, chunk_index: int, elapsed_s: float, limit_s: float) -> str:
+    """Why a job whose chunks run too long for the broker fails, and what would fit."""
+    samples = spec.plan.chunk_samples(chunk_index)
+    fitting = max(1, int(samples * limit_s / elapsed_s * 0.8))  # 20 % headroom for slower nodes
+    return (f"chunk {chunk_index} of {spec.model_id} took {elapsed_s:.1f} s for {samples} samples, more than "
+            f"{limit_s:.0f} s (half the broker's visibility timeout): the broker would hand its chunks to a "
+            f"second worker while the first still runs. Submit again with --chunk-size {fitting} or less, "
+            f"or run the workers with a --visibility-timeout of at least {int(2.5 * elapsed_s) + 1} s")
 
 
 def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Runtime) -> RoundOutcome:
@@ -138,8 +176,10 @@ def _finalise(state: FleetState, spec: JobSpec, merged: PartialMoments, names: l
         reason = f"finalising {spec.model_id}: {_describe(exc)}"
         state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
         return RoundOutcome(JobState.FAILED)
+    # Missing only where the partials were shared from another run (benchmarks): then none.
+    thumbnails = state.get_chunk_thumbnails(partial_name(spec.model_id, spec.stats_version, THUMBNAIL_CHUNK))
     try:
-        state.publish(spec, stats, tau=temperature)
+        state.publish(spec, stats, tau=temperature, thumbnails=thumbnails)
     except IncompatibleStatsError as exc:  # e.g. another encoder than the store's: no retry helps
         state.update_job(spec.job_id, state=JobState.FAILED, error=f"publishing {spec.model_id}: {exc}",
                          finished_at=time.time())

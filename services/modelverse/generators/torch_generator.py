@@ -70,7 +70,9 @@ class TorchGenerator:
     """Generator over an nn.Module returning (batch, 1 or 3, resolution, resolution) images.
 
     output_range is the module's pixel range: (-1, 1) for tanh outputs or (0, 1) for sigmoid
-    outputs. Grayscale outputs are repeated into RGB.
+    outputs. Grayscale outputs are repeated into RGB. ``name`` says in errors which model failed
+    (a file, for exported models); ``dtype`` is the module's (float16 for half precision: the
+    latents are drawn in float32 and cast, so they are the same at every precision).
     """
 
     def __init__(
@@ -82,6 +84,8 @@ class TorchGenerator:
         output_range: tuple[float, float] = (-1.0, 1.0),
         device: str | torch.device = "cpu",
         batch_size: int = 256,
+        name: str = "generator module",
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         if resolution <= 0:
             raise ValueError(f"resolution must be positive, got {resolution}")
@@ -93,7 +97,9 @@ class TorchGenerator:
                 f"output_range must be (low, high) with high > low, got {output_range}"
             )
         self.device = torch.device(device)
-        self.module = module.to(self.device).eval()
+        self.dtype = dtype
+        self.name = name
+        self.module = module.to(self.device, dtype).eval()
         self.latent = latent
         self.batch_size = batch_size
         self.output_range = (low, high)
@@ -116,7 +122,7 @@ class TorchGenerator:
         images = np.empty((n, self._resolution, self._resolution, 3), dtype=np.uint8)
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
-                batch = latents[start : start + self.batch_size].to(self.device)
+                batch = latents[start : start + self.batch_size].to(self.device, self.dtype)
                 labels = self.latent.labels(len(batch), self.device)
                 output = self.module(batch) if labels is None else self.module(batch, labels)
                 images[start : start + len(batch)] = self._to_uint8(output, len(batch))
@@ -126,7 +132,7 @@ class TorchGenerator:
         expected = f"({batch}, 1 or 3, {self._resolution}, {self._resolution})"
         if not isinstance(output, torch.Tensor):
             raise TypeError(
-                f"generator module returned {type(output).__name__}, "
+                f"{self.name} returned {type(output).__name__}, "
                 f"expected a tensor of shape {expected}"
             )
         shape = tuple(output.shape)
@@ -136,7 +142,12 @@ class TorchGenerator:
             or shape[1] not in (1, 3)
             or shape[2:] != (self._resolution, self._resolution)
         ):
-            raise ValueError(f"generator module returned shape {shape}, expected {expected}")
+            raise ValueError(f"{self.name} returned shape {shape}, expected {expected}")
+        finite = torch.isfinite(output).flatten(1).all(dim=1)
+        if not bool(finite.all()):
+            # NaN or inf pixels have no colour: clamping them would index garbage, so the model fails.
+            bad = int((~finite).sum())
+            raise ValueError(f"{self.name} returned non-finite values (NaN or inf) in {bad} of {batch} images")
         low, high = self.output_range
         unit = ((output.float() - low) / (high - low)).clamp_(0.0, 1.0)
         pixels = unit.mul_(255.0).round_().to(torch.uint8)

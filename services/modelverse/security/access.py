@@ -24,6 +24,7 @@ METHOD_ROLES: dict[str, Role] = {
     "/modelverse.v1.SearchService/GetModel": Role.READ,
     "/modelverse.v1.SearchService/ListModels": Role.READ,
     "/modelverse.v1.SearchService/SampleImages": Role.READ,
+    "/modelverse.v1.SearchService/GetThumbnails": Role.READ,
     "/modelverse.v1.AdminService/RegisterModel": Role.ADMIN,
     "/modelverse.v1.AdminService/GetJob": Role.ADMIN,
     "/modelverse.v1.AdminService/RemoveModel": Role.ADMIN,

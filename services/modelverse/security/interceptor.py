@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 
 from modelverse.security.access import Authenticator, Denial, needed_role
+from modelverse.security.keys import Role
 
 log = logging.getLogger("modelverse.auth")
 
@@ -49,6 +51,8 @@ class ApiKeyInterceptor(grpc.ServerInterceptor):
         decision = self.authenticator.decide(authorization if isinstance(authorization, str) else None, needed)
         handler = continuation(details)
         if decision.allowed or handler is None:  # None: an unknown method, UNIMPLEMENTED as usual
+            if decision.allowed and needed is Role.ADMIN:  # an audit trail of who changed what
+                log.info("admin call", extra={"method": details.method, "key_id": decision.key_id})
             return handler
         assert decision.denial is not None
         log.info("call refused", extra={"method": details.method, "denial": decision.denial.value,

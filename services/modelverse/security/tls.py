@@ -63,21 +63,25 @@ class ClientTLS:
 
 
 def add_server_tls_arguments(parser: argparse.ArgumentParser, prefix: str = "tls") -> None:
-    group = parser.add_argument_group("TLS (plaintext without --tls-cert)")
+    """``--tls-cert``, ``--tls-key``, ``--tls-client-ca``; another ``prefix`` (e.g. "https" for a
+    web server that also has the client flags of ``modelverse.client``) renames all three."""
+    group = parser.add_argument_group(f"TLS (plaintext without --{prefix}-cert)")
     group.add_argument(f"--{prefix}-cert", type=Path, default=None, metavar="PEM", help="this server's certificate chain")
     group.add_argument(f"--{prefix}-key", type=Path, default=None, metavar="PEM", help="its private key")
     group.add_argument(f"--{prefix}-client-ca", type=Path, default=None, metavar="PEM",
                        help="demand client certificates signed by this CA (mutual TLS)")
 
 
-def server_tls_from_args(args: argparse.Namespace) -> ServerTLS | None:
-    if args.tls_cert is None and args.tls_key is None:
-        if args.tls_client_ca is not None:
-            raise SystemExit("--tls-client-ca needs --tls-cert and --tls-key")
+def server_tls_from_args(args: argparse.Namespace, prefix: str = "tls") -> ServerTLS | None:
+    name = prefix.replace("-", "_")
+    cert, key, client_ca = (getattr(args, f"{name}_{part}") for part in ("cert", "key", "client_ca"))
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise SystemExit(f"--{prefix}-client-ca needs --{prefix}-cert and --{prefix}-key")
         return None
-    if args.tls_cert is None or args.tls_key is None:
-        raise SystemExit("TLS needs both --tls-cert and --tls-key")
-    return ServerTLS(args.tls_cert, args.tls_key, args.tls_client_ca)
+    if cert is None or key is None:
+        raise SystemExit(f"TLS needs both --{prefix}-cert and --{prefix}-key")
+    return ServerTLS(cert, key, client_ca)
 
 
 def add_shard_client_tls_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ STATE_FILE = "cluster.json"
 KEYS_FILE = "api-keys.json"
 ADMIN_KEY_FILE = "admin.key"
 READ_KEY_FILE = "read.key"
+JOB_SECRET_FILE = "job.secret"  # with --broker: the fleet's job secret, for the admin and the workers
 CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
@@ -63,7 +65,10 @@ class ClusterSpec:
     lift_alpha: float | None = None  # None: the shards' default (serving.lifted.DEFAULT_ALPHA)
     compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
-    gateway_workers: int = 16
+    gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
+    gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
+    gateway_metrics_port: int = 0  # 0: no /metrics endpoint
+    admin_metrics_port: int = 0  # 0: no /metrics endpoint
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
@@ -74,6 +79,7 @@ class ClusterSpec:
     log_level: str = "INFO"
     auth: bool = True  # False: gateway and admin run --insecure-no-auth (loopback hosts only)
     tls: bool = False  # a throw-away CA and certificates in the run directory
+    web_port: int | None = None  # the web page (modelverse.web) in front of the gateway; None: none, 0: any port
 
 
 @dataclass
@@ -84,10 +90,15 @@ class Process:
     log_file: Path
     popen: subprocess.Popen | None = None
     port: int = 0
+    scheme: str = "http"  # of an HTTP process (the web page)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
 
 @dataclass
@@ -96,12 +107,26 @@ class Cluster:
     shard_processes: list[list[Process]] = field(default_factory=list)
     gateway: Process | None = None
     admin: Process | None = None
+    web: Process | None = None
     admin_key: str | None = None
     read_key: str | None = None
     client_tls: ClientTLS | None = None  # what a client of the gateway / admin needs (the CA)
     internal_tls: ClientTLS | None = None  # the gateway's and admin's client certificate for the shards
+    job_secret_file: Path | None = None  # made by start() with a broker, unless the environment names one
 
     # -- access -----------------------------------------------------------------------------------
+
+    def _prepare_job_secret(self) -> None:
+        """With a broker, the admin signs the fleet's job messages (docs/SECURITY.md): the secret
+        the environment names ($MODELVERSE_JOB_SECRET_FILE / $MODELVERSE_JOB_SECRET, inherited by
+        the admin), else the run directory's ``job.secret``, made once (mode 0600) and kept across
+        restarts, so workers started with ``--job-secret-file RUN/job.secret`` keep working."""
+        if not self.spec.broker or os.environ.get("MODELVERSE_JOB_SECRET_FILE") or os.environ.get("MODELVERSE_JOB_SECRET"):
+            return
+        path = self.spec.run_dir / JOB_SECRET_FILE
+        if not path.exists():
+            write_secret(path, secrets.token_hex(32))
+        self.job_secret_file = path
 
     def _prepare_keys(self) -> None:
         """Reuse the run directory's keys when they still verify (clients keep their key files
@@ -130,7 +155,7 @@ class Cluster:
         run = self.spec.run_dir
         ca = LocalCA.create()
         ca_file = ca.write_ca(run / CA_FILE)
-        for name in ("gateway", "admin", "shard"):
+        for name in ("gateway", "admin", "shard", "web"):
             ca.issue(run / TLS_DIR, name, client=False)
         internal = ca.issue(run / TLS_DIR, "internal-client", server=False)
         self.client_tls = ClientTLS(ca_file)
@@ -197,7 +222,10 @@ class Cluster:
                 raise ClusterError(f"{process.name} exited with status {process.popen.returncode}:\n{tail}")
             if process.port_file.exists():
                 process.port = int(process.port_file.read_text().strip())
-                if health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
+                if process is self.web:
+                    if http_ready(f"{process.url}healthz", self.client_tls.ca if self.client_tls else None):
+                        return
+                elif health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
                     return
             if time.monotonic() > deadline:
                 raise ClusterError(f"{process.name} did not become ready; see {process.log_file}")
@@ -233,13 +261,32 @@ class Cluster:
         spec = self.spec
         args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
                 *self._front_args("admin")]
+        if spec.admin_metrics_port:
+            args += ["--metrics-port", str(spec.admin_metrics_port)]
         if spec.encoder:
             args += ["--encoder", spec.encoder]
             if spec.broker:
                 args += ["--broker", spec.broker]
+                if self.job_secret_file is not None:
+                    args += ["--job-secret-file", str(self.job_secret_file)]
             if spec.allow_python_generators:
                 args.append("--allow-python-generators")
         return args
+
+    def web_process(self) -> Process:
+        """The web page, a client of the gateway's public API with the cluster's read key."""
+        spec = self.spec
+        assert self.gateway is not None and spec.web_port is not None
+        args = ["--gateway", self.gateway.address, "--host", spec.host, "--port", str(spec.web_port)]
+        if spec.auth:
+            args += ["--api-key-file", str(spec.run_dir / READ_KEY_FILE)]
+        if self.client_tls is not None and self.client_tls.ca is not None:
+            tls = spec.run_dir / TLS_DIR
+            args += ["--tls-ca", str(self.client_tls.ca),
+                     "--https-cert", str(tls / "web.pem"), "--https-key", str(tls / "web.key")]
+        process = self._process("web", "modelverse.web", args)
+        process.scheme = "https" if self.client_tls is not None else "http"
+        return process
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -248,6 +295,7 @@ class Cluster:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + spec.startup_timeout
         self._prepare_keys()
+        self._prepare_job_secret()
         if spec.tls:
             self._prepare_tls()
         try:
@@ -260,6 +308,10 @@ class Cluster:
                     self._wait_ready(p, deadline)
             gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
                             "--workers", str(spec.gateway_workers), *self._front_args("gateway")]
+            if spec.gateway_queue is not None:
+                gateway_args += ["--queue", str(spec.gateway_queue)]
+            if spec.gateway_metrics_port:
+                gateway_args += ["--metrics-port", str(spec.gateway_metrics_port)]
             if spec.candidates is not None:
                 gateway_args += ["--candidates", str(spec.candidates)]
             if spec.encoder:
@@ -271,6 +323,10 @@ class Cluster:
             self._launch(self.admin)
             self._wait_ready(self.gateway, deadline)
             self._wait_ready(self.admin, deadline)
+            if spec.web_port is not None:
+                self.web = self.web_process()
+                self._launch(self.web)
+                self._wait_ready(self.web, deadline)
         except BaseException:
             self.stop()
             raise
@@ -279,13 +335,14 @@ class Cluster:
 
     def processes(self) -> list[Process]:
         found = [p for replicas in self.shard_processes for p in replicas]
-        return found + [p for p in (self.gateway, self.admin) if p is not None]
+        return found + [p for p in (self.gateway, self.admin, self.web) if p is not None]
 
     def _write_state(self) -> None:
         state = {
             "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items()},
             "gateway": self.gateway.address if self.gateway else None,
             "admin": self.admin.address if self.admin else None,
+            "web": self.web.url if self.web else None,
             "admin_key_file": str(self.spec.run_dir / ADMIN_KEY_FILE),
             "read_key_file": str(self.spec.run_dir / READ_KEY_FILE),
             "ca": str(self.client_tls.ca) if self.client_tls else None,
@@ -295,8 +352,8 @@ class Cluster:
         (self.spec.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
     def stop(self, grace: float = 5.0) -> None:
-        """Gateway and admin first (no new work), then the shards."""
-        ordered = [p for p in (self.gateway, self.admin) if p is not None]
+        """The web page, gateway and admin first (no new work), then the shards."""
+        ordered = [p for p in (self.web, self.gateway, self.admin) if p is not None]
         ordered += [p for replicas in self.shard_processes for p in replicas]
         for p in ordered:
             if p.popen is not None and p.popen.poll() is None:
@@ -321,6 +378,34 @@ class Cluster:
             p.popen.kill()
             p.popen.wait()
 
+    def stop_gateway(self) -> None:
+        """SIGTERM the gateway and wait (its clients, the web page among them, see it gone)."""
+        p = self.gateway
+        if p is not None and p.popen is not None and p.popen.poll() is None:
+            p.popen.terminate()
+            p.popen.wait(timeout=30)
+
+    def restart_gateway(self, timeout: float = 120.0) -> None:
+        """Start the stopped gateway again on the same port (its clients know it by address)."""
+        p = self.gateway
+        assert p is not None
+        port_at = p.argv.index("--port") + 1
+        p.argv[port_at] = str(p.port)
+        self._launch(p)
+        self._wait_ready(p, time.monotonic() + timeout)
+
+    def pause_shard(self, shard: int, replica: int = 0) -> None:
+        """SIGSTOP one shard replica: a hung process that keeps its connections and answers nothing."""
+        self._signal_shard(shard, replica, signal.SIGSTOP)
+
+    def resume_shard(self, shard: int, replica: int = 0) -> None:
+        self._signal_shard(shard, replica, signal.SIGCONT)
+
+    def _signal_shard(self, shard: int, replica: int, sig: signal.Signals) -> None:
+        p = self.shard_processes[shard][replica]
+        if p.popen is not None and p.popen.poll() is None:
+            p.popen.send_signal(sig)
+
     def restart_shard(self, shard: int, replica: int = 0, timeout: float = 120.0) -> None:
         """Start a killed replica again on the same port (the gateway knows it by address)."""
         p = self.shard_processes[shard][replica]
@@ -334,6 +419,19 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def http_ready(url: str, ca: Path | None = None, timeout: float = 2.0) -> bool:
+    """Whether an HTTP(S) endpoint answers 200 (the web page's /healthz); ``ca``: trust for HTTPS."""
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
 
 
 def health_check(address: str, timeout: float = 2.0, service: str = "", tls: ClientTLS | None = None) -> bool:

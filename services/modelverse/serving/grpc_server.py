@@ -35,14 +35,16 @@ def build_server(
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     tls: ServerTLS | None = None,
     reflection: bool = True,
+    maximum_concurrent_rpcs: int | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A started server; returns it, its bound port and its health servicer (all SERVING).
 
     ``tls``: serve TLS (mutual with a client CA) instead of plaintext. ``interceptors`` see every
-    call (the API-key check); health and reflection stay open to every caller."""
+    call (the API-key check, request ids, admission control); health and reflection stay open to
+    every caller. ``maximum_concurrent_rpcs``: gRPC refuses calls beyond it RESOURCE_EXHAUSTED."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers), options=message_options(max_message_bytes),
-        interceptors=list(interceptors),
+        interceptors=list(interceptors), maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
     for add in register:
         add(server)

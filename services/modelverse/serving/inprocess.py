@@ -13,12 +13,15 @@ from typing import Any
 
 import grpc
 
+from modelverse.serving.admission import AdmissionControl, AdmissionLimits
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
 from modelverse.serving.gateway.service import GatewayServicer
 from modelverse.serving.grpc_server import build_server
 from modelverse.serving.shard.service import ShardServicer
+from modelverse.serving.request_context import RequestIdInterceptor
 from modelverse.serving.shard.state import ShardConfig, ShardState
+from modelverse.serving.tracing import OFF, Tracing
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -46,23 +49,32 @@ def serve_states(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     encoder: Any = None,
     generators: Any = None,
+    tracing: Tracing = OFF,
+    admission: AdmissionLimits | None = None,
 ) -> InProcessCluster:
-    """One shard server per state (each its own shard) and a gateway in front of them."""
+    """One shard server per state (each its own shard) and a gateway in front of them, with the
+    processes' interceptors: request ids, tracing (when given one), admission control of the
+    gateway (when given limits)."""
     servers, addresses = [], []
     shard_name = shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name
     for state in states:
         server, port, _ = build_server(
             [lambda srv, st=state: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(st), srv)],
-            [shard_name],
+            [shard_name], interceptors=[RequestIdInterceptor("shard"), *tracing.server_interceptors()],
         )
         servers.append(server)
         addresses.append([f"127.0.0.1:{port}"])
-    pool = ShardPool(addresses)
+    pool = ShardPool(addresses, tracing=tracing)
     servicer = GatewayServicer(pool, limits=limits, encoder=encoder, generators=generators)
+    interceptors: list[grpc.ServerInterceptor] = [RequestIdInterceptor("gateway"), *tracing.server_interceptors()]
+    threads: dict[str, Any] = {}
+    if admission is not None:
+        interceptors.append(AdmissionControl(admission, "gateway"))
+        threads = {"max_workers": admission.threads(), "maximum_concurrent_rpcs": admission.maximum_concurrent_rpcs()}
     server, port, _ = build_server(
         [lambda srv: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, srv)],
         [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
-        max_message_bytes=max_message_bytes,
+        max_message_bytes=max_message_bytes, interceptors=interceptors, **threads,
     )
     servers.append(server)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from modelverse.serving.request_context import RequestIdLogFilter
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
@@ -28,6 +30,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdLogFilter())  # every line of a request carries its id
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

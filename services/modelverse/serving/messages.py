@@ -3,6 +3,10 @@ headers: a 20 kB id echoed into one breaks the call with RESOURCE_EXHAUSTED)."""
 
 from __future__ import annotations
 
+from typing import NoReturn
+
+import grpc
+
 MAX_DETAIL_CHARS = 400
 
 
@@ -17,3 +21,9 @@ def shown_id(value: str, limit: int = 80) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """``context.abort`` with the message bounded (requests carry ids, specs, encoder names)."""
+    context.abort(code, bounded(message))
+    raise AssertionError("context.abort returned")  # it raises; this line satisfies NoReturn

@@ -10,7 +10,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 STAGE_SECONDS = Histogram(
     "modelverse_stage_seconds",
@@ -24,6 +24,16 @@ REQUESTS = Counter(
 PARTIAL_RESPONSES = Counter(
     "modelverse_partial_responses_total", "Searches answered without some shard", ["service"]
 )
+SHED = Counter(
+    "modelverse_shed_total", "Calls refused RESOURCE_EXHAUSTED by admission control, by reason "
+    "(queue_full, deadline)", ["service", "rpc", "reason"],
+)
+QUEUED = Gauge("modelverse_queued_calls", "Calls waiting for a slot of admission control", ["service"])
+HEDGES = Counter(
+    "modelverse_shard_attempts_total", "Gateway attempts on shard replicas, by why they were started "
+    "(first, hedge, failover)", ["service", "rpc", "why"],
+)
+HEALTHY = Gauge("modelverse_serving", "1 while the process reports SERVING on its health service", ["service"])
 
 
 @lru_cache(maxsize=None)
@@ -39,6 +49,10 @@ def _request_child(service: str, rpc: str, code: str) -> Any:
 def count_request(service: str, rpc: str, code: str) -> None:
     """One more answered request of ``rpc`` with status ``code`` (a StatusCode's name)."""
     _request_child(service, rpc, code).inc()
+
+
+def count_shed(service: str, rpc: str, reason: str) -> None:
+    SHED.labels(service, rpc, reason).inc()
 
 
 class stage:  # noqa: N801  (used as ``with metrics.stage(service, name):``)

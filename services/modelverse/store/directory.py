@@ -5,6 +5,8 @@ Layout::
     STORE/store.json                       format, version, dimension, rank, eps, encoder
     STORE/models/<name>-<hash>/meta.json   metadata + record (stats version, checksum, ...)
     STORE/models/<name>-<hash>/stats-v<N>.npz
+    STORE/models/<name>-<hash>/thumbnails-v<N>.zip   a few small samples (``store.thumbnails``),
+                                           when the fleet drew them; none for models added from features
     STORE/pack/...                         packed serving table (see ``pack``)
 
 The per-model files are the source of truth; the pack is derived from them and can always be
@@ -18,16 +20,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
-import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
@@ -45,6 +48,7 @@ from modelverse.store.files import atomic_write_bytes, atomic_write_json, read_j
 from modelverse.store.metadata import ModelMetadata, validate_model_id
 from modelverse.store.pack import CHECKED_COLUMNS, MANIFEST, Pack, PackRow, PackWriter
 from modelverse.store.stats_io import read_stats, stats_to_bytes
+from modelverse.store.thumbnails import thumbnails_from_bytes, thumbnails_to_bytes
 
 STORE_FORMAT = "modelverse-store"
 STORE_FORMAT_VERSION = 1
@@ -94,6 +98,8 @@ class StoredModel:
     stats_file: str
     stats_sha256: str
     encoder: str = ""
+    thumbnails: int = 0  # how many thumbnails are stored (0: none, e.g. added from features)
+    thumbnails_file: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +110,7 @@ class StoredModel:
             "has_samples": self.has_samples,
             "added_at": self.added_at,
             "encoder": self.encoder,
+            "thumbnails": self.thumbnails,
         }
 
 
@@ -220,6 +227,11 @@ class DirectoryStore:
             raise StoreCorruptError(f"{path}: malformed store manifest ({exc!r})") from exc
         return cls(root, config)
 
+    @staticmethod
+    def exists(root: Path | str) -> bool:
+        """Whether ``root`` holds a store (its manifest): what callers ask before open or create."""
+        return (Path(root) / "store.json").exists()
+
     @classmethod
     def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
         """The store at ``root``, created with ``config`` if there is none (the caller checks
@@ -316,9 +328,23 @@ class DirectoryStore:
                 stats_file=str(record["stats_file"]),
                 stats_sha256=str(record["stats_sha256"]),
                 encoder=str(record.get("encoder") or ""),
+                thumbnails=int(record.get("thumbnails") or 0),
+                thumbnails_file=str(record.get("thumbnails_file") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreCorruptError(f"{path}: malformed model record ({exc!r})") from exc
+
+    def get_thumbnails(self, model_id: str) -> list[bytes]:
+        """The model's stored thumbnails (PNG files), [] when it has none."""
+        stored = self.get(model_id)
+        if not stored.thumbnails_file:
+            return []
+        path = self._model_dir(model_id) / stored.thumbnails_file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreCorruptError(f"{path}: thumbnails file is missing") from exc
+        return thumbnails_from_bytes(data, str(path))
 
     def get_stats(self, model_id: str) -> ModelStats:
         stored = self.get(model_id)
@@ -410,31 +436,37 @@ class DirectoryStore:
                 "encoder (--encoder / $MODELVERSE_ENCODER) or a store indexed with yours"
             )
 
-    def _previous_version(self, model_id: str) -> tuple[int, str | None]:
-        """(stats version, stats file) of whatever files the model has now, packed or not;
-        (0, None) for none. An unreadable record counts as none: it is overwritten."""
+    def _previous_version(self, model_id: str) -> tuple[int, list[str]]:
+        """(stats version, [stats file, thumbnails file]) of whatever files the model has now,
+        packed or not; (0, []) for none. An unreadable record counts as none: it is overwritten."""
         if not (self._model_dir(model_id) / "meta.json").exists():
-            return 0, None
+            return 0, []
         try:
             previous = self.get(model_id)
         except StoreCorruptError:
-            return 0, None
-        return previous.stats_version, previous.stats_file
+            return 0, []
+        return previous.stats_version, [f for f in (previous.stats_file, previous.thumbnails_file) if f]
 
     def _write_model_files(
-        self, metadata: ModelMetadata, stats: ModelStats, replace: bool, packed: set[str]
-    ) -> tuple[PackRow, Path | None]:
+        self, metadata: ModelMetadata, stats: ModelStats, replace: bool, packed: set[str],
+        thumbnails: list[bytes] | None = None,
+    ) -> tuple[PackRow, list[Path]]:
         model_dir = self._model_dir(metadata.id)
         meta_path = model_dir / "meta.json"
         if metadata.id in packed and not replace:
             raise ModelExistsError(f"model {metadata.id!r} is already in the store (use --replace to replace it)")
         # A zombie's (an unpacked model's) files are overwritten; its version still counts up,
         # so that a shard never mistakes the new statistics for ones it has indexed.
-        previous_version, previous_file = self._previous_version(metadata.id)
+        previous_version, previous_files = self._previous_version(metadata.id)
         version = previous_version + 1
         stats_file = f"stats-v{version}.npz"
         payload = stats_to_bytes(stats)
         atomic_write_bytes(model_dir / stats_file, payload)
+        # Versioned like the statistics, written before meta.json names it: a reader never sees
+        # the thumbnails of one version with the record of another.
+        thumbnails_file = f"thumbnails-v{version}.zip" if thumbnails else ""
+        if thumbnails:
+            atomic_write_bytes(model_dir / thumbnails_file, thumbnails_to_bytes(thumbnails))
         body = {
                 "format_version": META_FORMAT_VERSION,
                 "metadata": metadata.to_dict(),
@@ -448,19 +480,24 @@ class DirectoryStore:
                     "has_samples": stats.samples is not None,
                     "added_at": _now(),
                     "encoder": stats.encoder,
+                    "thumbnails": len(thumbnails or []),
+                    "thumbnails_file": thumbnails_file,
                 },
             }
         atomic_write_json(meta_path, {**body, "sha256": meta_digest(body)})
-        old_file = None if previous_file is None or previous_file == stats_file else model_dir / previous_file
-        return PackRow(metadata.id, stats, version), old_file
+        old_files = [model_dir / f for f in previous_files if f not in (stats_file, thumbnails_file)]
+        return PackRow(metadata.id, stats, version), old_files
 
     def put_many(
         self,
         items: list[tuple[ModelMetadata, ModelStats]],
         *,
         replace: bool = False,
+        thumbnails: Mapping[str, list[bytes]] | None = None,
     ) -> None:
-        """Add (or with ``replace``, replace) models; the pack is updated once for all."""
+        """Add (or with ``replace``, replace) models; the pack is updated once for all.
+        ``thumbnails`` maps a model id to its thumbnails; a model without any has none stored
+        (a replaced model's old thumbnails go with its old statistics)."""
         ids = [metadata.id for metadata, _ in items]
         if len(set(ids)) != len(ids):
             raise ValueError("the same model id appears twice in one batch")
@@ -469,12 +506,12 @@ class DirectoryStore:
         with self._writer_lock():
             current = Pack.open(self.root / "pack")
             packed = set() if current is None else set(current.live_rows())
-            written = [self._write_model_files(m, s, replace, packed) for m, s in items]
+            written = [self._write_model_files(m, s, replace, packed, (thumbnails or {}).get(m.id)) for m, s in items]
             _pause_before_pack_if_asked()
             writer = self._pack_writer()
             writer.append([row for row, _ in written])
-            for _, old_file in written:
-                if old_file is not None:
+            for _, old_files in written:
+                for old_file in old_files:
                     old_file.unlink(missing_ok=True)
             self._maybe_compact(writer)
 
@@ -484,8 +521,10 @@ class DirectoryStore:
         stats: ModelStats,
         *,
         replace: bool = False,
+        thumbnails: list[bytes] | None = None,
     ) -> StoredModel:
-        self.put_many([(metadata, stats)], replace=replace)
+        self.put_many([(metadata, stats)], replace=replace,
+                      thumbnails={metadata.id: thumbnails} if thumbnails else None)
         return self.get(metadata.id)
 
     def remove(self, model_id: str) -> None:
@@ -557,4 +596,4 @@ def _encoder_label(encoder: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -9,9 +9,11 @@ Keys (``P`` = the prefix, ``mv`` by default; ``H`` = a digest of the model id)::
     P:config               JSON: dim, rank, eps, encoder (fixed by the first write, as for a
                            directory store)
     P:models               set of model ids
-    P:model:H              hash: meta (JSON record), stats (npz bytes); written in one MULTI,
-                           so a reader never sees new metadata with old statistics
+    P:model:H              hash: meta (JSON record), stats (npz bytes), thumbs (``store.thumbnails``
+                           blob, only when the fleet drew samples); written in one MULTI, so a reader
+                           never sees new metadata with old statistics or thumbnails
     P:partial:NAME         npz bytes of one chunk's PartialMoments (float64), expires after a week
+    P:thumbs:NAME          the thumbnails a chunk kept (chunk 0), until the finaliser publishes them
     P:job:ID               hash: one job record (see modelverse.fleet.jobs.JobRecord)
     P:job:ID:chunks        set of finished chunk indices
     P:jobs                 sorted set of job ids by submission time
@@ -55,6 +57,7 @@ from modelverse.store.errors import (
 )
 from modelverse.store.metadata import ModelMetadata, validate_model_id
 from modelverse.store.stats_io import read_stats, stats_to_bytes
+from modelverse.store.thumbnails import thumbnails_from_bytes, thumbnails_to_bytes
 
 PARTIAL_TTL_S = 7 * 24 * 3600
 EVENTS_MAXLEN = 100_000
@@ -69,6 +72,17 @@ if state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
+# The same, allowed to run while Redis is out of memory (Redis >= 7 script flag): failing a job
+# is a few hundred bytes and must not wait for memory that may never come back (issue 14).
+_FAIL_WHEN_FULL = """#!lua flags=allow-oom
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state == 'done' or state == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+MAX_FAILURE_REASON = 600  # characters of a reason written past maxmemory
 _ADVANCE_ROUND = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'done' or state == 'failed' then return 0 end
@@ -136,6 +150,7 @@ class RedisStore:
         self._mark_chunk_done = client.register_script(_MARK_CHUNK_DONE)
         self._advance_round = client.register_script(_ADVANCE_ROUND)
         self._start_job = client.register_script(_START_JOB)
+        self._fail_when_full = client.register_script(_FAIL_WHEN_FULL)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "mv", retries: int = 6) -> RedisStore:
@@ -213,10 +228,18 @@ class RedisStore:
             stats_file="redis",
             stats_sha256=str(record["stats_sha256"]),
             encoder=str(record.get("encoder") or ""),
+            thumbnails=int(record.get("thumbnails") or 0),
         )
 
     def get(self, model_id: str) -> StoredModel:
         return self._stored(self._read(model_id)[0])
+
+    def get_thumbnails(self, model_id: str) -> list[bytes]:
+        """The model's stored thumbnails (PNG files), [] when it has none."""
+        meta, blob = self.client.hmget(self._model_key(model_id), ["meta", "thumbs"])
+        if meta is None:
+            raise ModelNotFoundError(f"no model {model_id!r} in {self!r}")
+        return [] if blob is None else thumbnails_from_bytes(blob, f"{model_id!r} in {self!r}")
 
     def get_stats(self, model_id: str) -> ModelStats:
         data, payload = self._read(model_id)
@@ -249,8 +272,10 @@ class RedisStore:
     # -- writing ------------------------------------------------------------------------------
 
     def _write(self, metadata: ModelMetadata, stats: ModelStats, version: int,
-               pipe: redis.client.Pipeline, extra: dict[str, str] | None = None) -> None:
+               pipe: redis.client.Pipeline, extra: dict[str, str] | None = None,
+               thumbnails: list[bytes] | None = None) -> None:
         payload = stats_to_bytes(stats)
+        blob = thumbnails_to_bytes(thumbnails) if thumbnails else None
         record = {
             "format_version": 1,
             "metadata": metadata.to_dict(),
@@ -263,10 +288,16 @@ class RedisStore:
                 "has_samples": stats.samples is not None,
                 "added_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "encoder": stats.encoder,
+                "thumbnails": len(thumbnails or []),
             },
         }
         pipe.multi()
-        pipe.hset(self._model_key(metadata.id), mapping={"meta": json.dumps(record), "stats": payload})
+        key = self._model_key(metadata.id)
+        pipe.hset(key, mapping={"meta": json.dumps(record), "stats": payload})
+        if blob is None:  # a new version without thumbnails must not show the old version's
+            pipe.hdel(key, "thumbs")
+        else:
+            pipe.hset(key, "thumbs", blob)
         pipe.sadd(self._key("models"), metadata.id)
         event = {"event": MODEL_READY, "model_id": metadata.id, "stats_version": str(version), **(extra or {})}
         pipe.xadd(self.events_key, event, maxlen=EVENTS_MAXLEN, approximate=True)
@@ -275,7 +306,8 @@ class RedisStore:
         self.ensure_config(StoreConfig(stats.dim, stats.compressed.rank, stats.compressed.eps, stats.encoder,
                                        DEFAULT_TAU if tau is None else tau))
 
-    def put(self, metadata: ModelMetadata, stats: ModelStats, *, replace: bool = False) -> StoredModel:
+    def put(self, metadata: ModelMetadata, stats: ModelStats, *, replace: bool = False,
+            thumbnails: list[bytes] | None = None) -> StoredModel:
         """Add (or with ``replace``, replace) a model; its stats version goes up by one."""
         self._check(stats)
         key = self._model_key(metadata.id)
@@ -287,14 +319,15 @@ class RedisStore:
                     if meta is not None and not replace:
                         raise ModelExistsError(f"model {metadata.id!r} is already in the store (use --replace to replace it)")
                     version = 1 if meta is None else int(json.loads(meta)["record"]["stats_version"]) + 1
-                    self._write(metadata, stats, version, pipe)
+                    self._write(metadata, stats, version, pipe, thumbnails=thumbnails)
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
         return self.get(metadata.id)
 
-    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None,
+                thumbnails: list[bytes] | None = None) -> int:
         """Write a job's statistics as exactly ``spec.stats_version`` and announce them.
 
         Idempotent: a finaliser delivered twice finds its version there and writes nothing.
@@ -312,7 +345,7 @@ class RedisStore:
                     if current >= spec.stats_version:
                         pipe.unwatch()
                         return current
-                    self._write(spec.metadata, stats, spec.stats_version, pipe, {"job_id": spec.job_id})
+                    self._write(spec.metadata, stats, spec.stats_version, pipe, {"job_id": spec.job_id}, thumbnails)
                     pipe.execute()
                     return spec.stats_version
                 except redis.WatchError:
@@ -357,7 +390,14 @@ class RedisStore:
 
     def delete_partials(self, names: list[str]) -> None:
         if names:
-            self.client.delete(*(self._key("partial", name) for name in names))
+            self.client.delete(*(self._key(kind, name) for name in names for kind in ("partial", "thumbs")))
+
+    def put_chunk_thumbnails(self, name: str, thumbnails: list[bytes]) -> None:
+        self.client.set(self._key("thumbs", name), thumbnails_to_bytes(thumbnails), ex=PARTIAL_TTL_S)
+
+    def get_chunk_thumbnails(self, name: str) -> list[bytes] | None:
+        data = self.client.get(self._key("thumbs", name))
+        return None if data is None else thumbnails_from_bytes(data, f"chunk {name} in {self!r}")
 
     # -- job records ----------------------------------------------------------------------------
 
@@ -373,7 +413,9 @@ class RedisStore:
             pipe.execute()
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        with self.client.pipeline() as pipe:
+        # Not a MULTI: Redis refuses every command of a transaction, reads too, while it is out
+        # of memory, and a job's record must stay readable then (to fail it, to show it).
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._job_key(job_id))
             pipe.smembers(self._job_key(job_id) + ":chunks")
             fields, chunks = pipe.execute()
@@ -390,6 +432,19 @@ class RedisStore:
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
         records = (self.get_job(job_id) for job_id in self.job_ids(limit))
         return [r for r in records if r is not None]
+
+    def job_states(self, limit: int | None = None) -> dict[str, int]:
+        """How many of the most recent ``limit`` jobs are in each state (reads only, no MULTI)."""
+        ids = self.job_ids(limit)
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._job_key(job_id), "state")
+            states = pipe.execute()
+        counts: dict[str, int] = {}
+        for state in states:
+            if state is not None:
+                counts[state.decode()] = counts.get(state.decode(), 0) + 1
+        return counts
 
     def start_job(self, job_id: str) -> None:
         key = self._job_key(job_id)
@@ -411,6 +466,15 @@ class RedisStore:
         if updated and fields.get("state") in (JobState.DONE, JobState.FAILED):
             self.client.srem(self._key("jobs", "active"), job_id)
         return updated
+
+    def fail_job_when_full(self, job_id: str, reason: str) -> bool:
+        """Fail an unfinished job even while Redis refuses writes for lack of memory (a short
+        record written past ``maxmemory``); False when it had finished already."""
+        reason = reason if len(reason) <= MAX_FAILURE_REASON else reason[: MAX_FAILURE_REASON - 3] + "..."
+        args = [job_id, "state", JobState.FAILED.value, "error", reason,
+                "finished_at", repr(time.time()), "updated_at", repr(time.time())]
+        keys = [self._job_key(job_id), self._key("jobs", "active")]
+        return int(self._fail_when_full(keys=keys, args=args)) == 1
 
     def advance_round(self, job_id: str, from_round: int, **fields: Any) -> bool:
         args = [str(from_round), *self._field_args({**fields, "round_index": from_round + 1})]

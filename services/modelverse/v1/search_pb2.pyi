@@ -74,7 +74,7 @@ class Filter(_message.Message):
     def __init__(self, tags: _Optional[_Iterable[str]] = ..., families: _Optional[_Iterable[str]] = ..., min_resolution: _Optional[int] = ..., max_resolution: _Optional[int] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "name", "description", "tags", "family", "resolution", "creator", "license", "source", "stats_version", "encoder")
+    __slots__ = ("id", "name", "description", "tags", "family", "resolution", "creator", "license", "source", "stats_version", "encoder", "samples")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class Model(_message.Message):
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     STATS_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENCODER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -97,7 +98,8 @@ class Model(_message.Message):
     source: str
     stats_version: int
     encoder: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., family: _Optional[str] = ..., resolution: _Optional[int] = ..., creator: _Optional[str] = ..., license: _Optional[str] = ..., source: _Optional[str] = ..., stats_version: _Optional[int] = ..., encoder: _Optional[str] = ...) -> None: ...
+    samples: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., family: _Optional[str] = ..., resolution: _Optional[int] = ..., creator: _Optional[str] = ..., license: _Optional[str] = ..., source: _Optional[str] = ..., stats_version: _Optional[int] = ..., encoder: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("parts", "top_k", "method", "filter", "candidates_per_shard", "text_mode", "min_confidence")
@@ -188,3 +190,17 @@ class SampleImagesResponse(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, images: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetThumbnailsRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class GetThumbnailsResponse(_message.Message):
+    __slots__ = ("images", "stats_version")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    STATS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedScalarFieldContainer[bytes]
+    stats_version: int
+    def __init__(self, images: _Optional[_Iterable[bytes]] = ..., stats_version: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,11 @@ class SearchServiceStub:
                 request_serializer=modelverse_dot_v1_dot_search__pb2.SampleImagesRequest.SerializeToString,
                 response_deserializer=modelverse_dot_v1_dot_search__pb2.SampleImagesResponse.FromString,
                 _registered_method=True)
+        self.GetThumbnails = channel.unary_unary(
+                '/modelverse.v1.SearchService/GetThumbnails',
+                request_serializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.SerializeToString,
+                response_deserializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -83,6 +88,13 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnails(self, request, context):
+        """NOT_FOUND: no such model
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.SampleImages,
                     request_deserializer=modelverse_dot_v1_dot_search__pb2.SampleImagesRequest.FromString,
                     response_serializer=modelverse_dot_v1_dot_search__pb2.SampleImagesResponse.SerializeToString,
+            ),
+            'GetThumbnails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnails,
+                    request_deserializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.FromString,
+                    response_serializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class SearchService:
             '/modelverse.v1.SearchService/SampleImages',
             modelverse_dot_v1_dot_search__pb2.SampleImagesRequest.SerializeToString,
             modelverse_dot_v1_dot_search__pb2.SampleImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelverse.v1.SearchService/GetThumbnails',
+            modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.SerializeToString,
+            modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,6 +65,11 @@ class ShardServiceStub:
                 request_serializer=modelverse_dot_v1_dot_shard__pb2.SyncRequest.SerializeToString,
                 response_deserializer=modelverse_dot_v1_dot_shard__pb2.SyncResponse.FromString,
                 _registered_method=True)
+        self.GetThumbnails = channel.unary_unary(
+                '/modelverse.v1.ShardService/GetThumbnails',
+                request_serializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.SerializeToString,
+                response_deserializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServiceServicer:
@@ -108,6 +113,13 @@ class ShardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnails(self, request, context):
+        """a served model's, from the store
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +152,11 @@ def add_ShardServiceServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=modelverse_dot_v1_dot_shard__pb2.SyncRequest.FromString,
                     response_serializer=modelverse_dot_v1_dot_shard__pb2.SyncResponse.SerializeToString,
+            ),
+            'GetThumbnails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnails,
+                    request_deserializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.FromString,
+                    response_serializer=modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -304,6 +321,33 @@ class ShardService:
             '/modelverse.v1.ShardService/Sync',
             modelverse_dot_v1_dot_shard__pb2.SyncRequest.SerializeToString,
             modelverse_dot_v1_dot_shard__pb2.SyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelverse.v1.ShardService/GetThumbnails',
+            modelverse_dot_v1_dot_search__pb2.GetThumbnailsRequest.SerializeToString,
+            modelverse_dot_v1_dot_search__pb2.GetThumbnailsResponse.FromString,
             options,
             channel_credentials,
             insecure,

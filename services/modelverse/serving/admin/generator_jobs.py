@@ -146,6 +146,20 @@ class GeneratorJobs:
             if job_id not in self._cancelled:  # a cancellation is final
                 self._settled[job_id] = Settled(state, _now(), error, served_version, notice)
 
+    def counts(self) -> dict[str, int]:
+        """Jobs by state as this admin knows them without asking the fleet: settled ones by how
+        they ended, the others ``unfinished``."""
+        names = {admin_pb2.SUCCEEDED: "succeeded", admin_pb2.FAILED: "failed"}
+        with self._lock:
+            counts: dict[str, int] = {}
+            for settled in self._settled.values():
+                name = names.get(settled.state, "unfinished")
+                counts[name] = counts.get(name, 0) + 1
+            unfinished = sum(1 for job_id in self._models.values() if job_id not in self._settled)
+        if unfinished:
+            counts["unfinished"] = counts.get("unfinished", 0) + unfinished
+        return counts
+
     def _served_version(self, model_id: str) -> int:
         try:
             return self.store.get(model_id).stats_version
@@ -256,11 +270,12 @@ class _GatedState(LocalState):
         self._write_lock = write_lock
         self._cancelled = cancelled
 
-    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None) -> int:
+    def publish(self, spec: JobSpec, stats: ModelStats, tau: float | None = None,
+                thumbnails: list[bytes] | None = None) -> int:
         with self._write_lock:
             if self._cancelled(spec.job_id):
                 raise JobAborted(CANCELLED)
-            return super().publish(spec, stats, tau)
+            return super().publish(spec, stats, tau, thumbnails)
 
 
 class BrokerJobs(GeneratorJobs):
@@ -335,13 +350,14 @@ class BrokerJobs(GeneratorJobs):
         try:
             stored = self.redis.get(model_id)
             stats = self.redis.get_stats(model_id)
+            thumbnails = self.redis.get_thumbnails(model_id)
         except ModelNotFoundError:  # removed since it was announced
             return False
         with self.write_lock:
             if job_id and self.is_cancelled(job_id):
                 self.remove(model_id)
                 return False
-            self.store.put(stored.metadata, stats, replace=model_id in self.store)
+            self.store.put(stored.metadata, stats, replace=model_id in self.store, thumbnails=thumbnails)
         return True
 
     def _apply(self, events: list[tuple[str, dict[str, str]]]) -> None:

@@ -13,12 +13,13 @@ import redis
 from modelverse.core.stats import stats_from_features
 from modelverse.fleet.resolve import Runtime, encoder_identity
 from modelverse.serving.admin.generator_jobs import GeneratorJobs
-from modelverse.serving.admin.jobs import JobRecord, JobRunner
+from modelverse.serving.admin.jobs import JobQueueFull, JobRecord, JobRunner
 from modelverse.serving.admin.sources import SourceError, model_request, sample_plan
 from modelverse.serving.admin.sync import SyncReport
 from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.messages import bounded, shown_id
+from modelverse.serving.messages import abort, bounded, shown_id
+from modelverse.serving.request_context import outgoing_metadata
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
@@ -66,6 +67,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             self.generator_jobs.close()
         self.jobs.shutdown()
 
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, state) -> jobs: features jobs run here, generator jobs on the fleet."""
+        counts = {("features", state): n for state, n in self.jobs.counts().items()}
+        if self.generator_jobs is not None:
+            counts.update({("generator", state): n for state, n in self.generator_jobs.counts().items()})
+        return counts
+
     def encoder_identity(self) -> str:
         """``name:fingerprint`` of the fleet's encoder, loaded once (the check needs its weights)."""
         assert self.generator_jobs is not None and self.runtime is not None
@@ -77,7 +85,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def sync_shards(self) -> SyncReport:
         """Ask every replica of every shard to sync now; reports how many confirmed and which
         shards had no replica that did."""
-        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT))
+        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT, metadata=outgoing_metadata()))
                    for shard, replicas in enumerate(self.pool.stubs) for stub in replicas]
         confirmed: set[int] = set()
         synced = 0
@@ -95,27 +103,27 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         try:
             metadata = metadata_from_message(request.metadata)
         except (ValueError, TypeError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"metadata: {exc}")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"metadata: {exc}")
         source = request.WhichOneof("source")
         if source in ("zoo_model", "generator"):
             return self._register_generator(request, context)
         if source != "features":
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                           "give the model's sample features, a zoo_model or a generator spec")
         matrix = request.features
         config = self.store.config
         if matrix.rows < 2 or matrix.dim != config.dim or len(matrix.float32_le) != 4 * matrix.rows * matrix.dim:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                           f"features must be rows >= 2 x dim {config.dim} float32 ({4 * config.dim} bytes a row), "
                           f"got {matrix.rows} x {matrix.dim} in {len(matrix.float32_le)} bytes")
         if request.encoder != config.encoder:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                           f"features of encoder {request.encoder!r}; the store holds encoder {config.encoder!r}")
         features = np.frombuffer(matrix.float32_le, dtype="<f4").reshape(matrix.rows, matrix.dim)
         if not np.all(np.isfinite(features)):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "features contain NaN or infinity")
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, "features contain NaN or infinity")
         if not request.replace and metadata.id in self.store:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {metadata.id!r} exists; set replace to replace it")
+            abort(context, grpc.StatusCode.ALREADY_EXISTS, f"model {metadata.id!r} exists; set replace to replace it")
 
         def work(job_id: str) -> str:
             stats = stats_from_features(features, rank=config.rank, eps=config.eps,
@@ -128,14 +136,17 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             log.info("model registered", extra={"model_id": metadata.id, "notice": notice})
             return notice
 
-        return job_message(self.jobs.submit(metadata.id, work))
+        try:
+            return job_message(self.jobs.submit(metadata.id, work))
+        except JobQueueFull as exc:
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     def _register_generator(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
         from modelverse.serving.admin.generator_jobs import EmbeddedJobs
 
         jobs = self.generator_jobs
         if jobs is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                           "this admin indexes no generators: start it with --encoder SPEC (and --broker URL "
                           "to use Celery workers)")
         try:
@@ -143,22 +154,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                                   importable_here=isinstance(jobs, EmbeddedJobs))
             plan = sample_plan(request.sampling)
         except SourceError as exc:
-            context.abort(exc.code, exc.message)
+            abort(context, exc.code, exc.message)
         if not request.replace and model.model_id in self.store:
-            context.abort(grpc.StatusCode.ALREADY_EXISTS, f"model {model.model_id!r} exists; set replace to replace it")
+            abort(context, grpc.StatusCode.ALREADY_EXISTS, f"model {model.model_id!r} exists; set replace to replace it")
         try:
             identity = self.encoder_identity()
         except Exception as exc:  # noqa: BLE001  (whatever the encoder's loader raises: not the caller's fault)
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the admin's encoder {jobs.encoder!r} does not load: {exc}")
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"the admin's encoder {jobs.encoder!r} does not load: {exc}")
         config = self.store.config
         if identity != config.encoder:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                           f"the admin's encoder is {identity!r}; the store holds features of encoder "
                           f"{config.encoder!r}: start the admin with the store's encoder")
         try:
             record = jobs.submit(model, plan)
         except (StoreError, ValueError) as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"cannot start the job: {exc}")
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"cannot start the job: {exc}")
         log.info("generator job submitted", extra={"model_id": model.model_id, "job_id": record.job_id,
                                                    "generator": model.generator})
         answer = jobs.job(record.job_id)
@@ -173,10 +184,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             try:
                 found = self.generator_jobs.job(request.id)
             except (StoreError, redis.RedisError) as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot read the fleet's job record: {exc}")
+                abort(context, grpc.StatusCode.UNAVAILABLE, f"cannot read the fleet's job record: {exc}")
             if found is not None:
                 return found
-        context.abort(grpc.StatusCode.NOT_FOUND, f"no job {shown_id(request.id)}")
+        abort(context, grpc.StatusCode.NOT_FOUND, f"no job {shown_id(request.id)}")
 
     def RemoveModel(self, request: admin_pb2.RemoveModelRequest, context: grpc.ServicerContext) -> admin_pb2.RemoveModelResponse:
         """Remove the model and cancel its unfinished indexing jobs, in one step under the write
@@ -192,9 +203,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                     if not cancelled:
                         raise
         except ModelNotFoundError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, bounded(str(exc)))
+            abort(context, grpc.StatusCode.NOT_FOUND, bounded(str(exc)))
         except (ValueError, StoreError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, bounded(str(exc)))
+            abort(context, grpc.StatusCode.INVALID_ARGUMENT, bounded(str(exc)))
         if self.generator_jobs is not None:
             try:  # the fleet's copy too, or a restarted admin would copy the model back
                 self.generator_jobs.remove(request.id)

@@ -1,9 +1,10 @@
 """A RegisterModelRequest's generator source -> what the indexing fleet is asked to do.
 
 The request names a generator as a manifest entry does (docs/FLEET.md): a bundled zoo model, or
-a generator spec (``zoo:ID`` / ``py:MODULE:FACTORY?k=v``), plus sampling options. Problems the
-caller can fix are raised as :class:`SourceError` with the gRPC status to answer; problems of
-the model itself (its factory or sampler raises) fail the job later, with the reason.
+a generator spec (``zoo:ID`` / ``py:MODULE:FACTORY?k=v`` / a declarative spec such as
+``diffusers:DIR`` or ``onnx:FILE?latent=100``, or a plugin's; docs/MODELS.md), plus sampling
+options. Problems the caller can fix are raised as :class:`SourceError` with the gRPC status to
+answer; problems of the model itself (its factory or sampler raises) fail the job later, with the reason.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
-from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_SAMPLES, DEFAULT_TOLERANCE
+from modelverse.fleet.adaptive import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_ROUND_SAMPLES,
+    DEFAULT_SAMPLES,
+    DEFAULT_TOLERANCE,
+)
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
+from modelverse.generators.card import ModelCardError, read_card
+from modelverse.generators.model_dir import card_metadata
+from modelverse.generators.registry import check_spec
+from modelverse.generators.specs import DECLARATIVE_SCHEMES, GeneratorSpecError
 from modelverse.serving.convert import metadata_from_message
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import admin_pb2
@@ -133,8 +144,36 @@ def model_request(
                               "admin with --allow-python-generators to accept them")
         _check_python_spec(spec, importable_here)
     else:
-        raise _invalid(f"generator {spec!r}: a generator spec starts with zoo: or py:")
+        return _declarative_request(request, spec, importable_here)
     try:
         return ModelRequest(metadata_from_message(request.metadata), spec)
     except (ValueError, TypeError) as exc:
         raise _invalid(f"metadata: {exc}") from exc
+
+
+def _declarative_request(request: admin_pb2.RegisterModelRequest, spec: str, importable_here: bool) -> ModelRequest:
+    """A declarative or plugin spec: checked without loading (the admin stays torch-free). When the
+    admin indexes in its own process, the named file or directory must exist here, and a model
+    directory's card fills the metadata fields the request leaves empty."""
+    try:
+        parsed = check_spec(spec)
+    except GeneratorSpecError as exc:
+        raise _invalid(f"generator: {exc}") from None
+    card_fields: dict[str, object] = {}
+    if importable_here and parsed.scheme in DECLARATIVE_SCHEMES:
+        target = Path(parsed.target)
+        if not target.exists():
+            raise _invalid(f"generator: {parsed.label}: no such file or directory")
+        directory = target if target.is_dir() else target.parent
+        try:
+            card_fields = card_metadata(directory, parsed, read_card(directory))
+        except ModelCardError as exc:
+            raise _invalid(f"generator: {exc}") from None
+        card_fields.pop("id", None)
+    try:
+        given = metadata_from_message(request.metadata)
+        base = ModelMetadata.from_dict({**card_fields, "id": given.id})
+        metadata = _merged_metadata(given, _set_fields(request), base)
+    except (ValueError, TypeError) as exc:
+        raise _invalid(f"metadata: {exc}") from exc
+    return ModelRequest(metadata, str(parsed))

@@ -19,9 +19,13 @@ from modelverse.security.tls import (
     shard_client_tls_from_args,
 )
 from modelverse.serving import logs, metrics
+from modelverse.serving.admission import add_admission_arguments, admission_from_args
+from modelverse.serving.gateway.health_watch import ShardHealthWatch
+from modelverse.serving.request_context import RequestIdInterceptor
+from modelverse.serving.tracing import from_environment
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
-from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES, GatewayServicer
+from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES, SERVICE, GatewayServicer
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.v1 import search_pb2, search_pb2_grpc
 
@@ -53,9 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              + f", {DEFAULT_CANDIDATES} for the other methods)")
     parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
     parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
+    parser.add_argument("--max-images", type=int, default=Limits.max_images,
+                        help="images one request may hold (image sets included)")
+    parser.add_argument("--max-request-pixels", type=int, default=Limits.max_request_pixels,
+                        help="decoded pixels of one request's images in all")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
-    parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--log-level", default="INFO")
+    add_admission_arguments(parser, concurrency=16, queue=32)
     add_auth_arguments(parser)
     add_server_tls_arguments(parser)
     add_shard_client_tls_arguments(parser)
@@ -65,9 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
-    interceptors = interceptors_from_args(args, "gateway")
+    auth = interceptors_from_args(args, "gateway")
+    admission = admission_from_args(args, SERVICE)
+    tracing = from_environment(SERVICE)
     tls = server_tls_from_args(args)
-    pool = ShardPool([spec.split(",") for spec in args.shard], tls=shard_client_tls_from_args(args))
+    pool = ShardPool([spec.split(",") for spec in args.shard], tls=shard_client_tls_from_args(args), tracing=tracing)
     encoder = load_named_encoder(args.encoder) if args.encoder else None
     generators = None
     if args.generators == "zoo":
@@ -76,24 +86,32 @@ def main(argv: list[str] | None = None) -> int:
         generators = load_generator
     servicer = GatewayServicer(
         pool, encoder=encoder, generators=generators, candidates_per_shard=args.candidates,
-        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes),
+        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes, max_images=args.max_images,
+                      max_request_pixels=args.max_request_pixels),
     )
-    server, port, _ = build_server(
+    service_name = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
+    server, port, health_servicer = build_server(
         [lambda s: search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, s)],
-        [search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name],
-        address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
-        interceptors=interceptors, tls=tls,
+        [service_name],
+        address=f"{args.host}:{args.port}", max_message_bytes=args.max_message_bytes, tls=tls,
+        # request id first (every later log line carries it), then the trace, the key, the slot
+        interceptors=[RequestIdInterceptor(SERVICE), *tracing.server_interceptors(), *auth, admission],
+        max_workers=admission.limits.threads(), maximum_concurrent_rpcs=admission.limits.maximum_concurrent_rpcs(),
     )
+    watch = ShardHealthWatch(pool, health_servicer, [service_name]).start()
     metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     write_port_file(args.port_file, port)
     log.info("gateway serving", extra={"port": port, "shards": len(pool), "tls": tls is not None,
-                                      "auth": bool(interceptors)})
+                                      "auth": bool(auth), "tracing": tracing.enabled,
+                                      "workers": args.workers, "queue": args.queue})
     stop.wait()
+    watch.stop()
     server.stop(grace=2).wait()
     pool.close()
+    tracing.shutdown()
     return 0
 
 

@@ -160,7 +160,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def _search(self, request: search_pb2.SearchRequest, deadline: float) -> search_pb2.SearchResponse:
         description = self.describe(deadline)
         with metrics.stage(SERVICE, "encode"):
-            parsed = parse_query(request, description.dim, self.encoder, self.limits)
+            parsed = parse_query(request, description.dim, self.encoder, self.limits, deadline)
         recall = self._recall_request(parsed, request, deadline)
         with metrics.stage(SERVICE, "recall"):
             result = self.pool.fan_out("Recall", recall, deadline)
@@ -230,6 +230,16 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             return search_pb2.SampleImagesResponse(images=[png_bytes(image) for image in pixels])
 
         return self._run("SampleImages", context, body)
+
+    def GetThumbnails(self, request: search_pb2.GetThumbnailsRequest,
+                      context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
+        def body(deadline: float) -> search_pb2.GetThumbnailsResponse:
+            if not request.model_id:
+                raise invalid("a model_id is required")
+            checked_model_id(request.model_id, "model_id")
+            return self.pool.call(shard_of(request.model_id, len(self.pool)), "GetThumbnails", request, deadline)
+
+        return self._run("GetThumbnails", context, body)
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:

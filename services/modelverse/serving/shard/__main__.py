@@ -13,7 +13,10 @@ from modelverse.serving import logs, metrics
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.serving.index_choice import EXACT_THRESHOLD
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS
-from modelverse.serving.shard.service import ShardServicer
+from modelverse.serving.admission import add_admission_arguments, admission_from_args
+from modelverse.serving.request_context import RequestIdInterceptor
+from modelverse.serving.shard.service import SERVICE, ShardServicer
+from modelverse.serving.tracing import from_environment
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, SECOND_ORDER_PROBE_FACTOR, ShardConfig, ShardState
 from modelverse.v1 import shard_pb2, shard_pb2_grpc
 
@@ -44,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lift-alpha", type=float, default=DEFAULT_ALPHA, help="MGF: tangent point, alpha |w_k|")
     parser.add_argument("--lifted-nprobe", type=int, default=None, help="nprobe of a lifted inverted file (default nlist / 8)")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between store checks")
-    parser.add_argument("--workers", type=int, default=8)
+    add_admission_arguments(parser, concurrency=8, queue=32)
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     parser.add_argument("--log-level", default="INFO")
     # Shards serve only the gateway and the admin (no API keys); on an untrusted network give
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.log_level)
     tls = server_tls_from_args(args)
+    admission = admission_from_args(args, SERVICE)
+    tracing = from_environment(SERVICE)
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
         memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
@@ -66,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     server, port, _ = build_server(
         [lambda s: shard_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(state), s)],
         [shard_pb2.DESCRIPTOR.services_by_name["ShardService"].full_name],
-        address=f"{args.host}:{args.port}", max_workers=args.workers, max_message_bytes=args.max_message_bytes,
-        tls=tls,
+        address=f"{args.host}:{args.port}", max_message_bytes=args.max_message_bytes, tls=tls,
+        interceptors=[RequestIdInterceptor(SERVICE), *tracing.server_interceptors(), admission],
+        max_workers=admission.limits.threads(), maximum_concurrent_rpcs=admission.limits.maximum_concurrent_rpcs(),
     )
     metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "lifted": {m.value: i.plan.factory for m, i in state.lifted.items()}})
     stop.wait()
     server.stop(grace=2).wait()
+    tracing.shutdown()
     log.info("shard stopped", extra={"shard": args.shard})
     return 0
 

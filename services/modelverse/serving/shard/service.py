@@ -14,7 +14,7 @@ from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_mess
 from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
 from modelverse.serving.shard.state import Recalled, ShardState, first_stage_of_model, first_stage_query
-from modelverse.store.errors import ModelNotFoundError
+from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 
 log = logging.getLogger("modelverse.shard")
@@ -129,7 +129,9 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
             metadata, version = self.state.metadata(request.id)
         except ModelNotFoundError as exc:
             self._fail(context, "GetModel", grpc.StatusCode.NOT_FOUND, str(exc))
-        return model_message(metadata, version, self.state.store.config.encoder)
+        model = model_message(metadata, version, self.state.store.config.encoder)
+        model.samples = self.state.samples(request.id)
+        return model
 
     def GetQueryModel(self, request: search_pb2.GetModelRequest, context: grpc.ServicerContext) -> shard_pb2.QueryModel:
         try:
@@ -152,6 +154,19 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         return search_pb2.ListModelsResponse(
             models=models, next_page_token=ids[-1] if len(ids) == limit else ""
         )
+
+    def GetThumbnails(self, request: search_pb2.GetThumbnailsRequest,
+                      context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
+        try:
+            _, version = self.state.metadata(request.model_id)  # only a model this shard serves
+            images = self.state.store.get_thumbnails(request.model_id)
+        except ModelNotFoundError as exc:
+            self._fail(context, "GetThumbnails", grpc.StatusCode.NOT_FOUND, str(exc))
+        except StoreError as exc:  # a corrupt file: this model's thumbnails only, the rest serves
+            log.warning("unreadable thumbnails", extra={"model_id": request.model_id, "error": str(exc)})
+            self._fail(context, "GetThumbnails", grpc.StatusCode.DATA_LOSS, "the model's thumbnails are unreadable")
+        metrics.count_request(SERVICE, "GetThumbnails", "OK")
+        return search_pb2.GetThumbnailsResponse(images=images, stats_version=version)
 
     def Sync(self, request: shard_pb2.SyncRequest, context: grpc.ServicerContext) -> shard_pb2.SyncResponse:
         result = self.state.sync()

@@ -135,6 +135,7 @@ class ShardState:
         dim = self.store.config.dim
         if (index is None or index.dim != dim or any(i is None or i.dim != s.dim(dim) for i, s in zip(lifted.values(), self.lift_specs.values()))
                 or any(i.versions != index.versions for i in lifted.values())):
+            self._drop_damaged(pack, partition, list(partition.rows))
             index, lifted = self._build(pack, partition)
         # A saved index keeps the plan it was built with; an operator's nprobe wins over it.
         if config.nprobe and not index.plan.exact:
@@ -171,6 +172,24 @@ class ShardState:
         row_array = np.fromiter(rows.values(), dtype=np.int64, count=len(rows))
         versions = dict(zip(rows, versions_column[row_array].tolist())) if rows else {}
         return _Partition(rows, versions)
+
+    def _drop_damaged(self, pack: Pack | None, partition: _Partition, ids: list[str]) -> list[str]:
+        """Leave out of ``partition`` the models among ``ids`` whose packed rows fail their
+        checksums (logged; `modelverse verify --repair` rewrites them): a damaged row is
+        never indexed, so never a candidate. Returns the ids kept. Rows are checked when they
+        are first indexed, which is when the shard reads them whole."""
+        if pack is None or not ids:
+            return ids
+        bad = set(pack.corrupt_rows(np.array([partition.rows[m] for m in ids], dtype=np.int64)).tolist())
+        if not bad:
+            return ids
+        for model_id in ids:
+            if partition.rows[model_id] in bad:
+                log.warning("damaged pack row not served; run `modelverse verify --repair`",
+                            extra={"shard": self.config.shard, "model_id": model_id[:200]})
+                del partition.rows[model_id]
+                del partition.versions[model_id]
+        return [m for m in ids if m in partition.rows]
 
     def _lifted_dir(self, method: Method) -> Path:
         return self.config.index_dir / f"lifted-{method.value}"
@@ -225,8 +244,9 @@ class ShardState:
             pack = self.store.pack()
             partition = self._partition(pack)
             old = self.snapshot
+            changed = [m for m, v in partition.versions.items() if self.index.versions.get(m) != v]
+            added = self._drop_damaged(pack, partition, changed)
             removed = [m for m in list(self.index.int_of) if m not in partition.rows]
-            added = [m for m, v in partition.versions.items() if self.index.versions.get(m) != v]
             metadata = {m: md for m, md in old.metadata.items() if m in partition.rows}
             for model_id in partition.rows:
                 if model_id not in metadata or model_id in added:
@@ -289,6 +309,14 @@ class ShardState:
         if model_id not in snap.row_of:
             raise ModelNotFoundError(f"no model {model_id!r}")
         return snap.metadata[model_id], snap.versions[model_id]
+
+    def samples(self, model_id: str) -> int:
+        """How many samples the model's statistics summarise (the pack's count column); 0 if unknown."""
+        snap = self.snapshot
+        row = snap.row_of.get(model_id)
+        if row is None or snap.pack is None:
+            return 0
+        return int(snap.pack.arrays["scalars"]["count"][row])
 
     def query_model(self, model_id: str) -> QueryModelStats:
         snap = self.snapshot

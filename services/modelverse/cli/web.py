@@ -1,0 +1,21 @@
+"""`modelverse web --gateway HOST:PORT`: the search page in a browser (docs/WEB.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from modelverse.web.options import add_arguments
+
+    parser = subparsers.add_parser("web", help="serve the search web page in front of a gateway",
+                                   description="A web page (search by text, picture and sketch; model pages with "
+                                   "fresh samples) that talks to the gateway through its public gRPC API.")
+    add_arguments(parser)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from modelverse.web.__main__ import serve
+
+    return serve(args)
