@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ STATE_FILE = "cluster.json"
 KEYS_FILE = "api-keys.json"
 ADMIN_KEY_FILE = "admin.key"
 READ_KEY_FILE = "read.key"
+JOB_SECRET_FILE = "job.secret"  # with --broker: the fleet's job secret, for the admin and the workers
 CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
@@ -66,6 +68,7 @@ class ClusterSpec:
     gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
     gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
     gateway_metrics_port: int = 0  # 0: no /metrics endpoint
+    admin_metrics_port: int = 0  # 0: no /metrics endpoint
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
@@ -109,8 +112,21 @@ class Cluster:
     read_key: str | None = None
     client_tls: ClientTLS | None = None  # what a client of the gateway / admin needs (the CA)
     internal_tls: ClientTLS | None = None  # the gateway's and admin's client certificate for the shards
+    job_secret_file: Path | None = None  # made by start() with a broker, unless the environment names one
 
     # -- access -----------------------------------------------------------------------------------
+
+    def _prepare_job_secret(self) -> None:
+        """With a broker, the admin signs the fleet's job messages (docs/SECURITY.md): the secret
+        the environment names ($MODELVERSE_JOB_SECRET_FILE / $MODELVERSE_JOB_SECRET, inherited by
+        the admin), else the run directory's ``job.secret``, made once (mode 0600) and kept across
+        restarts, so workers started with ``--job-secret-file RUN/job.secret`` keep working."""
+        if not self.spec.broker or os.environ.get("MODELVERSE_JOB_SECRET_FILE") or os.environ.get("MODELVERSE_JOB_SECRET"):
+            return
+        path = self.spec.run_dir / JOB_SECRET_FILE
+        if not path.exists():
+            write_secret(path, secrets.token_hex(32))
+        self.job_secret_file = path
 
     def _prepare_keys(self) -> None:
         """Reuse the run directory's keys when they still verify (clients keep their key files
@@ -245,10 +261,14 @@ class Cluster:
         spec = self.spec
         args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
                 *self._front_args("admin")]
+        if spec.admin_metrics_port:
+            args += ["--metrics-port", str(spec.admin_metrics_port)]
         if spec.encoder:
             args += ["--encoder", spec.encoder]
             if spec.broker:
                 args += ["--broker", spec.broker]
+                if self.job_secret_file is not None:
+                    args += ["--job-secret-file", str(self.job_secret_file)]
             if spec.allow_python_generators:
                 args.append("--allow-python-generators")
         return args
@@ -275,6 +295,7 @@ class Cluster:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + spec.startup_timeout
         self._prepare_keys()
+        self._prepare_job_secret()
         if spec.tls:
             self._prepare_tls()
         try:
