@@ -8,6 +8,7 @@ the vector index. English stop words are dropped and words are stemmed (PyStemme
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class TextIndex:
         self.ids = np.array([d.model_id for d in documents], dtype=str)
         self._position = {d.model_id: i for i, d in enumerate(documents)}
         self._retriever: bm25s.BM25 | None = None
+        self._recent = functools.lru_cache(maxsize=16)(self._compute)  # thread-safe
         if documents:
             tokens = bm25s.tokenize([d.text() for d in documents], stopwords="en", stemmer=_STEMMER,
                                     show_progress=False)
@@ -54,7 +56,17 @@ class TextIndex:
         return int(self.ids.shape[0])
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for ``query`` (float32, document order)."""
+        """BM25 score of every document for ``query`` (float32, document order, read-only).
+        The last few queries' scores are kept: a shard asks for its best matches and then for
+        its candidates' scores of the same query, and at 1M models each pass costs milliseconds."""
+        return self._recent(query)
+
+    def _compute(self, query: str) -> np.ndarray:
+        values = self._score(query)
+        values.setflags(write=False)
+        return values
+
+    def _score(self, query: str) -> np.ndarray:
         if self._retriever is None:
             return np.zeros(0, dtype=np.float32)
         words = _tokens([query])[0]
