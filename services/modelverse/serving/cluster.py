@@ -68,6 +68,7 @@ class ClusterSpec:
     gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
     gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
     gateway_metrics_port: int = 0  # 0: no /metrics endpoint
+    admin_metrics_port: int = 0  # 0: no /metrics endpoint
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
@@ -260,6 +261,8 @@ class Cluster:
         spec = self.spec
         args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
                 *self._front_args("admin")]
+        if spec.admin_metrics_port:
+            args += ["--metrics-port", str(spec.admin_metrics_port)]
         if spec.encoder:
             args += ["--encoder", spec.encoder]
             if spec.broker:
