@@ -250,6 +250,10 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
                            "--broker", evicting.url])
         with pytest.raises(SystemExit, match="maxmemory-policy is allkeys-lru"):
             attach_fleet(None, args)  # type: ignore[arg-type]
+        # So does an unreadable job secret, with one line.
+        args.job_secret_file = str(tmp_path / "missing.secret")
+        with pytest.raises(SystemExit, match="admin: cannot read the job secret file"):
+            attach_fleet(None, args)  # type: ignore[arg-type]
     finally:
         evicting.stop()
 

@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from modelverse.fleet.config import FleetConfig, read_job_secret
+    from modelverse.fleet.config import FleetConfig, JobSecretError, read_job_secret
     from modelverse.fleet.redis_checks import check_redis
     from modelverse.fleet.resolve import Runtime
     from modelverse.fleet.spec_policy import SpecPolicy
@@ -82,9 +82,13 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
         from modelverse.fleet.redis_access import RedisAccessError, check_fleet_redis
         from modelverse.fleet.redis_checks import UnsafeRedisError
 
-        fleet = FleetConfig.from_env(broker_url=args.broker)
-        if args.job_secret_file:
-            fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+        try:
+            fleet = FleetConfig.from_env(broker_url=args.broker)
+            if args.job_secret_file:
+                fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file),
+                                job_secret_file=args.job_secret_file)
+        except JobSecretError as exc:
+            raise SystemExit(f"admin: {exc}") from None
         if not fleet.job_secret:
             log.warning("no job secret: the fleet's workers refuse this admin's jobs unless they run with "
                         "--insecure-unsigned-jobs (give --job-secret-file)")
