@@ -20,6 +20,7 @@ from modelverse.core.scores import normalize_query
 from modelverse.encoders.base import Encoder
 from modelverse.query import images
 from modelverse.query import parts as query_parts
+from modelverse.query.sketches import prepare_sketch
 from modelverse.query.parts import Modality
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
@@ -51,6 +52,7 @@ class ParsedQuery:
     parts: list[QueryPart] = field(default_factory=list)  # vector methods
     model_id: str | None = None  # FRECHET
     kinds: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()  # the text parts, for the metadata search (issue 17)
 
 
 KIND_MODALITY = {TEXT: Modality.TEXT, IMAGE: Modality.IMAGE, SKETCH: Modality.SKETCH, IMAGE_SET: Modality.IMAGE_SET,
@@ -152,7 +154,7 @@ def parse_query(
             check_deadline(deadline, "decoding the query's images")
             image = decode_image(getattr(part, kind), f"query part {i} ({kind})", limits, pixels_left)
             pixels_left -= image.width * image.height
-            images.append((i, image, weight))
+            images.append((i, prepare_sketch(image) if kind == SKETCH else image, weight))
         elif kind == IMAGE_SET:
             members = list(part.image_set.images)
             if not members:
@@ -200,4 +202,5 @@ def parse_query(
             rows = encoder.encode_images([img for _, img, _ in images])
             encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(images)]
     encoded.sort(key=lambda item: item[0])  # the request's part order
-    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds))
+    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds),
+                       texts=tuple(t for _, t, _ in texts))
