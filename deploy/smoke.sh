@@ -34,7 +34,9 @@ step "ports: redis $REDIS_PORT, shards $SHARD_0_R0_PORT,$SHARD_0_R1_PORT/$SHARD_
 
 in_image() { podman run --rm --network host --user 10001:10001 -v "$RUN_DIR:/run/modelverse" \
     -v "$DEPLOY_DIR:/deploy:ro" "localhost/modelverse-serving:$MODELVERSE_IMAGE_TAG" "$@"; }
-chown 10001:10001 "$RUN_DIR"
+python3 -c 'import secrets; print(secrets.token_hex(32))' > "$RUN_DIR/job.secret"  # signs the fleet's jobs
+chmod 600 "$RUN_DIR/job.secret"
+chown -R 10001:10001 "$RUN_DIR"
 in_image modelverse keys create --keys /run/modelverse/keys.json --role admin --label smoke --out /run/modelverse/admin.key
 in_image modelverse keys create --keys /run/modelverse/keys.json --role read --label web --out /run/modelverse/read.key
 
