@@ -9,8 +9,10 @@
 #        podman-compose -p modelverse-smoke -f deploy/compose/compose.yaml down -v)
 set -euo pipefail
 source "$(dirname "$0")/podman/env.sh"
-COMPOSE=(podman-compose -p modelverse-smoke -f "$DEPLOY_DIR/compose/compose.yaml")
-command -v podman-compose >/dev/null || COMPOSE[0]="$REPO_ROOT/.venv/bin/podman-compose"
+# podman-compose: $PODMAN_COMPOSE, else on the PATH, else the checkout's virtualenv (make setup)
+PODMAN_COMPOSE="${PODMAN_COMPOSE:-$(command -v podman-compose || echo "$REPO_ROOT/.venv/bin/podman-compose")}"
+[ -x "$PODMAN_COMPOSE" ] || { echo "podman-compose not found (pip install podman-compose, or set PODMAN_COMPOSE)"; exit 1; }
+COMPOSE=("$PODMAN_COMPOSE" -p modelverse-smoke -f "$DEPLOY_DIR/compose/compose.yaml")
 KEEP=0; [ "${1:-}" = "--keep" ] && KEEP=1
 T0=$(date +%s)
 step() { echo "[smoke +$(( $(date +%s) - T0 ))s] $*"; }
