@@ -6,6 +6,7 @@ instance prompt; refusals for directories that would run code or are not pipelin
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import torch
 from diffusers import DDIMPipeline, StableDiffusionPipeline
 from fleet_support import ENCODER_SPEC
+from safetensors.torch import load_file
 
 from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
@@ -134,6 +136,13 @@ def test_directories_that_would_run_code_or_are_not_pipelines_are_refused(ddim_d
         load_generator(f"diffusers:{custom}")
     with pytest.raises(SpecError, match="not a diffusers pipeline directory"):
         load_generator(f"diffusers:{tmp_path}")
+    pickled = tmp_path / "pickled"
+    shutil.copytree(ddim_dir, pickled)
+    weights = pickled / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(weights), weights.with_suffix(".bin"))  # a pickle can run code when loaded
+    weights.unlink()
+    with pytest.raises(SpecError, match=f"{pickled}: cannot load the pipeline"):
+        load_generator(f"diffusers:{pickled}")
     with pytest.raises(SpecError, match="unknown option"):
         load_generator(f"diffusers:{ddim_dir}?stepz=3")
     with pytest.raises(SpecError, match="scheduler='magic' is not one of"):

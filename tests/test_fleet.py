@@ -151,7 +151,7 @@ def test_run_job_reports_progress_per_chunk(tmp_path: Path) -> None:
 
 
 def test_specs_and_manifests_fail_with_readable_errors(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="a generator spec starts with zoo:, py:, diffusers:"):
+    with pytest.raises(SpecError, match="a generator spec starts with zoo:, diffusers:, .* or py:"):
         load_generator("stylegan2-ffhq")
     with pytest.raises(SpecError, match="does not implement the Generator protocol"):
         load_generator("py:fleet_support:conv_encoder")

@@ -68,7 +68,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("fleet")
     server = RedisServer(root / "redis").start()
     config = FleetConfig(broker_url=server.url, visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-                         max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S)
+                         max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S,
+                         job_secret=b"fleet-cluster-test-secret", allow_python_specs=True)
     cluster = Cluster(server, config, RedisStore.from_url(server.url), root / "logs")
     try:
         cluster.add_worker("w1")
@@ -130,7 +131,7 @@ def test_two_workers_index_ten_models_exactly_as_the_embedded_run(cluster: Clust
 
 
 def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Path) -> None:
-    from modelverse.fleet.tasks import chunk_task, close_round_task
+    from modelverse.fleet.tasks import chunk_message, close_round_message
 
     plan = SamplePlan(max_samples=300, chunk_size=100)
     request = model("dup/m", seed=42)
@@ -138,15 +139,15 @@ def test_a_chunk_delivered_twice_is_counted_once(cluster: Cluster, tmp_path: Pat
     cluster.store.create_job(JobRecord(spec))
     data = spec.to_dict()
     # Chunk 1 is in the round twice, as a redelivery after a lost acknowledgement would run it.
-    header = [chunk_task.s(data, 0), chunk_task.s(data, 1), chunk_task.s(data, 1), chunk_task.s(data, 2)]
-    chord(header)(close_round_task.s(data, 0))
+    header = [chunk_message(data, 0), chunk_message(data, 1), chunk_message(data, 1), chunk_message(data, 2)]
+    chord(header)(close_round_message(data, 0))
     [record] = cluster.wait([JobRecord(spec)])
     assert record.state is JobState.DONE and record.samples_used == 300
     assert record.chunks_done == frozenset({0, 1, 2})
     assert_same_stats(cluster.store.get_stats("dup/m"), embedded_stats(tmp_path, [request], plan)["dup/m"])
     # A late duplicate of a finished job's chunk changes nothing.
     events = len(cluster.store.events())
-    assert chunk_task.delay(data, 2).get(timeout=60) is None
+    assert chunk_message(data, 2).delay().get(timeout=60) is None
     assert cluster.store.stats_version("dup/m") == 1 and len(cluster.store.events()) == events
 
 
@@ -209,8 +210,19 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     jobs_cli.add_fleet_arguments(parser)
     parser.add_argument("--manifest")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(["--broker", cluster.server.url, "--manifest", str(manifest), "--samples", "500",
-                              "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"])
+    secret_file = tmp_path / "job.secret"
+    secret_file.write_bytes(cluster.config.job_secret)
+    options = ["--broker", cluster.server.url, "--manifest", str(manifest), "--samples", "500",
+               "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"]
+    # Without the fleet's job secret the jobs are sent unsigned, and the workers refuse them.
+    unsigned = parser.parse_args(options)
+    assert jobs_cli.submit_index(unsigned) == 0
+    captured = capsys.readouterr()
+    assert "warning: no job secret" in captured.err
+    refused = cluster.wait([cluster.job(j["job_id"]) for j in json.loads(captured.out)])
+    assert all(r.state is JobState.FAILED and "unsigned job message refused" in r.error for r in refused)
+
+    args = parser.parse_args([*options, "--job-secret-file", str(secret_file)])
     assert jobs_cli.submit_index(args) == 0
     submitted = json.loads(capsys.readouterr().out)
     assert [j["model_id"] for j in submitted] == ["cli/a", "cli/b"]

@@ -23,6 +23,7 @@ from modelverse.fleet.resolve import SpecError, load_generator
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
 from modelverse.zoo import export as zoo_export
+from modelverse.zoo import get_entry
 from modelverse.zoo.loader import WEIGHTS_DIR
 
 PLAN = SamplePlan(max_samples=300, chunk_size=100)
@@ -124,3 +125,36 @@ def test_safetensors_weights_that_do_not_fit_the_architecture_are_refused() -> N
         load_generator(wrong)
     with pytest.raises(SpecError, match="class-conditional: set class_label"):
         load_generator(ARCH_SPECS["dcgan"].replace("&class_label=7", ""))
+
+
+def test_an_onnx_graph_with_a_fixed_batch_size_samples_any_count(tmp_path: Path) -> None:
+    import torch
+
+    module, native = zoo_export.exportable(get_entry("fashion-vae-coat"))
+    path = tmp_path / "fixed.onnx"
+    torch.onnx.export(module, (native.latent.draw(3, 0),), str(path), input_names=["z"], dynamo=False)  # batch 3
+    generator = load_generator(f"onnx:{path}?output_range=0,1")
+    images = generator.sample(7, 11).astype(int)  # three batches of 3, the last one padded
+    assert np.abs(images - native.sample(7, 11).astype(int)).max() <= 1
+
+
+def test_a_worker_that_refuses_python_specs_loads_every_declarative_format(exported: dict) -> None:
+    from modelverse.fleet.resolve import Runtime, SpecRefused
+    from modelverse.fleet.spec_policy import SpecPolicy
+
+    locked = Runtime(torch_threads=None, policy=SpecPolicy(allow_python=False))  # a worker's default
+    for fmt in FORMATS:
+        assert locked.generator(request_for_model_dir(exported["vae", fmt]).generator).resolution == 28
+    assert locked.generator(ARCH_SPECS["vae"]).resolution == 28
+    with pytest.raises(SpecRefused):
+        locked.generator("py:fleet_support:conv_generator?seed=1")
+
+
+@pytest.mark.slow
+def test_the_zoo_diffusion_sampler_exports_as_one_graph(tmp_path: Path) -> None:
+    """The 6-step DDIM sampler of a zoo diffusion model (it does not map onto diffusers' classes,
+    docs/MODELS.md) exported whole: the same images as the zoo's eager sampler."""
+    path = zoo_export.export("animal-diffusion-dog", "onnx", tmp_path / "dog")
+    generator = load_generator(request_for_model_dir(path.parent).generator)
+    native = load_generator("zoo:animal-diffusion-dog").sample(8, 21).astype(int)
+    assert np.abs(generator.sample(8, 21).astype(int) - native).max() <= 1

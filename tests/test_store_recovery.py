@@ -19,7 +19,12 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
-from modelverse.store.directory import PAUSE_BEFORE_PACK_ENV, DirectoryStore, StoreConfig, model_dir_name
+from modelverse.store.directory import (
+    PAUSE_BEFORE_PACK_ENV,
+    DirectoryStore,
+    StoreConfig,
+    model_dir_name,
+)
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.verify import verify_store
 
@@ -39,7 +44,7 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([MODELVERSE, *args], capture_output=True, text=True, env=env(), timeout=120)
+    result = subprocess.run([MODELVERSE, *args], capture_output=True, text=True, env=env(), timeout=120, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"modelverse {' '.join(args)} failed ({result.returncode}): {result.stderr}")
     return result
@@ -385,3 +390,26 @@ def test_restore_refuses_a_damaged_snapshot_and_an_existing_store(store: Path, t
     damaged = run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(tmp_path / "new"), check=False)
     assert damaged.returncode == 1 and "corrupt-model" in damaged.stderr and not (tmp_path / "new").exists()
     assert verify_store(store).findings == []
+
+
+def test_the_admin_reports_what_a_crash_left_when_it_starts(store: Path, tmp_path: Path) -> None:
+    kill_add_before_pack(store, tmp_path, 8)
+    fd, _ = tempfile.mkstemp(dir=store / "pack", prefix=".pack.json.", suffix=".tmp")
+    os.close(fd)
+    port_file = tmp_path / "admin.port"
+    admin = subprocess.Popen(
+        [sys.executable, "-m", "modelverse.serving.admin", "--store", str(store), "--shard", "127.0.0.1:1",
+         "--insecure-no-auth", "--port-file", str(port_file)],
+        env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not port_file.exists():
+            assert admin.poll() is None, admin.stdout.read()
+            assert time.monotonic() < deadline, "the admin never started"
+            time.sleep(0.1)
+    finally:
+        admin.terminate()
+        output = admin.communicate(timeout=30)[0]
+    assert "store check: zombie" in output and "store check: temporary" in output and "verify" in output
+    assert sorted(f.kind for f in verify_store(store).findings) == ["temporary", "zombie"]  # reported, not repaired

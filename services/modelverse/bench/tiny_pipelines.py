@@ -31,7 +31,7 @@ def save_tiny_ddim(directory: Path, seed: int = 0, channels: int = 3) -> Path:
         block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4,
     )
-    scheduler = DDIMScheduler(num_train_timesteps=100)
+    scheduler = DDIMScheduler(num_train_timesteps=100, steps_offset=1)
     DDIMPipeline(unet=unet, scheduler=scheduler).save_pretrained(directory, safe_serialization=True)
     return directory
 
@@ -89,7 +89,7 @@ def save_tiny_text_to_image(directory: Path, seed: int = 0, card: str | None = N
     tokenizer_dir = save_clip_tokenizer(directory / "_tokenizer_source")
     tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
     scheduler = DDIMScheduler(num_train_timesteps=100, beta_schedule="scaled_linear", beta_start=0.00085,
-                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False)
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
     pipeline = StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from modelverse.cli.output import print_json, print_table
@@ -23,7 +24,7 @@ from modelverse.fleet.adaptive import (
     DEFAULT_SAMPLES,
     DEFAULT_TOLERANCE,
 )
-from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig
+from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig, read_job_secret
 from modelverse.fleet.jobs import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import (
@@ -61,6 +62,9 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by embedded and fleet indexing (``--broker`` selects the fleet)."""
     parser.add_argument("--broker", default=None, metavar="URL",
                         help="submit to the fleet on this Redis broker and return (default: index in this process)")
+    parser.add_argument("--job-secret-file", default=None, metavar="FILE",
+                        help="with --broker: sign the jobs with this shared secret, as the workers' "
+                        "(default: $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET)")
     parser.add_argument("--encoder", default=os.environ.get("MODELVERSE_ENCODER", "bundled"),
                         help="encoder spec (default: $MODELVERSE_ENCODER or bundled)")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
@@ -127,6 +131,11 @@ def submit_index(args: argparse.Namespace) -> int:
 
     requests, encoder = requests_from_args(args)
     config = FleetConfig.from_env(broker_url=args.broker)
+    if getattr(args, "job_secret_file", None):
+        config = replace(config, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+    if not config.job_secret:
+        print("modelverse index: warning: no job secret (--job-secret-file): workers that have one refuse these "
+              "jobs", file=sys.stderr)
     with _reaching(config.broker_url):
         records = submit_jobs(
             config,
@@ -230,6 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--watch", action="store_true", help="refresh until every shown job finished")
     parser.add_argument("--interval", type=float, default=2.0, metavar="S", help="--watch refresh period")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--metrics", action="store_true",
+                        help="print the fleet's Prometheus metrics (jobs by state, queue depth, chunks done, "
+                        "worker heartbeats) in the text format and exit")
     parser.set_defaults(handler=run_jobs)
 
 
@@ -298,7 +310,29 @@ def _show(records: list[JobRecord], as_json: bool, stall_after_s: float) -> None
           + (f"; {rate:.0f} samples/s now" if running else ""))
 
 
+def fleet_metrics_text(broker_url: str | None) -> str:
+    """The fleet's metrics in Prometheus's text format, read from its Redis now."""
+    import redis
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from modelverse.fleet.fleet_metrics import FleetCollector
+    from modelverse.store.redis_store import RedisStore
+
+    config = FleetConfig.from_env(broker_url=broker_url)
+    store_url = broker_url or config.redis_store_url
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(RedisStore.from_url(store_url, config.store_prefix, retries=1),
+                                     redis.Redis.from_url(config.broker_url, socket_timeout=5)))
+    return generate_latest(registry).decode()
+
+
 def run_jobs(args: argparse.Namespace) -> int:
+    if args.metrics:
+        text = fleet_metrics_text(args.broker)
+        if "modelverse_fleet_redis_up 1.0" not in text:
+            raise FleetUnreachableError(f"cannot read the fleet's Redis at {args.broker or FleetConfig.from_env().redis_store_url}")
+        print(text, end="")
+        return 0
     stall_after_s = float(FleetConfig.from_env().visibility_timeout_s)
     records = _load(args)
     if not args.watch:

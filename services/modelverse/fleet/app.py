@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 
 from celery import Celery
+from kombu import pools as kombu_pools
 
 from modelverse.fleet.config import FleetConfig
 
@@ -59,6 +60,10 @@ def configure(config: FleetConfig) -> Celery:
         result_backend_max_retries=20,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker waits for Redis to come back
+        # A Redis out of memory refuses kombu's MULTI of an acknowledgement (a ResponseError, a
+        # "channel error"); without this the worker's consumer dies with it and the worker exits.
+        # With it the consumer reconnects with back-off and unacknowledged messages come back.
+        broker_channel_error_retry=True,
         worker_hijack_root_logger=False,
         task_default_queue="modelverse",
         modelverse_config=config,  # read by the tasks (one process, one fleet)
@@ -73,6 +78,9 @@ def _drop_connections() -> None:
         app._pool.force_close_all()
         app._pool = None
     app.__dict__.pop("amqp", None)  # a cached_property whose producer pool holds connections
+    # kombu keeps connection and producer pools in process-wide registries keyed by connection
+    # URL: coming back to a Redis used before would get its closed pool ("Acquire on closed pool").
+    kombu_pools.reset()
     app._backend_cache = None
     app._local = threading.local()
 

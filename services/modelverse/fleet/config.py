@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_CHUNK_SIZE = 1000
@@ -14,6 +15,47 @@ DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_RETRY_BACKOFF_S = 2.0
 DEFAULT_RETRY_BACKOFF_MAX_S = 120.0
+# How long a task waits, backing off, for a Redis that refuses writes (out of memory) before it
+# fails the job with the reason: long enough for an operator or a finishing job to free memory.
+DEFAULT_OOM_WAIT_S = 300.0
+# A chunk must finish within this fraction of the visibility timeout (see work.run_chunk).
+CHUNK_TIME_FRACTION = 0.5
+
+JOB_SECRET_ENV = "MODELVERSE_JOB_SECRET"
+JOB_SECRET_FILE_ENV = "MODELVERSE_JOB_SECRET_FILE"
+MIN_JOB_SECRET_BYTES = 16
+
+
+class JobSecretError(ValueError):
+    """A job secret that is missing, unreadable or too short to authenticate anything."""
+
+
+def read_job_secret(path: str | Path) -> bytes:
+    """The shared secret that signs job messages: the file's content without surrounding
+    whitespace (``openssl rand -hex 32 > FILE``)."""
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise JobSecretError(f"cannot read the job secret file {path}: {exc.strerror or exc}") from exc
+    return _checked_secret(secret, f"the job secret file {path}")
+
+
+def _checked_secret(secret: bytes, where: str) -> bytes:
+    if len(secret) < MIN_JOB_SECRET_BYTES:
+        raise JobSecretError(f"{where} holds {len(secret)} bytes; a job secret needs at least "
+                             f"{MIN_JOB_SECRET_BYTES} (make one with: openssl rand -hex 32)")
+    return secret
+
+
+def job_secret_from_env(env: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """(secret, file) from $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET; (b"", "") when
+    neither is set."""
+    env = dict(os.environ) if env is None else env
+    path = env.get(JOB_SECRET_FILE_ENV, "")
+    if path:
+        return read_job_secret(path), path
+    value = env.get(JOB_SECRET_ENV, "")
+    return (_checked_secret(value.strip().encode(), f"${JOB_SECRET_ENV}"), "") if value else (b"", "")
 
 
 @dataclass(frozen=True)
@@ -33,6 +75,15 @@ class FleetConfig:
     # A job without progress for this long has its current round sent again (see watchdog);
     # 0 = twice the visibility timeout.
     stall_timeout_s: int = 0
+    # Job messages are signed with this shared secret (HMAC-SHA256, see fleet.signing); workers
+    # refuse messages whose signature does not verify. b"" = unsigned (a worker then refuses to
+    # start unless told --insecure-unsigned-jobs). Never printed: repr=False.
+    job_secret: bytes = field(default=b"", repr=False)
+    job_secret_file: str = ""  # where job_secret came from, passed on to child processes
+    # py: generator and encoder specs import and call any module: only on workers started with
+    # --allow-python-generators (see fleet.spec_policy).
+    allow_python_specs: bool = False
+    oom_wait_s: float = DEFAULT_OOM_WAIT_S
 
     @property
     def stall_after_s(self) -> int:
@@ -49,6 +100,7 @@ class FleetConfig:
     @classmethod
     def from_env(cls, **overrides: object) -> FleetConfig:
         env = os.environ
+        secret, secret_file = job_secret_from_env(dict(env))
         config = cls(
             broker_url=env.get("MODELVERSE_BROKER", DEFAULT_BROKER),
             result_backend=env.get("MODELVERSE_RESULT_BACKEND", ""),
@@ -60,13 +112,23 @@ class FleetConfig:
             torch_threads=int(env.get("MODELVERSE_TORCH_THREADS", 1)),
             device=env.get("MODELVERSE_DEVICE", "cpu"),
             stall_timeout_s=int(env.get("MODELVERSE_STALL_TIMEOUT", 0)),
+            job_secret=secret,
+            job_secret_file=secret_file,
+            allow_python_specs=env.get("MODELVERSE_ALLOW_PYTHON_GENERATORS", "") == "1",
+            oom_wait_s=float(env.get("MODELVERSE_OOM_WAIT", DEFAULT_OOM_WAIT_S)),
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(config, **given) if given else config
 
     def to_env(self) -> dict[str, str]:
-        """The environment that makes ``from_env`` return this configuration (worker children)."""
+        """The environment that makes ``from_env`` return this configuration (worker children).
+        A secret read from a file travels as the file's path, not as its value."""
+        secret = ({JOB_SECRET_FILE_ENV: self.job_secret_file, JOB_SECRET_ENV: ""} if self.job_secret_file
+                  else {JOB_SECRET_FILE_ENV: "", JOB_SECRET_ENV: self.job_secret.decode()})
         return {
+            **secret,
+            "MODELVERSE_ALLOW_PYTHON_GENERATORS": "1" if self.allow_python_specs else "",
+            "MODELVERSE_OOM_WAIT": str(self.oom_wait_s),
             "MODELVERSE_BROKER": self.broker_url,
             "MODELVERSE_RESULT_BACKEND": self.result_backend,
             "MODELVERSE_REDIS_STORE": self.store_url,

@@ -47,6 +47,7 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: Sequence[str] = ()  # e.g. ("--maxmemory-policy", "allkeys-lru"): later settings win
 
     @property
     def url(self) -> str:
@@ -59,7 +60,7 @@ class RedisServer:
                 "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.directory), "--appendonly", "yes", "--appendfsync", "always",
                 "--save", "", "--maxmemory-policy", "noeviction", "--daemonize", "no",
-                "--logfile", str(self.directory / "redis.log"),
+                "--logfile", str(self.directory / "redis.log"), *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -135,7 +136,12 @@ def start_worker(
     concurrency: int = 1,
     pythonpath: Sequence[str] = (),
     extra_env: dict[str, str] | None = None,
+    allow_python_generators: bool = True,
+    extra_args: Sequence[str] = (),
 ) -> WorkerProcess:
+    """A `modelverse worker` with ``config``'s settings (its job secret, when it has one; without,
+    the worker runs with --insecure-unsigned-jobs). Tests index ``py:`` test models, so python
+    specs are allowed unless ``allow_python_generators`` is False."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     env = {**os.environ, **config.to_env(), "OMP_NUM_THREADS": str(config.torch_threads), **(extra_env or {})}
@@ -144,7 +150,9 @@ def start_worker(
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelverse.cli.main", "worker", "--concurrency", str(concurrency),
-             "--name", f"{name}@%h", "--loglevel", "INFO"],
+             "--name", f"{name}@%h", "--loglevel", "INFO",
+             *([] if config.job_secret else ["--insecure-unsigned-jobs"]),
+             *(["--allow-python-generators"] if allow_python_generators else []), *extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

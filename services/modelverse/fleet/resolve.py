@@ -9,6 +9,9 @@ Specs are strings so that they travel in task messages:
   ``safetensors:FILE?arch=...`` and plugin schemes: declarative specs, no code named by the
   spec is imported (``modelverse.generators.registry``; docs/MODELS.md)
 - anything else, for encoders        ``modelverse.encoders.load_encoder(SPEC)``
+
+Every load first asks a :class:`~modelverse.fleet.spec_policy.SpecPolicy` whether this process
+may load the spec at all (workers refuse ``py:`` unless started with --allow-python-generators).
 """
 
 from __future__ import annotations
@@ -22,11 +25,10 @@ from urllib.parse import parse_qsl
 import numpy as np
 
 from modelverse.encoders.base import Encoder
+from modelverse.fleet.spec_policy import TRUSTED, SpecError, SpecPolicy, SpecRefused, shown
 from modelverse.generators.base import Generator
 
-
-class SpecError(ValueError):
-    """A spec that names nothing loadable; the job fails with this message."""
+__all__ = ["Runtime", "SpecError", "SpecRefused", "load_encoder", "load_generator"]
 
 
 def _coerce(value: str) -> Any:
@@ -42,23 +44,24 @@ def _load_python(spec: str) -> Any:
     target, _, query = spec[len("py:"):].partition("?")
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
-        raise SpecError(f"{spec!r}: expected py:MODULE:FACTORY[?key=value&...]")
+        raise SpecError(f"{shown(spec)}: expected py:MODULE:FACTORY[?key=value&...]")
     try:
         factory: Callable[..., Any] = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
-        raise SpecError(f"{spec!r}: cannot import {attribute} from {module_name} ({exc})") from exc
+        raise SpecError(f"{shown(spec)}: cannot import {attribute} from {module_name} ({exc})") from exc
     kwargs = {key: _coerce(value) for key, value in parse_qsl(query, keep_blank_values=True)}
     return factory(**kwargs)
 
 
-def load_generator(spec: str, device: str = "cpu") -> Generator:
+def load_generator(spec: str, device: str = "cpu", policy: SpecPolicy = TRUSTED) -> Generator:
+    policy.check_generator(spec)  # before anything the spec names is imported
     if spec.startswith("py:"):
         generator = _load_python(spec)
     elif spec.startswith("zoo:"):
         try:
             zoo = importlib.import_module("modelverse.zoo")
         except ImportError as exc:
-            raise SpecError(f"{spec!r}: the model zoo (modelverse.zoo) is not installed") from exc
+            raise SpecError(f"{shown(spec)}: the model zoo (modelverse.zoo) is not installed") from exc
         generator = zoo.load_generator(spec[len("zoo:"):], device=device)
     else:
         from modelverse.generators.registry import load_declarative
@@ -69,21 +72,22 @@ def load_generator(spec: str, device: str = "cpu") -> Generator:
         except GeneratorSpecError as exc:
             raise SpecError(str(exc)) from exc
     if not isinstance(generator, Generator):
-        raise SpecError(f"{spec!r}: {type(generator).__name__} does not implement the Generator protocol")
+        raise SpecError(f"{shown(spec)}: {type(generator).__name__} does not implement the Generator protocol")
     return generator
 
 
-def load_encoder(spec: str, device: str = "cpu") -> Encoder:
+def load_encoder(spec: str, device: str = "cpu", policy: SpecPolicy = TRUSTED) -> Encoder:
+    policy.check_encoder(spec)  # before anything the spec names is imported
     if spec.startswith("py:"):
         encoder = _load_python(spec)
     else:
         try:
             loader = importlib.import_module("modelverse.encoders").load_encoder
         except (ImportError, AttributeError) as exc:
-            raise SpecError(f"{spec!r}: modelverse.encoders.load_encoder is not available") from exc
+            raise SpecError(f"{shown(spec)}: modelverse.encoders.load_encoder is not available") from exc
         encoder = loader(spec, device=device)
     if not isinstance(encoder, Encoder):
-        raise SpecError(f"{spec!r}: {type(encoder).__name__} does not implement the Encoder protocol")
+        raise SpecError(f"{shown(spec)}: {type(encoder).__name__} does not implement the Encoder protocol")
     return encoder
 
 
@@ -102,8 +106,12 @@ class Runtime:
     ``max_generators`` generators stay loaded.
     """
 
-    def __init__(self, torch_threads: int | None = 1, max_generators: int = 8, device: str = "cpu") -> None:
+    def __init__(self, torch_threads: int | None = 1, max_generators: int = 8, device: str = "cpu",
+                 policy: SpecPolicy = TRUSTED) -> None:
+        """``policy``: which specs may be loaded; the default trusts the caller (embedded runs of
+        specs it chose); workers pass their own (``SpecPolicy(allow_python=...)``)."""
         self.torch_threads = torch_threads
+        self.policy = policy
         self.device = device  # for zoo generators and factory encoders; py: specs choose their own
         self.max_generators = max_generators
         self._generators: dict[str, Generator] = {}
@@ -119,23 +127,30 @@ class Runtime:
         torch.set_num_threads(self.torch_threads)
         self._threads_set = True
 
+    def check(self, generator: str, encoder: str) -> None:
+        """SpecRefused unless this process may load both specs."""
+        self.policy.check_generator(generator)
+        self.policy.check_encoder(encoder)
+
     def generator(self, spec: str) -> Generator:
+        self.policy.check_generator(spec)  # also for a cached one: the policy may be stricter now
         with self._lock:
             self._set_threads()
             if spec in self._generators:
                 self._generators[spec] = self._generators.pop(spec)  # most recently used last
                 return self._generators[spec]
-            generator = load_generator(spec, self.device)
+            generator = load_generator(spec, self.device, self.policy)
             self._generators[spec] = generator
             while len(self._generators) > self.max_generators:
                 self._generators.pop(next(iter(self._generators)))
             return generator
 
     def encoder(self, spec: str) -> Encoder:
+        self.policy.check_encoder(spec)
         with self._lock:
             self._set_threads()
             if spec not in self._encoders:
-                self._encoders[spec] = load_encoder(spec, self.device)
+                self._encoders[spec] = load_encoder(spec, self.device, self.policy)
             return self._encoders[spec]
 
 

@@ -71,27 +71,39 @@ def chunk_features(
 def compute_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[PartialMoments, list[bytes]]:
     """Sample, encode and L2-normalise one chunk; any error of the model is a ModelFailure.
     Chunk 0 also returns the thumbnails it keeps of its samples (the others: [])."""
+    moments, thumbnails, _ = timed_chunk(spec, chunk_index, runtime)
+    return moments, thumbnails
+
+
+def timed_chunk(spec: JobSpec, chunk_index: int, runtime: Runtime) -> tuple[PartialMoments, list[bytes], float]:
+    """``compute_chunk`` and the seconds its sampling and encoding took (loading the model, once
+    per process, is not counted: it is not repeated when the broker redelivers a chunk)."""
     try:
-        images, features = chunk_samples(
-            runtime.generator(spec.generator),
-            runtime.encoder(spec.encoder),
-            spec.model_id,
-            spec.stats_version,
-            chunk_index,
-            spec.plan.chunk_samples(chunk_index),
-        )
+        runtime.check(spec.generator, spec.encoder)  # both refused or allowed before either loads
+        generator = runtime.generator(spec.generator)
+        encoder = runtime.encoder(spec.encoder)
+        started = time.monotonic()
+        images, features = chunk_samples(generator, encoder, spec.model_id, spec.stats_version, chunk_index,
+                                         spec.plan.chunk_samples(chunk_index))
+        elapsed = time.monotonic() - started
         thumbnails = make_thumbnails(images) if chunk_index == THUMBNAIL_CHUNK else []
-        return PartialMoments.from_samples(features), thumbnails
+        return PartialMoments.from_samples(features), thumbnails, elapsed
     except Exception as exc:  # whatever a model's own code raises, the model is at fault
         raise ModelFailure(f"chunk {chunk_index} of {spec.model_id}: {_describe(exc)}") from exc
 
 
-def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runtime) -> str | None:
+def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runtime,
+              chunk_time_limit_s: float | None = None) -> str | None:
     """Make sure chunk ``chunk_index``'s partial is stored; returns its key (None: job over).
 
     Idempotent: a redelivered chunk whose partial exists is not computed again, and if two
     deliveries compute it at once, the first write wins and both write the same bits anyway.
     A ModelFailure marks the job failed and is not raised: retrying cannot help.
+
+    ``chunk_time_limit_s`` (the fleet: a fraction of the broker's visibility timeout): a chunk
+    that took longer fails its job with the chunk size that would fit. Past the visibility
+    timeout the broker hands a running chunk to a second worker, and a model that slow would
+    have every chunk computed twice or more; the first chunk measures it.
     """
     job = state.get_job(spec.job_id)
     if job is None or job.state.finished:
@@ -100,15 +112,29 @@ def run_chunk(state: FleetState, spec: JobSpec, chunk_index: int, runtime: Runti
     if not state.has_partial(name):
         state.start_job(spec.job_id)
         try:
-            moments, thumbnails = compute_chunk(spec, chunk_index, runtime)
+            moments, thumbnails, elapsed = timed_chunk(spec, chunk_index, runtime)
         except ModelFailure as exc:
             state.update_job(spec.job_id, state=JobState.FAILED, error=str(exc), finished_at=time.time())
+            return None
+        if chunk_time_limit_s is not None and elapsed > chunk_time_limit_s:
+            reason = chunk_too_slow(spec, chunk_index, elapsed, chunk_time_limit_s)
+            state.update_job(spec.job_id, state=JobState.FAILED, error=reason, finished_at=time.time())
             return None
         if thumbnails:  # before the partial: a chunk whose partial exists has its thumbnails too
             state.put_chunk_thumbnails(name, thumbnails)
         state.put_partial(name, moments)
     state.mark_chunk_done(spec.job_id, chunk_index)
     return name
+
+
+def chunk_too_slow(spec: JobSpec, chunk_index: int, elapsed_s: float, limit_s: float) -> str:
+    """Why a job whose chunks run too long for the broker fails, and what would fit."""
+    samples = spec.plan.chunk_samples(chunk_index)
+    fitting = max(1, int(samples * limit_s / elapsed_s * 0.8))  # 20 % headroom for slower nodes
+    return (f"chunk {chunk_index} of {spec.model_id} took {elapsed_s:.1f} s for {samples} samples, more than "
+            f"{limit_s:.0f} s (half the broker's visibility timeout): the broker would hand its chunks to a "
+            f"second worker while the first still runs. Submit again with --chunk-size {fitting} or less, "
+            f"or run the workers with a --visibility-timeout of at least {int(2.5 * elapsed_s) + 1} s")
 
 
 def close_round(state: FleetState, spec: JobSpec, round_index: int, runtime: Runtime) -> RoundOutcome:

@@ -72,6 +72,17 @@ if state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
+# The same, allowed to run while Redis is out of memory (Redis >= 7 script flag): failing a job
+# is a few hundred bytes and must not wait for memory that may never come back (issue 14).
+_FAIL_WHEN_FULL = """#!lua flags=allow-oom
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state == 'done' or state == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+MAX_FAILURE_REASON = 600  # characters of a reason written past maxmemory
 _ADVANCE_ROUND = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'done' or state == 'failed' then return 0 end
@@ -139,6 +150,7 @@ class RedisStore:
         self._mark_chunk_done = client.register_script(_MARK_CHUNK_DONE)
         self._advance_round = client.register_script(_ADVANCE_ROUND)
         self._start_job = client.register_script(_START_JOB)
+        self._fail_when_full = client.register_script(_FAIL_WHEN_FULL)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "mv", retries: int = 6) -> RedisStore:
@@ -401,7 +413,9 @@ class RedisStore:
             pipe.execute()
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        with self.client.pipeline() as pipe:
+        # Not a MULTI: Redis refuses every command of a transaction, reads too, while it is out
+        # of memory, and a job's record must stay readable then (to fail it, to show it).
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._job_key(job_id))
             pipe.smembers(self._job_key(job_id) + ":chunks")
             fields, chunks = pipe.execute()
@@ -418,6 +432,19 @@ class RedisStore:
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
         records = (self.get_job(job_id) for job_id in self.job_ids(limit))
         return [r for r in records if r is not None]
+
+    def job_states(self, limit: int | None = None) -> dict[str, int]:
+        """How many of the most recent ``limit`` jobs are in each state (reads only, no MULTI)."""
+        ids = self.job_ids(limit)
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._job_key(job_id), "state")
+            states = pipe.execute()
+        counts: dict[str, int] = {}
+        for state in states:
+            if state is not None:
+                counts[state.decode()] = counts.get(state.decode(), 0) + 1
+        return counts
 
     def start_job(self, job_id: str) -> None:
         key = self._job_key(job_id)
@@ -439,6 +466,15 @@ class RedisStore:
         if updated and fields.get("state") in (JobState.DONE, JobState.FAILED):
             self.client.srem(self._key("jobs", "active"), job_id)
         return updated
+
+    def fail_job_when_full(self, job_id: str, reason: str) -> bool:
+        """Fail an unfinished job even while Redis refuses writes for lack of memory (a short
+        record written past ``maxmemory``); False when it had finished already."""
+        reason = reason if len(reason) <= MAX_FAILURE_REASON else reason[: MAX_FAILURE_REASON - 3] + "..."
+        args = [job_id, "state", JobState.FAILED.value, "error", reason,
+                "finished_at", repr(time.time()), "updated_at", repr(time.time())]
+        keys = [self._job_key(job_id), self._key("jobs", "active")]
+        return int(self._fail_when_full(keys=keys, args=args)) == 1
 
     def advance_round(self, job_id: str, from_round: int, **fields: Any) -> bool:
         args = [str(from_round), *self._field_args({**fields, "round_index": from_round + 1})]

@@ -20,14 +20,14 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
 from modelverse.store.errors import StoreError
-from modelverse.store.files import atomic_write_json
+from modelverse.store.files import atomic_write_json, fsync_directory
 from modelverse.store.pack import CHECKSUMS, MANIFEST, Pack
-from modelverse.store.verify import STATS_FILE, TEMPORARY_FILE, verify_store
+from modelverse.store.verify import TEMPORARY_FILE, VERSIONED_FILE, verify_store
 
 SNAPSHOT_MANIFEST = "snapshot.json"
 SNAPSHOT_FORMAT = "modelverse-store-snapshot"
@@ -53,12 +53,13 @@ class _Linker:
             os.link(source, target)
             self.linked += 1
         except OSError:  # EXDEV (another filesystem) or a filesystem without hard links
-            shutil.copy2(source, target)
-            self.copied += 1
+            self.copy(source, target)
 
     def copy(self, source: Path, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
+        with open(target, "rb") as handle:
+            os.fsync(handle.fileno())
         self.copied += 1
 
 
@@ -69,11 +70,25 @@ def _fresh_target(out: Path) -> Path:
     return out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
 
 
-def _move_into_place(work: Path, out: Path) -> None:
-    os.sync()  # every linked and copied file durable before the snapshot exists under its name
+def _make_durable(tree: Path, *, files: bool) -> None:
+    """fsync every directory of ``tree`` (the new links' entries) and, with ``files``, every
+    file (copies; a hard link's data is the store's, fsynced when it was written)."""
+    for directory, _, names in os.walk(tree):
+        if files:
+            for name in names:
+                with open(os.path.join(directory, name), "rb") as handle:
+                    os.fsync(handle.fileno())
+        fsync_directory(Path(directory))
+
+
+def _move_into_place(work: Path, out: Path, *, copied_files: bool) -> None:
+    """Make ``work`` durable, then give it its name: a snapshot or a restored store exists
+    under its name only when complete."""
+    _make_durable(work, files=copied_files)
     if out.exists():
         out.rmdir()  # empty, checked before
     work.rename(out)
+    fsync_directory(out.parent)
 
 
 def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
@@ -98,19 +113,20 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
                 source_dir = store.root / "models" / model_dir_name(model_id)
                 if not source_dir.is_dir():  # a packed row without model files: verify reports it
                     continue
-                stats_file = store.get(model_id).stats_file
+                record = store.get(model_id)
+                current = {record.stats_file, record.thumbnails_file}
                 for path in source_dir.rglob("*"):
                     if not path.is_file() or TEMPORARY_FILE.match(path.name):
                         continue
-                    if STATS_FILE.match(path.name) and path.name != stats_file:
+                    if VERSIONED_FILE.match(path.name) and path.name not in current:
                         continue  # left by an interrupted replace; not part of this state
                     linker.link(path, work / "models" / source_dir.name / path.relative_to(source_dir))
         atomic_write_json(
             work / SNAPSHOT_MANIFEST,
             {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
-             "models": len(models), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+             "models": len(models), "created_at": datetime.now(UTC).isoformat(timespec="seconds")},
         )
-        _move_into_place(work, out)
+        _move_into_place(work, out, copied_files=False)  # copies were fsynced as they were made
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -143,7 +159,7 @@ def restore_store(snapshot: Path | str, target: Path | str) -> int:
     work = _fresh_target(target)
     try:
         shutil.copytree(snapshot, work, ignore=lambda _d, names: [n for n in names if n in {SNAPSHOT_MANIFEST, ".lock"}])
-        _move_into_place(work, target)
+        _move_into_place(work, target, copied_files=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -11,7 +11,7 @@ What it looks for (``kind`` of each finding):
 - ``zombie``: a model whose files are complete but which no pack row names (an add killed
   between ``meta.json`` and ``pack.json``); no search, ``list`` or ``info`` serves it;
 - ``orphan-row``: a pack row whose model has no files; ``orphan-dir``: a model directory
-  without ``meta.json`` (an add killed before it); ``orphan-file``: a statistics file no
+  without ``meta.json`` (an add killed before it); ``orphan-file``: a statistics (or thumbnails) file no
   record points to (a replace killed before removing the old one);
 - ``row-checksum`` / ``row-stale``: a packed row that fails its checksum, or holds another
   stats version (or other values) than the model's own files;
@@ -33,21 +33,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
-from modelverse.store.errors import StoreCorruptError
+from modelverse.store.errors import StoreCorruptError, StoreError
 from modelverse.store.pack import MANIFEST, Pack
 
 QUARANTINE = "quarantine"
 # What files.atomic_write_bytes names its temporary files: ".<target>.<random>.tmp".
 TEMPORARY_FILE = re.compile(r"^\..+\.tmp$")
-STATS_FILE = re.compile(r"^stats-v\d+\.npz$")
+# A model's versioned files: only the ones its record names belong to it.
+VERSIONED_FILE = re.compile(r"^(stats-v\d+\.npz|thumbnails-v\d+\.zip)$")
 
 
 @dataclass(frozen=True)
@@ -213,11 +215,13 @@ class _Verifier:
         except StoreCorruptError as exc:
             self.quarantine(model_dir, str(exc))
             return
+        current = {record.stats_file, record.thumbnails_file}
         for path in sorted(model_dir.iterdir()):
-            if STATS_FILE.match(path.name) and path.name != record.stats_file:
+            if VERSIONED_FILE.match(path.name) and path.name not in current:
                 if self.repair:
                     path.unlink(missing_ok=True)
-                self.found("orphan-file", path, f"not the model's statistics ({record.stats_file})", "deleted")
+                self.found("orphan-file", path, f"a file of another version than the record's ({record.stats_file})",
+                           "deleted")
         if pack is None:
             return
         if len(pack.corrupt_rows(np.array([row]))):
@@ -238,7 +242,7 @@ class _Verifier:
     def quarantine(self, model_dir: Path, why: str) -> None:
         """Move a damaged model out of models/ (kept for inspection), so the rest is served."""
         self.rebuild_pack = True
-        target = self.root / QUARANTINE / f"{model_dir.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+        target = self.root / QUARANTINE / f"{model_dir.name}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
         if self.repair:
             target.parent.mkdir(exist_ok=True)
             model_dir.rename(target)
@@ -250,8 +254,14 @@ def verify_store(root: Path | str, *, deep: bool = True, repair: bool = False) -
     A store whose store.json is unreadable raises StoreCorruptError: nothing else can be
     checked without its configuration (restore it from a snapshot)."""
     store = DirectoryStore.open(root)
-    with store_lock(store.root):
+    with ExitStack() as held:
+        try:
+            held.enter_context(store_lock(store.root))
+        except OSError as exc:
+            if repair:
+                raise StoreError(f"{store.root}: cannot take the store's lock to repair it ({exc.strerror})") from exc
+            # A read-only copy (a snapshot on read-only media): nobody can write it either.
         return _Verifier(store, deep, repair).run()
 
 
-__all__ = ["Finding", "VerifyReport", "verify_store", "QUARANTINE"]
+__all__ = ["QUARANTINE", "Finding", "VerifyReport", "verify_store"]

@@ -17,11 +17,19 @@ A lifted index holds ``copies`` vectors per model (``LiftSpec.copies``): model l
 FAISS labels L * copies ... L * copies + copies - 1, and a model scores as its best vector, so a
 search asks FAISS for k * copies vectors (enough for k distinct models) and keeps each model's
 first. Its spec is saved with it (``ids.json``); a saved index of another spec is rebuilt.
+
+Saving is atomic and durable: each file is written to a temporary name, fsynced and renamed,
+and the directory fsynced; ``ids.json`` (renamed last) records the size and SHA-256 of the
+index file it belongs to. Loading checks them, so a torn or corrupt save (a crash between the
+two renames, a damaged disk) is found and the shard rebuilds from the store instead of
+crashing at every start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +41,9 @@ from modelverse.core.collection import Collection
 from modelverse.core.scores import normalized_means
 from modelverse.serving.index_choice import IndexPlan, build_index
 from modelverse.serving.lifted import LiftSpec, lift_models
+from modelverse.store.files import fsync_directory
+
+log = logging.getLogger("modelverse.shard")
 
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
@@ -115,20 +126,31 @@ class ShardIndex:
     def save(self, directory: Path) -> None:
         """Save main (the delta and tombstones are rebuilt from the store at load)."""
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f"{INDEX_FILE}.tmp{os.getpid()}"
-        faiss.write_index(self.main, str(tmp))
-        main_ids = self.ids_by_int[: self.main_size]
-        record = {
-            "plan": self.plan.__dict__,
-            "dim": self.dim,
-            "ids": main_ids,
-            "versions": self.main_versions,
-            "lift": None if self.lift is None else self.lift.__dict__,
-        }
-        ids_tmp = directory / f"{IDS_FILE}.tmp{os.getpid()}"
-        ids_tmp.write_text(json.dumps(record))
-        tmp.replace(directory / INDEX_FILE)
-        ids_tmp.replace(directory / IDS_FILE)
+        tmp = directory / f".{INDEX_FILE}.{os.getpid()}.tmp"
+        ids_tmp = directory / f".{IDS_FILE}.{os.getpid()}.tmp"
+        try:
+            faiss.write_index(self.main, str(tmp))
+            _fsync_file(tmp)
+            main_ids = self.ids_by_int[: self.main_size]
+            record = {
+                "plan": self.plan.__dict__,
+                "dim": self.dim,
+                "ids": main_ids,
+                "versions": self.main_versions,
+                "lift": None if self.lift is None else self.lift.__dict__,
+                "index_bytes": tmp.stat().st_size,
+                "index_sha256": _file_sha256(tmp),
+            }
+            with open(ids_tmp, "w") as handle:
+                handle.write(json.dumps(record))
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(directory / INDEX_FILE)
+            ids_tmp.replace(directory / IDS_FILE)  # last: it vouches for the index file
+            fsync_directory(directory)
+        finally:
+            tmp.unlink(missing_ok=True)
+            ids_tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(
@@ -143,17 +165,29 @@ class ShardIndex:
         d = 512, nprobe 32; docs/SERVING.md), and main is never modified either way.
         """
         index_path, ids_path = directory / INDEX_FILE, directory / IDS_FILE
+        _remove_dead_writers_files(directory)
         if not (index_path.exists() and ids_path.exists()):
             return None
-        record = json.loads(ids_path.read_text())
-        saved_lift = record.get("lift")
-        if (None if saved_lift is None else LiftSpec(**saved_lift)) != lift:
-            return None  # another first stage (or other lift parameters): rebuild
-        mmap = memory_budget_bytes is None or index_path.stat().st_size > memory_budget_bytes
-        main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
-        if main.ntotal != len(record["ids"]) * (1 if lift is None else lift.copies):
+        try:
+            record = json.loads(ids_path.read_text())
+            saved_lift = record.get("lift")
+            if (None if saved_lift is None else LiftSpec(**saved_lift)) != lift:
+                return None  # another first stage (or other lift parameters): rebuild
+            plan, ids, versions = IndexPlan(**record["plan"]), list(record["ids"]), list(record["versions"])
+            size = index_path.stat().st_size
+            # Saved before checksums were kept: no digest to check, faiss's own reading decides.
+            if "index_sha256" in record and (size != record["index_bytes"] or _file_sha256(index_path) != record["index_sha256"]):
+                log.warning("saved index does not match its record; rebuilding", extra={"path": str(index_path)})
+                return None
+            mmap = memory_budget_bytes is None or size > memory_budget_bytes
+            main = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP if mmap else 0)
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RuntimeError) as exc:
+            # ids.json unreadable, or faiss cannot read the index (RuntimeError): rebuild it
+            log.warning("saved index unreadable; rebuilding", extra={"path": str(directory), "error": str(exc)[:200]})
+            return None
+        if main.ntotal != len(ids) * (1 if lift is None else lift.copies):
             return None  # the two files come from different builds: rebuild
-        return cls(IndexPlan(**record["plan"]), main, list(record["ids"]), list(record["versions"]), lift)
+        return cls(plan, main, ids, versions, lift)
 
     # -- live changes ---------------------------------------------------------------------
 
@@ -263,3 +297,27 @@ class ShardIndex:
         order = order[:k]
         ids_by_int = self.ids_by_int
         return SearchResult([ids_by_int[label] for label in labels_all[order].tolist()], scores[order])
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _remove_dead_writers_files(directory: Path) -> None:
+    """Delete the temporary files of saves whose process is gone (killed mid-save)."""
+    for path in directory.glob(".*.tmp"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, another user's
