@@ -158,6 +158,8 @@ class DirectoryStore:
     def __init__(self, root: Path, config: StoreConfig) -> None:
         self.root = root
         self.config = config
+        # (pack.json's stat, its live ids): membership re-reads the manifest only when it changes
+        self._packed_cache: tuple[tuple[int, int, int] | None, set[str]] | None = None
 
     # -- opening ------------------------------------------------------------------------
 
@@ -288,7 +290,7 @@ class DirectoryStore:
             key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         except FileNotFoundError:
             key = None
-        cached = getattr(self, "_packed_cache", None)
+        cached = self._packed_cache
         if cached is None or cached[0] != key:
             pack = self.pack()
             cached = (key, set() if pack is None else set(pack.live_rows()))
