@@ -348,16 +348,26 @@ class DirectoryStore:
             raise StoreCorruptError(f"{path}: thumbnails file is missing") from exc
         return thumbnails_from_bytes(data, str(path))
 
-    def get_stats(self, model_id: str) -> ModelStats:
+    def check_files(self, model_id: str) -> StoredModel:
+        """The model's record, once its meta.json and statistics file pass their checksums
+        (StoreCorruptError otherwise); the statistics are not parsed."""
         stored = self.get(model_id)
+        self._checked_stats_path(model_id, stored)
+        return stored
+
+    def _checked_stats_path(self, model_id: str, stored: StoredModel) -> Path:
         path = self._model_dir(model_id) / stored.stats_file
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except FileNotFoundError as exc:
             raise StoreCorruptError(f"{path}: statistics file is missing") from exc
         if digest != stored.stats_sha256:
             raise StoreCorruptError(f"{path}: checksum mismatch; the file is corrupt or truncated")
-        return read_stats(path)
+        return path
+
+    def get_stats(self, model_id: str) -> ModelStats:
+        return read_stats(self._checked_stats_path(model_id, self.get(model_id)))
 
     def collection(
         self, *, full: bool = False, samples: bool = False,
