@@ -480,22 +480,22 @@ class DirectoryStore:
         if thumbnails:
             atomic_write_bytes(model_dir / thumbnails_file, thumbnails_to_bytes(thumbnails))
         body = {
-                "format_version": META_FORMAT_VERSION,
-                "metadata": metadata.to_dict(),
-                "record": {
-                    "stats_version": version,
-                    "stats_file": stats_file,
-                    "stats_sha256": hashlib.sha256(payload).hexdigest(),
-                    "count": stats.count,
-                    "dim": stats.dim,
-                    "has_covariance": stats.covariance is not None,
-                    "has_samples": stats.samples is not None,
-                    "added_at": _now(),
-                    "encoder": stats.encoder,
-                    "thumbnails": len(thumbnails or []),
-                    "thumbnails_file": thumbnails_file,
-                },
-            }
+            "format_version": META_FORMAT_VERSION,
+            "metadata": metadata.to_dict(),
+            "record": {
+                "stats_version": version,
+                "stats_file": stats_file,
+                "stats_sha256": hashlib.sha256(payload).hexdigest(),
+                "count": stats.count,
+                "dim": stats.dim,
+                "has_covariance": stats.covariance is not None,
+                "has_samples": stats.samples is not None,
+                "added_at": _now(),
+                "encoder": stats.encoder,
+                "thumbnails": len(thumbnails or []),
+                "thumbnails_file": thumbnails_file,
+            },
+        }
         atomic_write_json(meta_path, {**body, "sha256": meta_digest(body)})
         old_files = [model_dir / f for f in previous_files if f not in (stats_file, thumbnails_file)]
         return PackRow(metadata.id, stats, version), old_files
