@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ class SnapshotResult:
     generation: int
     linked: int  # files hard-linked
     copied: int  # files copied (another filesystem, or small mutable ones)
+    locked_seconds: float  # how long writers waited (the lock was held)
+    seconds: float  # the whole snapshot, making it durable included
 
 
 class _Linker:
@@ -97,8 +100,10 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
     out = Path(out)
     work = _fresh_target(out)
     linker = _Linker()
+    started = time.perf_counter()
     try:
         with store_lock(store.root):
+            locked = time.perf_counter()
             pack = store.pack()
             if pack is None:
                 raise StoreError(f"{store.root}: the store has no pack yet; nothing to snapshot")
@@ -121,6 +126,7 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
                     if VERSIONED_FILE.match(path.name) and path.name not in current:
                         continue  # left by an interrupted replace; not part of this state
                     linker.link(path, work / "models" / source_dir.name / path.relative_to(source_dir))
+            locked = time.perf_counter() - locked
         atomic_write_json(
             work / SNAPSHOT_MANIFEST,
             {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
@@ -130,7 +136,8 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return SnapshotResult(str(out), len(models), pack.generation, linker.linked, linker.copied)
+    return SnapshotResult(str(out), len(models), pack.generation, linker.linked, linker.copied,
+                          locked, time.perf_counter() - started)
 
 
 def read_snapshot_manifest(snapshot: Path) -> dict:
