@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 STORE ?= .modelverse/demo-store
 
-.PHONY: demo test setup protos clean-venv
+.PHONY: demo test test-fast setup protos clean-venv
 
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	bash tools/install_system_data.sh
@@ -31,6 +31,11 @@ $(NODE_CLIENT): tests/node_client/package-lock.json
 
 test: $(STAMP) $(NODE_CLIENT)
 	$(BIN)/python -m pytest
+
+# The edit loop: unit and congruence tests, without the slow integration tests (processes,
+# clusters, browsers, the zoo). CI runs `make test`, everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
 
 protos: $(STAMP)
 	$(BIN)/python tools/gen_protos.py

@@ -197,3 +197,21 @@ def test_user_errors_are_one_line_and_exit_1(cli_collection, tmp_path) -> None:
                       "top-k")
     # Nothing above touched the store.
     assert len(json.loads(run("list", "--store", str(store), "--json").stdout)) == COUNT
+
+
+def test_search_shows_confidence_and_min_confidence_filters(cli_collection) -> None:
+    store, moments, queries, _ = cli_collection
+    query = str(queries[0][0])
+    hits = json.loads(run("search", "--store", str(store), "--vector", query, "--top-k", str(COUNT), "--json").stdout)
+    confidences = [h["confidence"] for h in hits]
+    assert all(0.0 <= c <= 1.0 for c in confidences) and "text_score" not in hits[0]
+    cut = sorted(confidences)[COUNT // 2]
+    kept = json.loads(run("search", "--store", str(store), "--vector", query, "--top-k", str(COUNT),
+                          "--min-confidence", str(cut), "--json").stdout)
+    assert [h["id"] for h in kept] == [h["id"] for h in hits if h["confidence"] >= cut]
+    table = run("search", "--store", str(store), "--vector", query).stdout
+    assert "confidence" in table.splitlines()[1]
+    assert_user_error(run("search", "--store", str(store), "--vector", query, "--min-confidence", "1.5", check=False),
+                      "--min-confidence")
+    assert_user_error(run("search", "--store", str(store), "--vector", query, "--text-mode", "metadata", check=False),
+                      "--text-mode", "needs a text part")

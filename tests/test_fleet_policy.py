@@ -7,8 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from modelverse.fleet import signing
-from modelverse.fleet.config import FleetConfig, JobSecretError, job_secret_from_env, read_job_secret
+from modelverse.fleet.config import (
+    FleetConfig,
+    JobSecretError,
+    job_secret_from_env,
+    read_job_secret,
+)
 from modelverse.fleet.redis_checks import RedisSettings, problems
 from modelverse.fleet.resolve import Runtime, SpecError, load_generator
 from modelverse.fleet.spec_policy import SpecPolicy, SpecRefused
@@ -130,3 +136,18 @@ def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pyte
     assert main(["jobs", "--broker", url, "--metrics"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"modelverse jobs: error: cannot read the fleet's Redis at {url}") and err.count("\n") == 1
+
+
+def test_heartbeats_of_long_gone_workers_are_forgotten(tmp_path: Path) -> None:
+    from modelverse.fleet import fleet_metrics
+    from modelverse.fleet.local_cluster import RedisServer
+    from modelverse.store.redis_store import RedisStore
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        store = RedisStore.from_url(server.url)
+        fleet_metrics.heartbeat(store, "old@host", now=1000.0)
+        fleet_metrics.heartbeat(store, "new@host", now=1000.0 + fleet_metrics.FORGET_AFTER_S + 1)
+        assert set(store.client.hgetall(f"{store.prefix}:workers")) == {b"new@host"}
+    finally:
+        server.stop()

@@ -17,10 +17,17 @@ from pathlib import Path
 import pytest
 import redis
 from fleet_support import ENCODER_SPEC
+
 from modelverse.fleet import signing
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
-from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, free_port, start_worker, wait_until
+from modelverse.fleet.local_cluster import (
+    RedisServer,
+    WorkerProcess,
+    free_port,
+    start_worker,
+    wait_until,
+)
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
@@ -155,7 +162,7 @@ def test_a_worker_without_a_job_secret_refuses_to_start(server: RedisServer, tmp
     result = subprocess.run(
         [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", server.url],
         env={**_env_without_secret(), **{k: v for k, v in env_config.to_env().items() if "SECRET" not in k}},
-        capture_output=True, text=True, timeout=120,
+        check=False, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1
     assert "no job secret" in result.stderr and "--insecure-unsigned-jobs" in result.stderr
@@ -163,7 +170,7 @@ def test_a_worker_without_a_job_secret_refuses_to_start(server: RedisServer, tmp
     short.write_text("tooshort\n")
     result = subprocess.run(
         [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", server.url, "--job-secret-file", str(short)],
-        env=_env_without_secret(), capture_output=True, text=True, timeout=120,
+        env=_env_without_secret(), check=False, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "needs at least 16" in result.stderr and "tooshort" not in result.stderr
 
@@ -232,7 +239,7 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
     try:
         result = subprocess.run(
             [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", evicting.url, "--insecure-unsigned-jobs"],
-            capture_output=True, text=True, timeout=120,
+            check=False, capture_output=True, text=True, timeout=120,
         )
         assert result.returncode == 1
         assert "maxmemory-policy is allkeys-lru" in result.stderr and "noeviction" in result.stderr
@@ -242,6 +249,10 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
         args = parse_args(["--store", str(tmp_path), "--shard", "127.0.0.1:1", "--encoder", ENCODER_SPEC,
                            "--broker", evicting.url])
         with pytest.raises(SystemExit, match="maxmemory-policy is allkeys-lru"):
+            attach_fleet(None, args)  # type: ignore[arg-type]
+        # So does an unreadable job secret, with one line.
+        args.job_secret_file = str(tmp_path / "missing.secret")
+        with pytest.raises(SystemExit, match="admin: cannot read the job secret file"):
             attach_fleet(None, args)  # type: ignore[arg-type]
     finally:
         evicting.stop()

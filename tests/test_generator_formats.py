@@ -136,3 +136,15 @@ def test_an_onnx_graph_with_a_fixed_batch_size_samples_any_count(tmp_path: Path)
     generator = load_generator(f"onnx:{path}?output_range=0,1")
     images = generator.sample(7, 11).astype(int)  # three batches of 3, the last one padded
     assert np.abs(images - native.sample(7, 11).astype(int)).max() <= 1
+
+
+def test_a_worker_that_refuses_python_specs_loads_every_declarative_format(exported: dict) -> None:
+    from modelverse.fleet.resolve import Runtime, SpecRefused
+    from modelverse.fleet.spec_policy import SpecPolicy
+
+    locked = Runtime(torch_threads=None, policy=SpecPolicy(allow_python=False))  # a worker's default
+    for fmt in FORMATS:
+        assert locked.generator(request_for_model_dir(exported["vae", fmt]).generator).resolution == 28
+    assert locked.generator(ARCH_SPECS["vae"]).resolution == 28
+    with pytest.raises(SpecRefused):
+        locked.generator("py:fleet_support:conv_generator?seed=1")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.core.stats import stats_from_features
+from modelverse.query.sketches import prepare_sketch
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
@@ -68,7 +69,7 @@ def test_text_image_and_image_set_queries_equal_the_reference(encoded) -> None:
          [QueryPart(v.astype(np.float64), 1 / 3) for v in encoder.encode_images([decoded(m) for m in members])]),
         ([search_pb2.QueryPart(text="green", weight=0.5), search_pb2.QueryPart(sketch=image)], Method.MGF,
          [QueryPart(encoder.encode_texts(["green"])[0].astype(np.float64), 0.5),
-          QueryPart(encoder.encode_images([decoded(image)])[0].astype(np.float64))]),
+          QueryPart(encoder.encode_images([prepare_sketch(decoded(image))])[0].astype(np.float64))]),
     ]
     for parts, method, reference_parts in cases:
         response = cluster.gateway.Search(search_pb2.SearchRequest(parts=parts, top_k=4, candidates_per_shard=100))
@@ -94,6 +95,6 @@ def test_a_transparent_sketch_is_flattened_onto_white_as_the_cli_does(encoded) -
     response = cluster.gateway.Search(search_pb2.SearchRequest(
         parts=[search_pb2.QueryPart(sketch=sketch)], top_k=4, candidates_per_shard=100))
     expected = ExactSearch(store.collection(), store.config.scoring).search(
-        [QueryPart(encoder.encode_images([flattened])[0].astype(np.float64))], Method.MGF, 4)  # a sketch's default
+        [QueryPart(encoder.encode_images([prepare_sketch(flattened)])[0].astype(np.float64))], Method.MGF, 4)  # a sketch's default
     assert [h.model.id for h in response.hits] == [e.id for e in expected]
     np.testing.assert_allclose([h.score for h in response.hits], [e.score for e in expected], rtol=1e-5)

@@ -301,7 +301,7 @@ def test_encoder_mismatch_python_specs_and_no_fleet_are_refused(tmp_path: Path) 
         bare.close()
 
 
-def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path) -> None:
+def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelverse.serving.admin.__main__ import parse_args
     from modelverse.serving.cluster import Cluster, ClusterSpec
 
@@ -310,6 +310,17 @@ def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path) -> None:
     assert (args.encoder, args.broker, args.allow_python_generators) == ("bundled", "redis://127.0.0.1:6390/0", False)
     bare = parse_args([*Cluster(ClusterSpec(store=tmp_path, run_dir=tmp_path)).admin_arguments(), "--shard", "a:1"])
     assert bare.encoder is None and bare.broker is None
+    # With a broker the cluster makes the fleet's job secret once and hands it to the admin.
+    monkeypatch.delenv("MODELVERSE_JOB_SECRET_FILE", raising=False)
+    monkeypatch.delenv("MODELVERSE_JOB_SECRET", raising=False)
+    cluster = Cluster(spec)
+    cluster._prepare_job_secret()
+    secret_file = tmp_path / "run" / "job.secret"
+    assert parse_args([*cluster.admin_arguments(), "--shard", "a:1"]).job_secret_file == str(secret_file)
+    assert secret_file.stat().st_mode & 0o777 == 0o600 and len(secret_file.read_text().strip()) == 64
+    first = secret_file.read_text()
+    Cluster(spec)._prepare_job_secret()
+    assert secret_file.read_text() == first  # kept across restarts: workers keep their file
 
 
 # -- broker: Celery workers on Redis, the admin follows model_ready events ----------------------

@@ -158,6 +158,68 @@ def test_drawing_strokes_on_the_canvas_and_searching_shows_results(cluster: Clus
     assert "searches with uploaded pictures have no link" in browser.page_source.lower()
 
 
+def dark_pixels(driver, canvas) -> int:  # type: ignore[no-untyped-def]
+    return int(driver.execute_script(
+        "const d = arguments[0].getContext('2d').getImageData(0, 0, 256, 256).data;"
+        "let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] < 128) n++; return n;", canvas))
+
+
+def stroke(driver, canvas, dx: int, dy: int) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element_with_offset(canvas, -50, 0).click_and_hold().move_by_offset(dx, dy).release().perform()
+
+
+def test_every_control_is_labelled_and_the_canvas_tools_the_drop_zone_and_the_mix_work(
+        cluster: Cluster, browser, tmp_path: Path) -> None:
+    from modelverse.zoo import heldout_images
+
+    search_page(browser, cluster)
+    unlabelled = browser.execute_script(
+        "return [...document.querySelectorAll('input:not([type=hidden]):not([hidden]), select, canvas, textarea')]"
+        ".filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')"
+        " && !e.getAttribute('aria-labelledby')).map(e => e.id)")
+    assert unlabelled == []
+    assert browser.execute_script("return [...document.images].every(i => i.hasAttribute('alt'))")
+    # stroke width, undo, clear
+    canvas = css(browser, "#sketch-canvas")[0]
+    stroke(browser, canvas, 100, 0)
+    thin = dark_pixels(browser, canvas)
+    browser.execute_script("const w = document.getElementById('sketch-width'); w.value = 20;"
+                           "w.dispatchEvent(new Event('input'));")
+    stroke(browser, canvas, 0, 100)
+    both = dark_pixels(browser, canvas)
+    assert thin > 0 and both - thin > 2 * thin  # the second stroke is as long and much wider
+    css(browser, "#sketch-undo")[0].click()
+    assert dark_pixels(browser, canvas) == thin
+    css(browser, "#sketch-clear")[0].click()
+    assert dark_pixels(browser, canvas) == 0
+    # a picture dropped on the drop zone (the browser's own drop event with a file in it)
+    pixels = heldout_images("fashion-mnist", "trouser", limit=1)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    browser.execute_script(
+        "const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));"
+        "const files = new DataTransfer(); files.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));"
+        "document.getElementById('drop-zone').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true}));",
+        __import__("base64").b64encode(buffer.getvalue()).decode())
+    assert browser.execute_script("return document.getElementById('image').files[0].name") == "dropped.png"
+    assert not css(browser, "#image-preview")[0].get_attribute("hidden")
+    # text and the dropped picture together, the picture weighted 80 %, the method chosen by hand
+    css(browser, "#q")[0].send_keys("a photo of trousers")
+    browser.execute_script("const w = document.getElementById('weight'); w.value = 80;"
+                           "w.dispatchEvent(new Event('input'));")
+    assert css(browser, "#weight-value")[0].text == "80 %"
+    from selenium.webdriver.support.ui import Select
+
+    Select(css(browser, "#method")[0]).select_by_value("first_moment")
+    submit(browser)
+    assert "first moment" in css(browser, "#method-used")[0].text
+    assert "(chosen for this kind of query)" not in css(browser, "#results-summary")[0].text
+    assert "trousers" in first_card_tags(browser)
+    assert css(browser, "#weight")[0].get_attribute("value") == "80"  # the form keeps what was asked
+
+
 def sample_sources(driver) -> list[str]:  # type: ignore[no-untyped-def]
     return [image.get_attribute("src") for image in css(driver, "#samples img.sample")]
 

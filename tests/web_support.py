@@ -4,6 +4,7 @@ and the web benchmark: a few bundled zoo models indexed with few samples (minute
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -40,11 +41,12 @@ def build_web_store(root: Path) -> DirectoryStore:
     return store
 
 
-def wait_http(url: str, timeout_s: float = 60.0) -> None:
+def wait_http(url: str, ca: Path | None = None, timeout_s: float = 60.0) -> None:
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
+            with urllib.request.urlopen(url, timeout=2, context=context) as answer:
                 if answer.status == 200:
                     return
         except OSError:
@@ -57,7 +59,7 @@ def wait_http(url: str, timeout_s: float = 60.0) -> None:
 class WebProcess:
     """``python -m modelverse.web`` on a free port in front of ``gateway``."""
 
-    def __init__(self, gateway: str, run_dir: Path, *extra: str) -> None:
+    def __init__(self, gateway: str, run_dir: Path, *extra: str, scheme: str = "http", ca: Path | None = None) -> None:
         port_file = run_dir / "web.port"
         port_file.unlink(missing_ok=True)
         self.log_path = run_dir / "web.log"
@@ -72,8 +74,8 @@ class WebProcess:
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the web service did not start:\n{self.log_path.read_text()[-2000:]}")
             time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{int(port_file.read_text())}"
-        wait_http(self.url + "/healthz")
+        self.url = f"{scheme}://127.0.0.1:{int(port_file.read_text())}"
+        wait_http(self.url + "/healthz", ca)
 
     def stop(self) -> None:
         self.popen.terminate()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -84,6 +85,23 @@ def summary(values: list[float]) -> dict[str, float]:
             "max": round(ordered[-1], 1), "n": len(ordered)}
 
 
+def gateway_only(cluster: Cluster, repeats: int) -> list[float]:
+    """The same text searches straight to the gateway (gRPC, the read key): what the page adds is
+    the difference."""
+    from modelverse.v1 import search_pb2, search_pb2_grpc
+
+    assert cluster.gateway is not None
+    stub = search_pb2_grpc.SearchServiceStub(cluster.channel(cluster.gateway, cluster.read_key))
+    times = []
+    for i in range(repeats):
+        request = search_pb2.SearchRequest(top_k=12)
+        request.parts.add(text=TEXTS[i % len(TEXTS)])
+        started = time.perf_counter()
+        stub.Search(request, timeout=60)
+        times.append(1000 * (time.perf_counter() - started))
+    return times
+
+
 def measure(base: str, pictures: list[Path], repeats: int, profile: str) -> dict[str, Any]:
     driver = browser(profile)
     try:
@@ -131,12 +149,13 @@ def main() -> int:
         base = cluster.web.url.rstrip("/")
         thumb = requests.get(f"{base}/thumbnail", params={"model": "fashion-vae-sneaker", "v": 1, "i": 0}, timeout=30)
         results = measure(base, pictures, args.repeats, str(work / "profile"))
+        results["text_gateway_only_ms"] = summary(gateway_only(cluster, args.repeats))
         models = len(requests.get(f"{base}/search", params={"q": "x", "k": 60}, timeout=60).text.split('class="card"')) - 1
     shutil.rmtree(work, ignore_errors=True)
     report = {
         "benchmark": "web search round trip (tools/bench_web.py)",
         "date": date.today().isoformat(), "machine": f"{platform.node()} ({platform.machine()}, 2-core VM)",
-        "store": str(args.store), "models_in_results_of_k60": models, "repeats": args.repeats,
+        "store": str(args.store), "load_average_1min_at_end": round(os.getloadavg()[0], 1), "models_in_results_of_k60": models, "repeats": args.repeats,
         "thumbnail_headers": {k: thumb.headers.get(k) for k in ("cache-control", "etag", "content-type")},
         **results,
     }
@@ -145,7 +164,9 @@ def main() -> int:
         r = results[kind]
         print(f"{kind:<10} {r['response_ms']['p50']:>10.1f} ms {r['rendered_ms']['p50']:>10.1f} ms "
               f"{r['rendered_ms']['p90']:>10.1f} ms {r['loaded_ms']['p50']:>8.1f} ms")
-    print(f"text, server only (requests): p50 {results['text_server_only_ms']['p50']} ms")
+    print(f"text, server only (requests): p50 {results['text_server_only_ms']['p50']} ms; "
+          f"the gateway alone (gRPC): p50 {results['text_gateway_only_ms']['p50']} ms")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"thumbnail headers: {report['thumbnail_headers']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

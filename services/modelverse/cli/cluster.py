@@ -77,6 +77,9 @@ def cluster_up(args: argparse.Namespace) -> int:
           "send as 'authorization: Bearer <key>'")
     if cluster.client_tls is not None:
         print(f"tls      CA {cluster.client_tls.ca}")
+    if args.broker:
+        secret = f"--job-secret-file {cluster.job_secret_file}" if cluster.job_secret_file else "the same job secret"
+        print(f"fleet    start workers with: modelverse worker --broker {args.broker} {secret}")
     print(f"logs     {spec.run_dir / 'logs'}")
     if args.detach:
         print("running; stop with: modelverse cluster down" + (f" --run-dir {args.run_dir}" if args.run_dir != DEFAULT_RUN_DIR else ""))

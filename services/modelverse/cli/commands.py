@@ -13,7 +13,9 @@ from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
 from modelverse.query.images import ImageError, image_files, read_image
+from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
 from modelverse.query.parts import Query, default_method, encode_query
+from modelverse.core.text_index import MetadataDocument
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
@@ -184,10 +186,52 @@ def search(args: argparse.Namespace) -> int:
             hits = engine.similar(args.like, args.top_k, form)
         except KeyError as exc:  # in the pack, but left out of the collection as damaged
             raise StoreCorruptError(f"model {args.like!r} is damaged; run `modelverse verify --repair`") from exc
-    else:
-        hits = engine.search(_encoded_parts(args, store, query), method, args.top_k, form)
-    _print_hits(store, hits, method, form, args.json)
+        _print_hits(store, hits, method, form, args.json)
+        return 0
+    if args.min_confidence is not None and not 0.0 <= args.min_confidence <= 1.0:
+        raise CommandError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
+    try:
+        text_mode = resolve_text_mode(TextMode(args.text_mode) if args.text_mode else None, bool(query.texts))
+    except ValueError as exc:
+        raise CommandError(f"--text-mode: {exc}") from exc
+    documents = []
+    if text_mode is not TextMode.CONTENT:
+        live_ids = collection.ids[collection.live_mask()].tolist()
+        documents = [document_of(_metadata_or_bare(store, m)) for m in live_ids]
+    ranked = rank_collection(engine, _encoded_parts(args, store, query), method, form, args.top_k,
+                             texts=[t for t, _ in query.texts], text_mode=text_mode, documents=documents,
+                             min_confidence=args.min_confidence)
+    _print_ranked(store, ranked, method, form, text_mode, args.json)
     return 0
+
+
+def _print_ranked(store: DirectoryStore, hits: list[RankedHit], method: Method, form: SecondOrderForm,
+                  text_mode: TextMode, as_json: bool) -> None:
+    """Hits with their confidence (and, for a metadata or hybrid text search, BM25 score)."""
+    records = [_metadata_or_bare(store, hit.id) for hit in hits]
+    with_text = text_mode is not TextMode.CONTENT
+    if as_json:
+        print_json([
+            {"rank": h.rank, "id": h.id, "score": h.score, "confidence": h.confidence,
+             **({"text_score": h.text_score} if with_text else {}), "name": m.display_name, "tags": list(m.tags)}
+            for h, m in zip(hits, records)
+        ])
+        return
+    uses_second = method in SECOND_ORDER_METHODS
+    print(f"method: {method.value}" + (f" ({form.value} second order)" if uses_second else "")
+          + (f"; text mode: {text_mode.value}" if with_text else ""))
+    if not hits:
+        print("no model fits with the confidence asked for")
+        return
+    print_table(
+        ["rank", "score", "confidence", *(["text"] if with_text else []), "id", "name", "tags"],
+        [[h.rank, h.score, h.confidence, *([h.text_score] if with_text else []), h.id, m.display_name, m.tags]
+         for h, m in zip(hits, records)],
+    )
+
+
+def document_of(metadata: ModelMetadata) -> MetadataDocument:
+    return MetadataDocument(metadata.id, metadata.name, metadata.description, metadata.tags, metadata.creator)
 
 
 def warn_skipped(model_id: str, reason: str) -> None:

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, web, worker
 from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
+from modelverse.query.hybrid import TextMode
 from modelverse.query.parts import Modality, default_method_rule
 from modelverse.store.errors import StoreError
 
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--second-order", choices=["auto", "full", "compressed"], default="auto",
                         help="covariance form for second-order scores; auto = full when every model has it")
     search.add_argument("--top-k", type=int, default=10, metavar="K")
+    search.add_argument("--text-mode", choices=[m.value for m in TextMode], default=None,
+                        help="how --text finds models: content (the encoded text), metadata (a keyword search of "
+                             "names, descriptions, tags), hybrid (both fused; the default for a query with text)")
+    search.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                        help="leave out hits whose confidence (0..1: that the model fits the query at all) is below P")
     _json_argument(search)
     search.set_defaults(handler=commands.search)
 

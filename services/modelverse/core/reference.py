@@ -5,42 +5,19 @@ This is the oracle that the fast paths (FAISS recall, sharding, gRPC) are tested
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 import numpy as np
 
 from modelverse.core import scores
 from modelverse.core.collection import Collection
+from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import Hit, top_k
 from modelverse.core.second_order import SecondOrder
-from modelverse.core.params import ScoringParams
-
-
-class Method(str, Enum):
-    FIRST_MOMENT = "first_moment"
-    MGF = "mgf"  # 1st + 2nd moment
-    GAUSSIAN = "gaussian"
-    MONTE_CARLO = "monte_carlo"
-    FRECHET = "frechet"
-
-
-class SecondOrderForm(str, Enum):
-    FULL = "full"
-    COMPRESSED = "compressed"
-
-
-VECTOR_METHODS = (Method.FIRST_MOMENT, Method.MGF, Method.GAUSSIAN, Method.MONTE_CARLO)
+# The shared types are defined in core.types; importing them from here keeps working.
+from modelverse.core.types import VECTOR_METHODS, Method, QueryPart, SecondOrderForm  # noqa: F401
 
 
 class MissingStatisticsError(ValueError):
     """The collection lacks what a method needs (full covariances, raw samples)."""
-
-
-@dataclass(frozen=True)
-class QueryPart:
-    vector: np.ndarray
-    weight: float = 1.0
 
 
 class ExactSearch:

@@ -58,7 +58,14 @@ def increment(store: RedisStore, counter: str, by: int = 1) -> None:
 
 
 def heartbeat(store: RedisStore, worker: str, now: float | None = None) -> None:
-    store.client.hset(_workers_key(store), worker, repr(time.time() if now is None else now))
+    """Record ``worker``'s beat and forget workers silent for a day (names carry a PID, so every
+    restart adds one)."""
+    now = time.time() if now is None else now
+    key = _workers_key(store)
+    store.client.hset(key, worker, repr(now))
+    gone = [name for name, when in store.client.hgetall(key).items() if now - float(when) > FORGET_AFTER_S]
+    if gone:
+        store.client.hdel(key, *gone)
 
 
 def queue_keys(queue: str) -> list[str]:

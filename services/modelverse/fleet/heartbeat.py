@@ -40,7 +40,7 @@ class Heartbeat(bootsteps.StartStopStep):
         try:
             assert self.store is not None
             fleet_metrics.heartbeat(self.store, self.name)
-        except Exception:  # noqa: BLE001  (Redis down or full: the next beat tries again)
+        except Exception:
             log.warning("heartbeat to Redis failed", exc_info=True)
 
 

@@ -71,7 +71,7 @@ def wait_out_of_memory(action: Callable[[], T], wait_s: float, what: str,
             if on_wait is not None:
                 try:
                     on_wait()
-                except Exception:  # noqa: BLE001  (a metric must never break the back-off)
-                    pass
+                except Exception:
+                    log.debug("counting an out-of-memory wait failed", exc_info=True)
             time.sleep(pause)
             pause = min(LONGEST_PAUSE_S, pause * 2)

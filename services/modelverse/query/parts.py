@@ -21,6 +21,7 @@ from PIL import Image
 
 from modelverse.core.reference import Method, QueryPart
 from modelverse.encoders.base import Encoder
+from modelverse.query.sketches import prepare_sketch
 
 
 class Modality(str, Enum):
@@ -98,7 +99,9 @@ def encode_query(query: Query, encoder: Encoder | None) -> list[QueryPart]:
     if query.texts:
         features = encoder.encode_texts([text for text, _ in query.texts])
         parts += [QueryPart(f, w) for f, (_, w) in zip(features, query.texts)]
-    pictures = [*query.images, *query.sketches]
+    # sketches are brought into the encoder's sketch domain first (query.sketches: crop, centre,
+    # stroke width), as the gateway does
+    pictures = [*query.images, *[(prepare_sketch(sketch), w) for sketch, w in query.sketches]]
     if pictures:
         features = encoder.encode_images([picture for picture, _ in pictures])
         parts += [QueryPart(f, w) for f, (_, w) in zip(features, pictures)]

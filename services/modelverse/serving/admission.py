@@ -50,10 +50,10 @@ class AdmissionLimits:
         return self.concurrency + self.queue + SPARE_THREADS
 
     def maximum_concurrent_rpcs(self) -> int:
-        """gRPC's own bound (RESOURCE_EXHAUSTED before a thread is taken): calls beyond the
-        threads wait in the pool's queue for the moment a thread takes to refuse a call, so a
-        few times the threads; beyond that a burst is refused by gRPC itself."""
-        return 4 * self.threads()
+        """gRPC's own bound, checked on the server's polling thread before a call takes a thread:
+        one call per thread, so that no call waits unseen in the pool's queue, where admission
+        control cannot refuse it at once (a burst beyond it is refused by gRPC itself)."""
+        return self.threads()
 
 
 def add_admission_arguments(parser: argparse.ArgumentParser, concurrency: int, queue: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ STATE_FILE = "cluster.json"
 KEYS_FILE = "api-keys.json"
 ADMIN_KEY_FILE = "admin.key"
 READ_KEY_FILE = "read.key"
+JOB_SECRET_FILE = "job.secret"  # with --broker: the fleet's job secret, for the admin and the workers
 CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
@@ -66,6 +68,7 @@ class ClusterSpec:
     gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
     gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
     gateway_metrics_port: int = 0  # 0: no /metrics endpoint
+    admin_metrics_port: int = 0  # 0: no /metrics endpoint
     encoder: str | None = None
     generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
     # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
@@ -87,6 +90,7 @@ class Process:
     log_file: Path
     popen: subprocess.Popen | None = None
     port: int = 0
+    scheme: str = "http"  # of an HTTP process (the web page)
 
     @property
     def address(self) -> str:
@@ -94,7 +98,7 @@ class Process:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
 
 @dataclass
@@ -108,8 +112,21 @@ class Cluster:
     read_key: str | None = None
     client_tls: ClientTLS | None = None  # what a client of the gateway / admin needs (the CA)
     internal_tls: ClientTLS | None = None  # the gateway's and admin's client certificate for the shards
+    job_secret_file: Path | None = None  # made by start() with a broker, unless the environment names one
 
     # -- access -----------------------------------------------------------------------------------
+
+    def _prepare_job_secret(self) -> None:
+        """With a broker, the admin signs the fleet's job messages (docs/SECURITY.md): the secret
+        the environment names ($MODELVERSE_JOB_SECRET_FILE / $MODELVERSE_JOB_SECRET, inherited by
+        the admin), else the run directory's ``job.secret``, made once (mode 0600) and kept across
+        restarts, so workers started with ``--job-secret-file RUN/job.secret`` keep working."""
+        if not self.spec.broker or os.environ.get("MODELVERSE_JOB_SECRET_FILE") or os.environ.get("MODELVERSE_JOB_SECRET"):
+            return
+        path = self.spec.run_dir / JOB_SECRET_FILE
+        if not path.exists():
+            write_secret(path, secrets.token_hex(32))
+        self.job_secret_file = path
 
     def _prepare_keys(self) -> None:
         """Reuse the run directory's keys when they still verify (clients keep their key files
@@ -138,7 +155,7 @@ class Cluster:
         run = self.spec.run_dir
         ca = LocalCA.create()
         ca_file = ca.write_ca(run / CA_FILE)
-        for name in ("gateway", "admin", "shard"):
+        for name in ("gateway", "admin", "shard", "web"):
             ca.issue(run / TLS_DIR, name, client=False)
         internal = ca.issue(run / TLS_DIR, "internal-client", server=False)
         self.client_tls = ClientTLS(ca_file)
@@ -206,7 +223,7 @@ class Cluster:
             if process.port_file.exists():
                 process.port = int(process.port_file.read_text().strip())
                 if process is self.web:
-                    if http_ready(f"{process.url}healthz"):
+                    if http_ready(f"{process.url}healthz", self.client_tls.ca if self.client_tls else None):
                         return
                 elif health_check(process.address, timeout=2.0, tls=self._tls_for(process)):
                     return
@@ -244,10 +261,14 @@ class Cluster:
         spec = self.spec
         args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
                 *self._front_args("admin")]
+        if spec.admin_metrics_port:
+            args += ["--metrics-port", str(spec.admin_metrics_port)]
         if spec.encoder:
             args += ["--encoder", spec.encoder]
             if spec.broker:
                 args += ["--broker", spec.broker]
+                if self.job_secret_file is not None:
+                    args += ["--job-secret-file", str(self.job_secret_file)]
             if spec.allow_python_generators:
                 args.append("--allow-python-generators")
         return args
@@ -260,8 +281,12 @@ class Cluster:
         if spec.auth:
             args += ["--api-key-file", str(spec.run_dir / READ_KEY_FILE)]
         if self.client_tls is not None and self.client_tls.ca is not None:
-            args += ["--tls-ca", str(self.client_tls.ca)]
-        return self._process("web", "modelverse.web", args)
+            tls = spec.run_dir / TLS_DIR
+            args += ["--tls-ca", str(self.client_tls.ca),
+                     "--https-cert", str(tls / "web.pem"), "--https-key", str(tls / "web.key")]
+        process = self._process("web", "modelverse.web", args)
+        process.scheme = "https" if self.client_tls is not None else "http"
+        return process
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -270,6 +295,7 @@ class Cluster:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + spec.startup_timeout
         self._prepare_keys()
+        self._prepare_job_secret()
         if spec.tls:
             self._prepare_tls()
         try:
@@ -395,12 +421,14 @@ class Cluster:
         self.stop()
 
 
-def http_ready(url: str, timeout: float = 2.0) -> bool:
-    """Whether an HTTP endpoint answers 200 (the web page's /healthz)."""
+def http_ready(url: str, ca: Path | None = None, timeout: float = 2.0) -> bool:
+    """Whether an HTTP(S) endpoint answers 200 (the web page's /healthz); ``ca``: trust for HTTPS."""
+    import ssl
     import urllib.request
 
+    context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
             return answer.status == 200
     except OSError:
         return False

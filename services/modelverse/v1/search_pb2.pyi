@@ -14,11 +14,22 @@ class Method(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MGF: _ClassVar[Method]
     GAUSSIAN: _ClassVar[Method]
     FRECHET: _ClassVar[Method]
+
+class TextMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEXT_MODE_UNSPECIFIED: _ClassVar[TextMode]
+    CONTENT: _ClassVar[TextMode]
+    METADATA: _ClassVar[TextMode]
+    HYBRID: _ClassVar[TextMode]
 METHOD_UNSPECIFIED: Method
 FIRST_MOMENT: Method
 MGF: Method
 GAUSSIAN: Method
 FRECHET: Method
+TEXT_MODE_UNSPECIFIED: TextMode
+CONTENT: TextMode
+METADATA: TextMode
+HYBRID: TextMode
 
 class Vector(_message.Message):
     __slots__ = ("values",)
@@ -91,46 +102,56 @@ class Model(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., family: _Optional[str] = ..., resolution: _Optional[int] = ..., creator: _Optional[str] = ..., license: _Optional[str] = ..., source: _Optional[str] = ..., stats_version: _Optional[int] = ..., encoder: _Optional[str] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("parts", "top_k", "method", "filter", "candidates_per_shard")
+    __slots__ = ("parts", "top_k", "method", "filter", "candidates_per_shard", "text_mode", "min_confidence")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_PER_SHARD_FIELD_NUMBER: _ClassVar[int]
+    TEXT_MODE_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[QueryPart]
     top_k: int
     method: Method
     filter: Filter
     candidates_per_shard: int
-    def __init__(self, parts: _Optional[_Iterable[_Union[QueryPart, _Mapping]]] = ..., top_k: _Optional[int] = ..., method: _Optional[_Union[Method, str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., candidates_per_shard: _Optional[int] = ...) -> None: ...
+    text_mode: TextMode
+    min_confidence: float
+    def __init__(self, parts: _Optional[_Iterable[_Union[QueryPart, _Mapping]]] = ..., top_k: _Optional[int] = ..., method: _Optional[_Union[Method, str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., candidates_per_shard: _Optional[int] = ..., text_mode: _Optional[_Union[TextMode, str]] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class SearchHit(_message.Message):
-    __slots__ = ("model", "score", "rank", "first_stage_rank", "first_stage_score")
+    __slots__ = ("model", "score", "rank", "first_stage_rank", "first_stage_score", "confidence", "text_score")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     FIRST_STAGE_RANK_FIELD_NUMBER: _ClassVar[int]
     FIRST_STAGE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_SCORE_FIELD_NUMBER: _ClassVar[int]
     model: Model
     score: float
     rank: int
     first_stage_rank: int
     first_stage_score: float
-    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., first_stage_rank: _Optional[int] = ..., first_stage_score: _Optional[float] = ...) -> None: ...
+    confidence: float
+    text_score: float
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., first_stage_rank: _Optional[int] = ..., first_stage_score: _Optional[float] = ..., confidence: _Optional[float] = ..., text_score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "method", "partial", "missing_shards", "candidates")
+    __slots__ = ("hits", "method", "partial", "missing_shards", "candidates", "text_mode")
     HITS_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     MISSING_SHARDS_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_MODE_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     method: Method
     partial: bool
     missing_shards: _containers.RepeatedScalarFieldContainer[int]
     candidates: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., method: _Optional[_Union[Method, str]] = ..., partial: _Optional[bool] = ..., missing_shards: _Optional[_Iterable[int]] = ..., candidates: _Optional[int] = ...) -> None: ...
+    text_mode: TextMode
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., method: _Optional[_Union[Method, str]] = ..., partial: _Optional[bool] = ..., missing_shards: _Optional[_Iterable[int]] = ..., candidates: _Optional[int] = ..., text_mode: _Optional[_Union[TextMode, str]] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("id",)

@@ -36,36 +36,50 @@ class QueryModel(_message.Message):
     def __init__(self, id: _Optional[str] = ..., mean: _Optional[_Iterable[float]] = ..., diag_f16: _Optional[bytes] = ..., factor_f16: _Optional[bytes] = ..., trace: _Optional[float] = ..., dim: _Optional[int] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class RecallRequest(_message.Message):
-    __slots__ = ("parts", "query_model", "method", "candidates", "filter", "top_k")
+    __slots__ = ("parts", "query_model", "method", "candidates", "filter", "top_k", "query_text", "text_mode")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     QUERY_MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_MODE_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[WeightedVector]
     query_model: QueryModel
     method: _search_pb2.Method
     candidates: int
     filter: _search_pb2.Filter
     top_k: int
-    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    query_text: str
+    text_mode: _search_pb2.TextMode
+    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ..., query_text: _Optional[str] = ..., text_mode: _Optional[_Union[_search_pb2.TextMode, str]] = ...) -> None: ...
 
 class RecallResponse(_message.Message):
-    __slots__ = ("shard", "models", "ids", "first_stage_scores", "scores", "top")
+    __slots__ = ("shard", "models", "ids", "first_stage_scores", "scores", "top", "text_scores", "reference_logsumexp", "reference_count", "mgf_scores", "text_top")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     FIRST_STAGE_SCORES_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     TOP_FIELD_NUMBER: _ClassVar[int]
+    TEXT_SCORES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_LOGSUMEXP_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MGF_SCORES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_TOP_FIELD_NUMBER: _ClassVar[int]
     shard: int
     models: int
     ids: _containers.RepeatedScalarFieldContainer[str]
     first_stage_scores: _containers.RepeatedScalarFieldContainer[float]
     scores: _containers.RepeatedScalarFieldContainer[float]
     top: _containers.RepeatedCompositeFieldContainer[_search_pb2.Model]
-    def __init__(self, shard: _Optional[int] = ..., models: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., first_stage_scores: _Optional[_Iterable[float]] = ..., scores: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ...) -> None: ...
+    text_scores: _containers.RepeatedScalarFieldContainer[float]
+    reference_logsumexp: float
+    reference_count: int
+    mgf_scores: _containers.RepeatedScalarFieldContainer[float]
+    text_top: _containers.RepeatedCompositeFieldContainer[_search_pb2.Model]
+    def __init__(self, shard: _Optional[int] = ..., models: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., first_stage_scores: _Optional[_Iterable[float]] = ..., scores: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ..., text_scores: _Optional[_Iterable[float]] = ..., reference_logsumexp: _Optional[float] = ..., reference_count: _Optional[int] = ..., mgf_scores: _Optional[_Iterable[float]] = ..., text_top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ()

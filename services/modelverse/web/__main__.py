@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import uvicorn
 
 from modelverse.web.app import create_app
 from modelverse.client import client_tls_from_args, resolve_api_key
+from modelverse.security.tls import server_tls_from_args
 from modelverse.web.client import Gateway
 from modelverse.web.options import add_arguments
 
@@ -38,14 +40,18 @@ def write_port_file(path: str | None, port: int) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server_tls_from_args(args, prefix="https")  # refuses a certificate without its key, and the like
     api_key = resolve_api_key(args.api_key, args.api_key_file)
     gateway = Gateway.connect(args.gateway, api_key=api_key, tls=client_tls_from_args(args), timeout_s=args.timeout)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
-    print(f"web      http://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
-    write_port_file(args.port_file, port)
+    scheme = "https" if args.https_cert else "http"
+    print(f"web      {scheme}://{args.host}:{port}/  (gateway {args.gateway})", flush=True)
     config = uvicorn.Config(create_app(gateway), log_level=args.log_level.lower(), access_log=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=2, ssl_certfile=args.https_cert, ssl_keyfile=args.https_key,
+                            ssl_ca_certs=args.https_client_ca,
+                            ssl_cert_reqs=ssl.CERT_REQUIRED if args.https_client_ca else ssl.CERT_NONE)
+    write_port_file(args.port_file, port)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

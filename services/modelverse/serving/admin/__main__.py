@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from prometheus_client import REGISTRY
+
 from modelverse.security.server import add_auth_arguments, interceptors_from_args
 from modelverse.security.tls import (
     add_server_tls_arguments,
@@ -15,9 +17,13 @@ from modelverse.security.tls import (
     server_tls_from_args,
     shard_client_tls_from_args,
 )
-from modelverse.serving import logs
+from modelverse.serving import logs, metrics
 from modelverse.serving.admin.service import AdminServicer
+from modelverse.serving.admin.admin_metrics import AdminCollector
+from modelverse.serving.admission import add_admission_arguments, admission_from_args
 from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.request_context import RequestIdInterceptor
+from modelverse.serving.tracing import from_environment
 from modelverse.serving.grpc_server import build_server, write_port_file
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.verify import verify_store
@@ -35,8 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", default=None)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="serve Prometheus /metrics here (jobs, models, store generation, shard sync lag); 0: none")
     parser.add_argument("--reflection", action="store_true",
                         help="serve gRPC server reflection (off by default: the admin API need not be discoverable)")
+    # Uploads of up to 256 MiB each: few at once, and a short queue.
+    add_admission_arguments(parser, concurrency=4, queue=8)
     add_auth_arguments(parser)
     add_server_tls_arguments(parser)
     add_shard_client_tls_arguments(parser)
@@ -61,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from modelverse.fleet.config import FleetConfig, read_job_secret
+    from modelverse.fleet.config import FleetConfig, JobSecretError, read_job_secret
     from modelverse.fleet.redis_checks import check_redis
     from modelverse.fleet.resolve import Runtime
     from modelverse.fleet.spec_policy import SpecPolicy
@@ -72,9 +82,13 @@ def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
         from modelverse.fleet.redis_access import RedisAccessError, check_fleet_redis
         from modelverse.fleet.redis_checks import UnsafeRedisError
 
-        fleet = FleetConfig.from_env(broker_url=args.broker)
-        if args.job_secret_file:
-            fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
+        try:
+            fleet = FleetConfig.from_env(broker_url=args.broker)
+            if args.job_secret_file:
+                fleet = replace(fleet, job_secret=read_job_secret(args.job_secret_file),
+                                job_secret_file=args.job_secret_file)
+        except JobSecretError as exc:
+            raise SystemExit(f"admin: {exc}") from None
         if not fleet.job_secret:
             log.warning("no job secret: the fleet's workers refuse this admin's jobs unless they run with "
                         "--insecure-unsigned-jobs (give --job-secret-file)")
@@ -109,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)
     interceptors = interceptors_from_args(args, "admin")
     tls = server_tls_from_args(args)
-    pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args))
+    tracing = from_environment("admin")
+    admission = admission_from_args(args, "admin")
+    pool = ShardPool([s.split(",") for s in args.shard], tls=shard_client_tls_from_args(args), tracing=tracing)
     check_store(args.store)
     servicer = AdminServicer(DirectoryStore.open(args.store), pool)
     if args.encoder:
@@ -119,9 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     server, port, _ = build_server(
         [lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, s)],
         [admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name],
-        address=f"{args.host}:{args.port}", max_workers=4, max_message_bytes=MAX_ADMIN_MESSAGE_BYTES,
-        interceptors=interceptors, tls=tls, reflection=args.reflection,
+        address=f"{args.host}:{args.port}", max_message_bytes=MAX_ADMIN_MESSAGE_BYTES,
+        interceptors=[RequestIdInterceptor("admin"), *tracing.server_interceptors(), *interceptors, admission],
+        max_workers=admission.limits.threads(), maximum_concurrent_rpcs=admission.limits.maximum_concurrent_rpcs(),
+        tls=tls, reflection=args.reflection,
     )
+    if args.metrics_port:
+        REGISTRY.register(AdminCollector(servicer.store, pool.stubs, servicer.job_counts))
+        metrics.serve_metrics(args.metrics_port, args.host)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -130,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.wait()
     server.stop(grace=2).wait()
     servicer.shutdown()
+    tracing.shutdown()
     return 0
 
 

@@ -146,6 +146,20 @@ class GeneratorJobs:
             if job_id not in self._cancelled:  # a cancellation is final
                 self._settled[job_id] = Settled(state, _now(), error, served_version, notice)
 
+    def counts(self) -> dict[str, int]:
+        """Jobs by state as this admin knows them without asking the fleet: settled ones by how
+        they ended, the others ``unfinished``."""
+        names = {admin_pb2.SUCCEEDED: "succeeded", admin_pb2.FAILED: "failed"}
+        with self._lock:
+            counts: dict[str, int] = {}
+            for settled in self._settled.values():
+                name = names.get(settled.state, "unfinished")
+                counts[name] = counts.get(name, 0) + 1
+            unfinished = sum(1 for job_id in self._models.values() if job_id not in self._settled)
+        if unfinished:
+            counts["unfinished"] = counts.get("unfinished", 0) + unfinished
+        return counts
+
     def _served_version(self, model_id: str) -> int:
         try:
             return self.store.get(model_id).stats_version

@@ -19,6 +19,9 @@ from datetime import datetime, timezone
 from typing import Callable
 
 MAX_JOBS_KEPT = 10_000
+# Features jobs waiting to run: each holds its request's sample features (up to 256 MiB), so
+# the queue is bounded and RegisterModel answers RESOURCE_EXHAUSTED beyond it.
+MAX_PENDING_JOBS = 8
 CANCELLED = "cancelled: the model was removed (RemoveModel) before this job finished"
 
 
@@ -37,8 +40,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+class JobQueueFull(Exception):
+    pass
+
+
 class JobRunner:
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING_JOBS) -> None:
+        self.max_pending = max_pending
         self._jobs: dict[str, JobRecord] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="indexing-job")
@@ -48,6 +56,9 @@ class JobRunner:
         under the admin's write lock before writing, and may return a notice for the job."""
         job = JobRecord(uuid.uuid4().hex, model_id, "pending", created_at=_now())
         with self._lock:
+            pending = sum(1 for j in self._jobs.values() if j.state == "pending")
+            if pending >= self.max_pending:
+                raise JobQueueFull(f"{pending} features jobs are waiting to run (at most {self.max_pending}); retry later")
             if len(self._jobs) >= MAX_JOBS_KEPT:  # forget the oldest finished jobs
                 for old in [j for j in self._jobs.values() if j.finished_at][: MAX_JOBS_KEPT // 10]:
                     del self._jobs[old.id]
@@ -85,6 +96,14 @@ class JobRunner:
         with self._lock:
             job = self._jobs.get(job_id)
             return job is not None and job.error == CANCELLED
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for job in self._jobs.values():
+                counts[job.state] = counts.get(job.state, 0) + 1
+            return counts
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

@@ -13,12 +13,13 @@ import redis
 from modelverse.core.stats import stats_from_features
 from modelverse.fleet.resolve import Runtime, encoder_identity
 from modelverse.serving.admin.generator_jobs import GeneratorJobs
-from modelverse.serving.admin.jobs import JobRecord, JobRunner
+from modelverse.serving.admin.jobs import JobQueueFull, JobRecord, JobRunner
 from modelverse.serving.admin.sources import SourceError, model_request, sample_plan
 from modelverse.serving.admin.sync import SyncReport
 from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.messages import abort, bounded, shown_id
+from modelverse.serving.request_context import outgoing_metadata
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, shard_pb2
@@ -66,6 +67,13 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             self.generator_jobs.close()
         self.jobs.shutdown()
 
+    def job_counts(self) -> dict[tuple[str, str], int]:
+        """(kind, state) -> jobs: features jobs run here, generator jobs on the fleet."""
+        counts = {("features", state): n for state, n in self.jobs.counts().items()}
+        if self.generator_jobs is not None:
+            counts.update({("generator", state): n for state, n in self.generator_jobs.counts().items()})
+        return counts
+
     def encoder_identity(self) -> str:
         """``name:fingerprint`` of the fleet's encoder, loaded once (the check needs its weights)."""
         assert self.generator_jobs is not None and self.runtime is not None
@@ -74,10 +82,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 self._encoder_identity = encoder_identity(self.runtime.encoder(self.generator_jobs.encoder))
             return self._encoder_identity
 
-    def sync_shards(self) -> SyncReport:
+    def sync_shards(self, timeout: float = SYNC_TIMEOUT) -> SyncReport:
         """Ask every replica of every shard to sync now; reports how many confirmed and which
-        shards had no replica that did."""
-        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT))
+        shards had no replica that did. A hung replica is waited for ``timeout`` seconds."""
+        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=timeout, metadata=outgoing_metadata()))
                    for shard, replicas in enumerate(self.pool.stubs) for stub in replicas]
         confirmed: set[int] = set()
         synced = 0
@@ -128,7 +136,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             log.info("model registered", extra={"model_id": metadata.id, "notice": notice})
             return notice
 
-        return job_message(self.jobs.submit(metadata.id, work))
+        try:
+            return job_message(self.jobs.submit(metadata.id, work))
+        except JobQueueFull as exc:
+            abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     def _register_generator(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
         from modelverse.serving.admin.generator_jobs import EmbeddedJobs
@@ -200,7 +211,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 self.generator_jobs.remove(request.id)
             except redis.RedisError as exc:
                 log.warning("model not removed from the fleet's store", extra={"model_id": request.id, "error": str(exc)})
-        synced = self.sync_shards().synced
+        # Within the caller's deadline: a hung replica must not turn a removal into a timeout
+        # (the removal is done; a replica that missed the sync catches up from the store).
+        remaining = context.time_remaining()
+        budget = SYNC_TIMEOUT if remaining is None else max(0.05, min(SYNC_TIMEOUT, 0.8 * remaining))
+        synced = self.sync_shards(timeout=budget).synced
         log.info("model removed", extra={"model_id": request.id, "shards_synced": synced, "jobs_cancelled": cancelled})
         return admin_pb2.RemoveModelResponse(shards_synced=synced, jobs_cancelled=cancelled)
 

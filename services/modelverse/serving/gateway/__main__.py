@@ -57,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              + f", {DEFAULT_CANDIDATES} for the other methods)")
     parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
     parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
+    parser.add_argument("--max-images", type=int, default=Limits.max_images,
+                        help="images one request may hold (image sets included)")
+    parser.add_argument("--max-request-pixels", type=int, default=Limits.max_request_pixels,
+                        help="decoded pixels of one request's images in all")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     parser.add_argument("--log-level", default="INFO")
     add_admission_arguments(parser, concurrency=16, queue=32)
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         generators = load_generator
     servicer = GatewayServicer(
         pool, encoder=encoder, generators=generators, candidates_per_shard=args.candidates,
-        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes),
+        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes, max_images=args.max_images,
+                      max_request_pixels=args.max_request_pixels),
     )
     service_name = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
     server, port, health_servicer = build_server(

@@ -34,7 +34,7 @@ from opentelemetry.trace import Span, StatusCode
 from modelverse.security.tls import ClientTLS
 from modelverse.serving import metrics
 from modelverse.serving.gateway.errors import RequestError
-from modelverse.serving.gateway.replicas import LatencyTracker, ReplicaHealth
+from modelverse.serving.gateway.replicas import HedgeBudget, LatencyTracker, ReplicaHealth
 from modelverse.serving.grpc_server import channel
 from modelverse.serving.messages import bounded
 from modelverse.serving.request_context import outgoing_metadata
@@ -81,6 +81,7 @@ class ShardPool:
         self.tracing = tracing
         self.latency = LatencyTracker()
         self.health = ReplicaHealth([len(replicas) for replicas in shards])
+        self.hedges = HedgeBudget()
         self._turns = [itertools.count() for _ in shards]  # round-robin over replicas
         self._lock = threading.Lock()
         # Calls to the other shards of a fan-out; enough threads for every gateway worker's.
@@ -184,18 +185,23 @@ class ShardPool:
             running[replica] = (call, span, time.perf_counter())
             call.add_done_callback(lambda _, r=replica: finished.put(r))
 
+        may_hedge = True
         try:
             launch("first")
+            self.hedges.earn()
             while running:
                 now = time.monotonic()
                 if now >= deadline:
                     return None
-                wake = min(deadline, last_launch + hedge_delay) if untried else deadline
+                wake = min(deadline, last_launch + hedge_delay) if untried and may_hedge else deadline
                 try:
                     replica = finished.get(timeout=max(0.0, wake - now))
                 except queue.Empty:
-                    if untried and time.monotonic() < deadline:
-                        launch("hedge")  # the hedge: the first attempt is slower than usual
+                    if untried and may_hedge and time.monotonic() < deadline:
+                        if self.hedges.spend():
+                            launch("hedge")  # the first attempt is slower than usual
+                        else:  # out of budget: the attempt's own timeout share fails it over
+                            may_hedge = False
                     continue
                 call, span, started = running.pop(replica)
                 exc = call.exception()

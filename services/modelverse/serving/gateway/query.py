@@ -8,6 +8,7 @@ method) is core's, docs/METHOD.md.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -19,6 +20,7 @@ from modelverse.core.scores import normalize_query
 from modelverse.encoders.base import Encoder
 from modelverse.query import images
 from modelverse.query import parts as query_parts
+from modelverse.query.sketches import prepare_sketch
 from modelverse.query.parts import Modality
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
@@ -36,6 +38,11 @@ class Limits:
     max_image_bytes: int = 8 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_text_chars: int = 2000
+    # The work one request may ask of a gateway: images decoded and encoded (image sets
+    # included; 256 tiny PNGs cost 11 s of CPU) and their decoded pixels in all (20 PNGs of
+    # 16 KB that decode to 4096 x 4096 each took 1.3 GB).
+    max_images: int = 64
+    max_request_pixels: int = 32 * 1024 * 1024
 
 
 @dataclass
@@ -45,6 +52,7 @@ class ParsedQuery:
     parts: list[QueryPart] = field(default_factory=list)  # vector methods
     model_id: str | None = None  # FRECHET
     kinds: tuple[str, ...] = ()
+    texts: tuple[str, ...] = ()  # the text parts, for the metadata search (issue 17)
 
 
 KIND_MODALITY = {TEXT: Modality.TEXT, IMAGE: Modality.IMAGE, SKETCH: Modality.SKETCH, IMAGE_SET: Modality.IMAGE_SET,
@@ -70,23 +78,46 @@ def _weight(part: search_pb2.QueryPart, index: int) -> float:
     return weight
 
 
-def decode_image(data: bytes, where: str, limits: Limits) -> Image.Image:
+def decode_image(data: bytes, where: str, limits: Limits, pixels_left: int | None = None) -> Image.Image:
     """query.images' decoding (the CLI's: transparency onto white), with the service's limits
-    and status codes: too large is RESOURCE_EXHAUSTED, unreadable INVALID_ARGUMENT."""
+    and status codes: too large is RESOURCE_EXHAUSTED, unreadable INVALID_ARGUMENT.
+
+    ``pixels_left``: what remains of the request's pixel budget; an image over it is refused
+    from its header, before it is decoded."""
+    max_pixels = limits.max_image_pixels if pixels_left is None else min(limits.max_image_pixels, pixels_left)
     try:
-        return images.decode_image(
-            data, label=where, max_pixels=limits.max_image_pixels, max_bytes=limits.max_image_bytes
-        )
+        return images.decode_image(data, label=where, max_pixels=max_pixels, max_bytes=limits.max_image_bytes)
     except images.ImageTooLarge as exc:
+        if max_pixels < limits.max_image_pixels:
+            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{where}: the request's images hold more than the {limits.max_request_pixels} "
+                               "pixels allowed in all; send fewer or smaller images") from exc
         raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from exc
     except images.ImageError as exc:
         raise invalid(str(exc)) from exc
 
 
+def count_images(request: search_pb2.SearchRequest) -> int:
+    count = 0
+    for part in request.parts:
+        kind = part.WhichOneof("content")
+        count += len(part.image_set.images) if kind == IMAGE_SET else int(kind in (IMAGE, SKETCH))
+    return count
+
+
+def check_deadline(deadline: float | None, doing: str) -> None:
+    """Stop a request's own work once its caller has given up on it."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the deadline expired while {doing}")
+
+
 def parse_query(
-    request: search_pb2.SearchRequest, dim: int, encoder: Encoder | None, limits: Limits
+    request: search_pb2.SearchRequest, dim: int, encoder: Encoder | None, limits: Limits,
+    deadline: float | None = None,
 ) -> ParsedQuery:
-    """Validate and encode a search request; raises RequestError with the documented code."""
+    """Validate and encode a search request; raises RequestError with the documented code.
+
+    ``deadline`` (monotonic seconds): decoding and encoding stop when it passes."""
     if request.method not in METHOD_TO_CORE and request.method != search_pb2.METHOD_UNSPECIFIED:
         raise invalid(f"unknown method {request.method}; use one of FIRST_MOMENT, MGF, GAUSSIAN, FRECHET")
     top_k = request.top_k if request.HasField("top_k") else 10
@@ -96,6 +127,10 @@ def parse_query(
         raise invalid("the query is empty: give at least one part (text, image, sketch, vector, model id, image set)")
     if len(request.parts) > limits.max_parts:
         raise invalid(f"at most {limits.max_parts} query parts, got {len(request.parts)}")
+    image_count = count_images(request)
+    if image_count > limits.max_images:
+        raise invalid(f"at most {limits.max_images} images per request (image sets included), got {image_count}")
+    pixels_left = limits.max_request_pixels
 
     kinds: list[str] = []
     texts: list[tuple[int, str, float]] = []
@@ -116,13 +151,18 @@ def parse_query(
                 raise invalid(f"query part {i}: text of {len(text)} characters is over {limits.max_text_chars}")
             texts.append((i, text, weight))
         elif kind in (IMAGE, SKETCH):
-            images.append((i, decode_image(getattr(part, kind), f"query part {i} ({kind})", limits), weight))
+            check_deadline(deadline, "decoding the query's images")
+            image = decode_image(getattr(part, kind), f"query part {i} ({kind})", limits, pixels_left)
+            pixels_left -= image.width * image.height
+            images.append((i, prepare_sketch(image) if kind == SKETCH else image, weight))
         elif kind == IMAGE_SET:
             members = list(part.image_set.images)
             if not members:
                 raise invalid(f"query part {i}: empty image set")
             for j, data in enumerate(members, start=1):
-                image = decode_image(data, f"query part {i} (image set, image {j})", limits)
+                check_deadline(deadline, "decoding the query's images")
+                image = decode_image(data, f"query part {i} (image set, image {j})", limits, pixels_left)
+                pixels_left -= image.width * image.height
                 images.append((i, image, weight / len(members)))
         elif kind == VECTOR:
             values = np.array(part.vector.values, dtype=np.float64)
@@ -158,7 +198,9 @@ def parse_query(
             rows = encoder.encode_texts([t for _, t, _ in texts])
             encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(texts)]
         if images:
+            check_deadline(deadline, "encoding the query")
             rows = encoder.encode_images([img for _, img, _ in images])
             encoded += [(i, rows[n], w) for n, (i, _, w) in enumerate(images)]
     encoded.sort(key=lambda item: item[0])  # the request's part order
-    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds))
+    return ParsedQuery(method, top_k, parts=[QueryPart(v, w) for _, v, w in encoded], kinds=tuple(kinds),
+                       texts=tuple(t for _, t, _ in texts))

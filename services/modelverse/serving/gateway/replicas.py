@@ -24,6 +24,31 @@ HEDGE_QUANTILE = 95.0
 LATENCY_WINDOW = 256  # recent answers per RPC the quantile is computed from
 RECOMPUTE_EVERY = 32  # the quantile is refreshed after this many new answers, not on every call
 SUSPECT_SECONDS = 2.0
+# Hedges may add at most this fraction to the first attempts (plus a small burst): on a busy
+# machine the p95 moves and hedges would otherwise add load exactly when there is least room.
+HEDGE_BUDGET_FRACTION = 0.1
+HEDGE_BURST = 10.0
+
+
+class HedgeBudget:
+    """A token bucket: every first attempt earns ``fraction`` of a hedge, up to ``burst`` saved."""
+
+    def __init__(self, fraction: float = HEDGE_BUDGET_FRACTION, burst: float = HEDGE_BURST) -> None:
+        self._fraction = fraction
+        self._burst = burst
+        self._tokens = burst
+        self._lock = threading.Lock()
+
+    def earn(self) -> None:
+        with self._lock:
+            self._tokens = min(self._burst, self._tokens + self._fraction)
+
+    def spend(self) -> bool:
+        with self._lock:
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
 
 
 class LatencyTracker:

@@ -19,6 +19,7 @@ from modelverse.serving.convert import CORE_TO_METHOD
 from modelverse.serving.messages import bounded
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.serving.gateway.fanout import ShardPool
+from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, resolve_text_mode
 from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
 from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
 from modelverse.serving.partition import shard_of
@@ -142,6 +143,10 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             method=CORE_TO_METHOD[parsed.method], candidates=max(candidates, parsed.top_k), filter=request.filter,
             top_k=parsed.top_k,
         )
+        text_mode = resolve_text_mode(request, bool(parsed.texts))
+        min_confidence(request)  # refused before any shard is asked
+        if text_mode != search_pb2.CONTENT:
+            recall.text_mode, recall.query_text = text_mode, " ".join(parsed.texts)
         if parsed.method is Method.FRECHET:
             owner = shard_of(parsed.model_id, len(self.pool))
             recall.query_model.CopyFrom(
@@ -155,14 +160,19 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def _search(self, request: search_pb2.SearchRequest, deadline: float) -> search_pb2.SearchResponse:
         description = self.describe(deadline)
         with metrics.stage(SERVICE, "encode"):
-            parsed = parse_query(request, description.dim, self.encoder, self.limits)
+            parsed = parse_query(request, description.dim, self.encoder, self.limits, deadline)
         recall = self._recall_request(parsed, request, deadline)
         with metrics.stage(SERVICE, "recall"):
             result = self.pool.fan_out("Recall", recall, deadline)
         if not result.answers:
             raise RequestError(grpc.StatusCode.UNAVAILABLE, f"none of the {len(self.pool)} recall shards answered")
         with metrics.stage(SERVICE, "merge"):
-            response = merge(result.answers.values(), parsed.top_k)
+            response = merge_hybrid(
+                result.answers.values(), parsed.top_k, parsed.method, recall.text_mode or search_pb2.CONTENT,
+                min_confidence(request),
+                lambda model_id: self.pool.call(shard_of(model_id, len(self.pool)), "GetModel",
+                                                search_pb2.GetModelRequest(id=model_id), deadline),
+            )
         response.method = CORE_TO_METHOD[parsed.method]
         if result.missing:
             response.partial = True

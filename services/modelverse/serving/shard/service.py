@@ -7,12 +7,13 @@ import logging
 import grpc
 import numpy as np
 
+from modelverse.core.params import ScoringParams
 from modelverse.core.reference import Method, QueryPart
 from modelverse.serving import metrics
 from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_message, passes
 from modelverse.serving.messages import bounded
-from modelverse.serving.rerank import QueryModelStats
-from modelverse.serving.shard.state import ShardState, first_stage_of_model, first_stage_query
+from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
+from modelverse.serving.shard.state import Recalled, ShardState, first_stage_of_model, first_stage_query
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 
@@ -27,6 +28,40 @@ def query_vector(part: shard_pb2.WeightedVector) -> np.ndarray:
             raise ValueError(f"values_f64 holds {len(part.values_f64)} bytes, not whole float64 values")
         return np.frombuffer(part.values_f64, dtype="<f8")
     return np.array(part.values, dtype=np.float64)
+
+
+TEXT_CANDIDATES = 200  # BM25 matches a shard adds to its candidates for METADATA / HYBRID
+
+
+def text_query(request: shard_pb2.RecallRequest) -> str:
+    """The text to match against metadata: set only for METADATA and HYBRID."""
+    if request.text_mode in (search_pb2.METADATA, search_pb2.HYBRID):
+        return request.query_text.strip()
+    return ""
+
+
+def add_query_context(response: shard_pb2.RecallResponse, found: Recalled, parts: list[QueryPart] | None,
+                      method: Method, query_text: str, top_k: int, params: ScoringParams, encoder: str) -> None:
+    """Issue 17's fields: every candidate's BM25 score and the metadata of the best text matches
+    (METADATA / HYBRID), and the reference scores' mean and spread (SearchHit.confidence)."""
+    snap = found.snapshot
+    if snap.context is None:
+        return
+    if query_text:
+        text_scores = snap.context.text_scores(query_text, found.ids)
+        response.text_scores.extend(text_scores.tolist())
+        if found.ids:
+            best = np.lexsort((np.array(found.ids), -text_scores))[:top_k]
+            response.text_top.extend(model_message(snap.metadata[found.ids[i]], snap.versions[found.ids[i]], encoder)
+                                     for i in best if text_scores[i] > 0)
+    if parts and method is not Method.FRECHET:
+        response.reference_logsumexp, response.reference_count = snap.context.reference_summary(parts, params)
+        if method is Method.MGF:
+            response.mgf_scores.extend(response.scores)
+        elif found.ids and snap.collection is not None:
+            rows = np.fromiter(map(snap.row_of.__getitem__, found.ids), dtype=np.int64, count=len(found.ids))
+            mgf = rerank_scores(candidates_collection(snap.collection, rows, Method.MGF), Method.MGF, params, parts=parts)
+            response.mgf_scores.extend(np.asarray(mgf, dtype=np.float64).tolist())
 
 
 class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
@@ -60,19 +95,24 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
                 first_stage = first_stage_query(parts, dim)
             flt = request.filter
             allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
+            query_text = text_query(request)
             found = self.state.recall(
-                first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed
+                first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
+                query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
             )
         except ValueError as exc:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         metrics.count_request(SERVICE, "Recall", "OK")
         encoder = self.state.store.config.encoder
         snap = found.snapshot
-        return shard_pb2.RecallResponse(
+        response = shard_pb2.RecallResponse(
             shard=self.state.config.shard, models=len(snap.row_of), ids=found.ids,
             first_stage_scores=found.first_stage_scores.tolist(), scores=found.scores.tolist(),
             top=[model_message(snap.metadata[m], snap.versions[m], encoder) for m in found.best(request.top_k or len(found))],
         )
+        add_query_context(response, found, parts, method, query_text, request.top_k or len(found),
+                          self.state.store.config.scoring, encoder)
+        return response
 
     def Describe(self, request: shard_pb2.DescribeRequest, context: grpc.ServicerContext) -> shard_pb2.ShardDescription:
         config = self.state.store.config

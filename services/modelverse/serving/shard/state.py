@@ -29,6 +29,7 @@ from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, 
 from modelverse.serving.partition import shard_of
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, first_moment_scores, rerank_scores
 from modelverse.serving.shard.index import ModelRows, ShardIndex
+from modelverse.serving.shard.query_context import QueryContext
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.metadata import ModelMetadata
@@ -77,6 +78,8 @@ class Snapshot:
     # The pack's means as a plain ndarray view (indexing an np.memmap pays for the subclass):
     # FIRST_MOMENT's rerank reads its candidates' rows from it.
     means: np.ndarray | None = None
+    # The full-text index and the confidence reference of these models (issue 17)
+    context: QueryContext | None = None
 
 
 @dataclass(frozen=True)
@@ -252,7 +255,10 @@ class ShardState:
                 advise_random_access(pack)
             collection = None if pack is None or not pack.rows else pack.collection()
             means = None if collection is None else np.asarray(collection.means)
-            snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions, means)
+            context = old.context
+            if context is None or added or removed:
+                context = QueryContext.build(metadata, collection, partition.rows)
+            snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions, means, context)
             rebuilt = False
             if added or removed:
                 if self.index.needs_rebuild(len(added) + len(removed)) and partition.rows:
@@ -335,6 +341,8 @@ class ShardState:
         parts: list[QueryPart] | None = None,
         query_model: QueryModelStats | None = None,
         allowed: Callable[[ModelMetadata], bool] | None = None,
+        query_text: str = "",
+        text_candidates: int = 200,
     ) -> Recalled:
         """First stage (FAISS) then the method's score on the candidates, in first-stage order.
 
@@ -357,6 +365,9 @@ class ShardState:
         keep = [i for i, m in enumerate(found.ids) if m != exclude][:candidates]
         ids = [found.ids[i] for i in keep]
         first = found.scores[keep].astype(np.float32)
+        if query_text and snap.context is not None:  # METADATA / HYBRID: the best text matches too
+            ids, first = with_text_candidates(snap, ids, first, query_text, text_candidates, allowed_ids,
+                                              normalize_query(first_stage, dim))
         if not ids or snap.collection is None:
             return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
         rows = np.fromiter(map(snap.row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
@@ -416,3 +427,18 @@ def first_stage_query(parts: list[QueryPart], dim: int) -> np.ndarray:
 
 def first_stage_of_model(query_model: QueryModelStats) -> np.ndarray:
     return normalized_means(query_model.mean[None])[0]
+
+
+def with_text_candidates(snap: Snapshot, ids: list[str], first: np.ndarray, query_text: str, count: int,
+                         allowed_ids: set[str] | None, q: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``ids`` plus the shard's ``count`` best BM25 matches not among them, each with the cosine
+    of its first moment with the query ``q`` as first-stage score (after a lifted first stage,
+    whose inner products live in another space, that cosine orders them only roughly)."""
+    assert snap.context is not None
+    present = set(ids)
+    extra = [m for m in snap.context.text_candidates(query_text, count, allowed_ids) if m not in present]
+    if not extra or snap.means is None:
+        return ids, first
+    rows = np.fromiter(map(snap.row_of.__getitem__, extra), dtype=np.int64, count=len(extra))
+    extra_first = (normalized_means(np.asarray(snap.means[rows], dtype=np.float64)) @ q.astype(np.float64)).astype(np.float32)
+    return ids + extra, np.concatenate([first, extra_first])

@@ -1,0 +1,233 @@
+"""The unseen-style evaluation run end to end, and its tables (tools/bench_unseen.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from modelverse.core.collection import Collection
+from modelverse.core.confidence import (
+    BackgroundModel,
+    ScoreReference,
+    calibrated_confidence,
+    logsumexp,
+    mixture_evidence,
+)
+from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
+from modelverse.core.text_index import MetadataDocument, TextIndex
+from modelverse.core.params import ScoringParams
+from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.scores import first_moment
+from modelverse.encoders.base import Encoder
+from modelverse.evaluation.metadata_baseline import MetadataSearch
+from modelverse.evaluation.unseen import (
+    ScoredQuery,
+    auc,
+    content_scores,
+    encode_queries,
+    ranking_of,
+    top_k_rates,
+)
+from modelverse.evaluation.unseen_queries import UnseenQuery
+from modelverse.query.sketches import prepare_sketch
+from modelverse.zoo.manifest import ZooEntry
+
+CONFIDENCE_MEASURES = ("raw score", "cosine", "z-score", "background", "mixture (served)")
+SERVED = "mixture (served)"
+TOP_HITS = 10
+
+Row = dict[str, object]
+
+
+def _confidences(search: ExactSearch, reference: ExactSearch, background: BackgroundModel, method: Method,
+                 vector: np.ndarray, values: np.ndarray, params: ScoringParams) -> dict[str, float]:
+    top = float(values.max())
+    ref = reference.score_parts([QueryPart(vector)], method)
+    # the served confidence of the query: the highest of its top-10 hits' (a min_confidence
+    # filter leaves the query without hits exactly when this is below it)
+    shown = np.argsort(-values, kind="stable")[:TOP_HITS]
+    mgf = search.score_parts([QueryPart(vector)], Method.MGF)
+    ref_mgf = reference.score_parts([QueryPart(vector)], Method.MGF)
+    served = float(mixture_evidence(mgf[shown], logsumexp(ref_mgf), len(ref_mgf)).max())
+    return {
+        "mixture (served)": served,
+        "raw score": top,
+        "cosine": float(first_moment(vector, search.collection.means).max()),
+        "z-score": float((top - ref.mean()) / max(float(ref.std()), 1e-12)),
+        "background": top - background.score(vector, method, params),
+    }
+
+
+def score_queries(collection: Collection, queries: Sequence[UnseenQuery], vectors: Sequence[np.ndarray],
+                  params: ScoringParams) -> list[ScoredQuery]:
+    search = ExactSearch(collection, params)
+    reference = ExactSearch(ScoreReference.of(collection).reference, params)
+    background = BackgroundModel.of(collection, params.eps)
+    out = []
+    for query, vector in zip(queries, vectors):
+        method, values = content_scores(search, query, vector)
+        out.append(ScoredQuery(query, method, ranking_of(collection.ids, values),
+                               _confidences(search, reference, background, method, vector, values, params), values))
+    return out
+
+
+def _query_sets(scored: Sequence[ScoredQuery]) -> list[tuple[str, list[ScoredQuery]]]:
+    sets: list[tuple[str, list[ScoredQuery]]] = [
+        ("text: paraphrases", [s for s in scored if s.query.style == "paraphrase"]),
+        ("sketch: all drawings", [s for s in scored if s.query.modality == "sketch" and s.query.has_match]),
+    ]
+    styles = sorted({s.query.style for s in scored if s.query.modality == "sketch" and s.query.has_match})
+    sets += [(f"sketch: {style}", [s for s in scored if s.query.modality == "sketch" and s.query.style == style])
+             for style in styles]
+    sets += [
+        ("image: faces (LFW photos the encoder held out)", [s for s in scored if s.query.style == "photo"]),
+        ("image: product photos (dark on white, small)", [s for s in scored if s.query.style == "product-photo"]),
+    ]
+    return sets
+
+
+WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _text_variants(collection: Collection, scored: Sequence[ScoredQuery], encoder: Encoder,
+                   entries: Sequence[ZooEntry], params: ScoringParams) -> tuple[list[Row], list[Row]]:
+    """Text queries (paraphrases and the zoo's own descriptions) by content, by metadata (TF-IDF,
+    the old baseline, and the BM25 index), and fused (RRF; weighted sum at each text weight)."""
+    ids = collection.ids
+    by_id = {e.id: e for e in entries}
+    documents = [MetadataDocument(m, by_id[m].metadata.name, by_id[m].metadata.description, by_id[m].tags,
+                                  by_id[m].metadata.creator) for m in ids]
+    text_index = TextIndex(documents)
+    tfidf = MetadataSearch(list(ids), [" ".join([by_id[m].metadata.name, by_id[m].metadata.description,
+                                                 *by_id[m].tags]) for m in ids])
+    own = [UnseenQuery(f"text/own/{e.id}", "text", "own-description", frozenset({e.id}), text=e.query_text)
+           for e in entries if e.id in set(ids)]
+    own_scored = score_queries(collection, own, encode_queries(own, encoder), params)
+    sets = {"text: paraphrases": [s for s in scored if s.query.style == "paraphrase"],
+            "text: own descriptions": own_scored}
+
+    content = {id(s): s.values for members in sets.values() for s in members}
+    bm25 = {id(s): text_index.scores(s.query.text) for members in sets.values() for s in members}
+    rows: list[Row] = []
+    for name, members in sets.items():
+        if name != "text: paraphrases":
+            rows.append({"set": name, "variant": "content", **top_k_rates(members)})
+        rows.append({"set": name, "variant": "metadata (TF-IDF)",
+                     **top_k_rates(members, key=lambda s: tfidf.rank(s.query.text))})
+        rows.append({"set": name, "variant": "metadata (BM25 index)",
+                     **top_k_rates(members, key=lambda s: ranking_of(ids, bm25[id(s)]))})
+        rows.append({"set": name, "variant": "hybrid (RRF)", **top_k_rates(
+            members, key=lambda s: ranking_of(ids, fuse(Fusion.RRF, content[id(s)], bm25[id(s)], ids, 1.0)))})
+        rows.append({"set": name, "variant": f"hybrid (served: {HYBRID_RULE.value}, text weight {HYBRID_TEXT_WEIGHT})",
+                     **top_k_rates(members, key=lambda s: ranking_of(
+                         ids, fuse(HYBRID_RULE, content[id(s)], bm25[id(s)], ids, HYBRID_TEXT_WEIGHT)))})
+    grid: list[Row] = []
+    for weight in WEIGHTS:
+        for name, members in sets.items():
+            grid.append({"set": name, "text_weight": weight, **top_k_rates(members, key=lambda s: ranking_of(
+                ids, fuse(Fusion.WEIGHTED, content[id(s)], bm25[id(s)], ids, weight)))})
+    best = max(WEIGHTS, key=lambda w: sum(float(g["top1"]) + float(g["top5"]) for g in grid if g["text_weight"] == w))
+    for name in sets:
+        row = next(g for g in grid if g["set"] == name and g["text_weight"] == best)
+        rows.append({"set": name, "variant": f"hybrid (weighted, text weight {best})",
+                     **{k: v for k, v in row.items() if k not in ("set", "text_weight")}})
+    return rows, grid
+
+
+def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], encoder: Encoder,
+                    entries: Sequence[ZooEntry], params: ScoringParams) -> dict[str, object]:
+    """Every table's rows: top-k per query set and variant, and the confidence AUCs."""
+    vectors = encode_queries(queries, encoder)
+    scored = score_queries(collection, queries, vectors, params)
+    rows: list[Row] = []
+    for name, members in _query_sets(scored):
+        rows.append({"set": name, "variant": "content", **top_k_rates(members)})
+
+    # Sketches again, brought into the encoder's sketch domain first (query.sketches), as the
+    # CLI and the gateway now do; the no-match drawings too, so the AUC below sees them.
+    sketch_rows = [i for i, q in enumerate(queries) if q.modality == "sketch"]
+    prepared_vectors = encode_queries([queries[i] for i in sketch_rows], encoder, prepare_sketch=prepare_sketch)
+    prepared = score_queries(collection, [queries[i] for i in sketch_rows], prepared_vectors, params)
+    for name, members in _query_sets(prepared):
+        if members and name.startswith("sketch"):
+            rows.append({"set": name, "variant": "content, sketch prepared", **top_k_rates(members)})
+    scored = [s for s in scored if s.query.modality != "sketch"] + prepared
+
+    hybrid_rows, weight_grid = _text_variants(collection, scored, encoder, entries, params)
+    rows += hybrid_rows
+
+    aucs: list[Row] = []
+    for measure in CONFIDENCE_MEASURES:
+        for modality in ("text", "image", "sketch", "all"):
+            chosen = [s for s in scored if modality in ("all", s.query.modality)]
+            aucs.append({"measure": measure, "modality": modality, "auc": auc(chosen, measure)})
+    calibration = _fit_calibration(scored)
+    counts = {
+        "queries": len(queries),
+        "with_match": sum(q.has_match for q in queries),
+        "no_match": sum(not q.has_match for q in queries),
+    }
+    per_query = [{"name": s.query.name, "method": s.method.value, "truth": sorted(s.query.ground_truth),
+                  "top5": s.ranking[:5], "confidence": s.confidence} for s in scored]
+    return {"counts": counts, "rows": rows, "auc": aucs, "text_weight_grid": weight_grid, "calibration": calibration, "per_query": per_query}
+
+
+def _fit_calibration(scored: Sequence[ScoredQuery]) -> dict[str, float]:
+    """A logistic regression of "has a right model" on the served evidence of each query:
+    the curve's centre and scale (core.confidence.CALIBRATION takes them), and how the shipped
+    constants separate the two kinds at confidence 0.5."""
+    from sklearn.linear_model import LogisticRegression
+
+    evidence = np.array([[s.confidence[SERVED]] for s in scored])
+    labels = np.array([s.query.has_match for s in scored])
+    # balanced: 0.5 means "as likely to fit as not" with equal priors, not this set's 9:1 mix
+    fit = LogisticRegression(C=1e6, class_weight="balanced").fit(evidence, labels)
+    slope, intercept = float(fit.coef_[0][0]), float(fit.intercept_[0])
+    shipped = calibrated_confidence(evidence[:, 0]) >= 0.5
+    return {"centre": -intercept / slope, "scale": 1.0 / slope,
+            "shipped_true_positive_rate": float(shipped[labels].mean()),
+            "shipped_false_positive_rate": float(shipped[~labels].mean())}
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def tables(result: dict[str, object]) -> str:
+    rows: list[Row] = result["rows"]  # type: ignore[assignment]
+    aucs: list[Row] = result["auc"]  # type: ignore[assignment]
+    counts = result["counts"]
+    out = [f"{counts['queries']} queries: {counts['with_match']} with a right model, {counts['no_match']} with none "
+           "(every modality's default method; exact reference search, compressed second order).", "",
+           "| query set | variant | queries | top-1 | top-5 |", "|---|---|---|---|---|"]
+    order = list(dict.fromkeys(str(r["set"]) for r in rows))
+    rows = sorted(rows, key=lambda r: order.index(str(r["set"])))  # stable: variants keep their order
+    out += [f"| {r['set']} | {r['variant']} | {r.get('count', '')} | {_cell(r.get('top1'))} | {_cell(r.get('top5'))} |"
+            for r in rows]
+    modalities = ("text", "image", "sketch", "all")
+    out += ["", "No model fits: ROC AUC of the best hit's confidence, queries with a right model against "
+            "queries with none.", "", "| confidence measure | " + " | ".join(modalities) + " |",
+            "|---|" + "---|" * len(modalities)]
+    for measure in dict.fromkeys(str(a["measure"]) for a in aucs):
+        cells = [_cell(next(a["auc"] for a in aucs if a["measure"] == measure and a["modality"] == m))
+                 for m in modalities]
+        out.append(f"| {measure} | " + " | ".join(cells) + " |")
+    fit = result["calibration"]
+    out += ["", f"Served confidence = logistic((evidence - {fit['centre']:.2f}) / {fit['scale']:.2f}) as fitted here; "
+            f"at confidence >= 0.5 the shipped curve keeps {fit['shipped_true_positive_rate']:.2f} of the queries with a "
+            f"right model and {fit['shipped_false_positive_rate']:.2f} of those with none."]
+    return "\n".join(out)
+
+
+def headline_table(result: dict[str, object]) -> str:
+    rows: list[Row] = result["rows"]  # type: ignore[assignment]
+    aucs: list[Row] = result["auc"]  # type: ignore[assignment]
+    wanted = ("text: paraphrases", "text: own descriptions", "sketch: all drawings", "image: faces (LFW photos the encoder held out)",
+              "image: product photos (dark on white, small)")
+    out = ["| query set | variant | top-1 | top-5 |", "|---|---|---|---|"]
+    out += [f"| {r['set']} | {r['variant']} | {_cell(r.get('top1'))} | {_cell(r.get('top5'))} |"
+            for r in rows if r["set"] in wanted]
+    out += ["", "| no-match ROC AUC (all modalities) | " + " | ".join(
+        f"{a['measure']}: {_cell(a['auc'])}" for a in aucs if a["modality"] == "all") + " |"]
+    return "\n".join(out)

@@ -1,0 +1,86 @@
+"""Issue 17 over a whole collection in one process (the CLI's exact search): the text mode's
+ranking (content, metadata BM25, or their fusion) and each hit's confidence, with the same core
+functions and constants as the gateway (serving/gateway/hybrid.py), so both rank alike."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture_evidence, reference_rows
+from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
+from modelverse.core.ranking import top_k
+from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.text_index import MetadataDocument, TextIndex
+
+
+
+class TextMode(str, Enum):
+    CONTENT = "content"
+    METADATA = "metadata"
+    HYBRID = "hybrid"
+
+
+def resolve_text_mode(requested: TextMode | None, has_text: bool) -> TextMode:
+    """HYBRID for a query with text unless asked otherwise; METADATA and HYBRID need text."""
+    if requested is None:
+        return TextMode.HYBRID if has_text else TextMode.CONTENT
+    if requested is not TextMode.CONTENT and not has_text:
+        raise ValueError(f"text mode {requested.value} needs a text part in the query")
+    return requested
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    id: str
+    score: float  # the method's content score
+    rank: int
+    confidence: float
+    text_score: float
+
+
+def rank_collection(
+    engine: ExactSearch,
+    parts: list[QueryPart],
+    method: Method,
+    form: SecondOrderForm,
+    k: int,
+    *,
+    texts: Sequence[str] = (),
+    text_mode: TextMode = TextMode.CONTENT,
+    documents: Sequence[MetadataDocument] = (),
+    min_confidence: float | None = None,
+) -> list[RankedHit]:
+    """The top ``k`` live models for the query; ``documents`` (one per live model, in
+    collection order) are needed for METADATA and HYBRID."""
+    collection = engine.collection
+    live = collection.live_mask()
+    ids = collection.ids[live]
+    content = engine.score_parts(parts, method, form)[live]
+    # the confidence: MGF scores against the mixture of a fixed sample of the models (as each
+    # shard keeps one); the method's own scores when it is MGF
+    mgf = content if method is Method.MGF else engine.score_parts(parts, Method.MGF, form)[live]
+    reference = mgf[reference_rows(len(ids))]
+    confidence = calibrated_confidence(mixture_evidence(mgf, logsumexp(reference), len(reference)))
+    text = np.zeros(len(ids), dtype=np.float32)
+    if text_mode is not TextMode.CONTENT:
+        if len(documents) != len(ids):
+            raise ValueError(f"{len(documents)} metadata documents for {len(ids)} models")
+        text = TextIndex(documents).scores(" ".join(texts))
+    if text_mode is TextMode.METADATA:
+        order_key = text.astype(np.float64) + 1e-9 * fuse(Fusion.WEIGHTED, content, np.zeros_like(text), ids, 0.0)
+    elif text_mode is TextMode.HYBRID:
+        order_key = fuse(HYBRID_RULE, content, text, ids, HYBRID_TEXT_WEIGHT)
+    else:
+        order_key = content
+    position = {model_id: i for i, model_id in enumerate(ids.tolist())}
+    hits: list[RankedHit] = []
+    for hit in top_k(ids, order_key, k):
+        i = position[hit.id]
+        if min_confidence is not None and confidence[i] < min_confidence:
+            continue
+        hits.append(RankedHit(hit.id, float(content[i]), len(hits) + 1, float(confidence[i]), float(text[i])))
+    return hits

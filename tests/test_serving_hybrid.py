@@ -1,0 +1,133 @@
+"""Issue 17 through the gateway with the real bundled encoder: text modes (content, metadata,
+hybrid), each hit's confidence, min_confidence, and the refusals of bad values."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.stats import stats_from_features
+from modelverse.query.hybrid import TextMode, rank_collection
+from modelverse.serving.shard.query_context import document_of
+from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.metadata import ModelMetadata
+from modelverse.v1 import search_pb2
+from serving_fixtures import start_in_process
+
+pytestmark = pytest.mark.slow
+
+MODELS = [  # colour, name, description, tags
+    ((220, 30, 30), "Crimson fields", "Flat red pictures", ("red",)),
+    ((30, 200, 40), "Meadow", "Flat green pictures", ("green",)),
+    ((40, 60, 220), "Ocean", "Flat blue pictures", ("blue",)),
+    ((240, 220, 30), "Sunflower", "Flat yellow pictures", ("yellow",)),
+    ((20, 20, 20), "Midnight", "Flat black pictures", ("black", "zebra")),
+    ((240, 240, 240), "Snowfield", "Flat white pictures", ("white",)),
+]
+
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory):
+    from modelverse.encoders import encoder_id, load_encoder
+
+    encoder = load_encoder("bundled")
+    root = tmp_path_factory.mktemp("hybrid")
+    store = DirectoryStore.create(root / "store", StoreConfig(dim=encoder.dim, rank=8, encoder=encoder_id(encoder)))
+    rng = np.random.default_rng(0)
+    items = []
+    for i, (colour, name, description, tags) in enumerate(MODELS):
+        images = [Image.fromarray(np.clip(np.array(colour) + rng.normal(0, 25, (48, 48, 3)), 0, 255).astype(np.uint8))
+                  for _ in range(6)]
+        stats = stats_from_features(encoder.encode_images(images), rank=8, keep_covariance=False,
+                                    encoder=encoder_id(encoder))
+        items.append((ModelMetadata(f"colour-{i}", name=name, description=description, tags=tags), stats))
+    store.put_many(items)
+    cluster = start_in_process(root / "store", root / "index", shards=2, encoder=encoder)
+    yield cluster, store, encoder
+    cluster.close()
+
+
+def search(cluster, text: str, **fields) -> search_pb2.SearchResponse:
+    return cluster.gateway.Search(search_pb2.SearchRequest(parts=[search_pb2.QueryPart(text=text)], top_k=6,
+                                                           candidates_per_shard=1, **fields))
+
+
+def test_a_text_query_is_hybrid_by_default_and_metadata_finds_what_content_does_not(hybrid) -> None:
+    cluster, _, _ = hybrid
+    response = search(cluster, "zebra")
+    assert response.text_mode == search_pb2.HYBRID
+    # one content candidate per shard: the metadata match joins the candidates all the same
+    metadata = search(cluster, "zebra", text_mode=search_pb2.METADATA)
+    assert metadata.text_mode == search_pb2.METADATA
+    assert metadata.hits[0].model.id == "colour-4" and metadata.hits[0].text_score > 0
+    assert metadata.hits[0].model.name == "Midnight"
+    assert "colour-4" in [h.model.id for h in response.hits]
+    assert all(h.text_score == 0 for h in search(cluster, "zebra", text_mode=search_pb2.CONTENT).hits)
+
+
+def test_content_mode_and_confidence_equal_the_in_process_ranking(hybrid) -> None:
+    cluster, store, encoder = hybrid
+    collection = store.collection()
+    engine = ExactSearch(collection, store.config.scoring)
+    for text in ("a red square", "something green"):
+        response = cluster.gateway.Search(search_pb2.SearchRequest(
+            parts=[search_pb2.QueryPart(text=text)], top_k=6, candidates_per_shard=100, text_mode=search_pb2.CONTENT))
+        parts = [QueryPart(encoder.encode_texts([text])[0].astype(np.float64))]
+        expected = rank_collection(engine, parts, Method.MGF, SecondOrderForm.COMPRESSED, 6)
+        assert [h.model.id for h in response.hits] == [e.id for e in expected]
+        np.testing.assert_allclose([h.confidence for h in response.hits], [e.confidence for e in expected], rtol=1e-4,
+                                   atol=1e-6)
+        assert all(0.0 <= h.confidence <= 1.0 for h in response.hits)
+
+
+def test_hybrid_text_scores_match_the_in_process_metadata_search(hybrid) -> None:
+    cluster, store, encoder = hybrid
+    collection = store.collection()
+    documents = [document_of(store.get(m).metadata) for m in collection.ids.tolist()]
+    engine = ExactSearch(collection, store.config.scoring)
+    parts = [QueryPart(encoder.encode_texts(["black zebra"])[0].astype(np.float64))]
+    expected = rank_collection(engine, parts, Method.MGF, SecondOrderForm.COMPRESSED, 6, texts=["black zebra"],
+                               text_mode=TextMode.METADATA, documents=documents)
+    response = search(cluster, "black zebra", text_mode=search_pb2.METADATA)
+    assert response.hits[0].model.id == expected[0].id == "colour-4"
+
+
+def test_min_confidence_leaves_out_hits_below_it(hybrid) -> None:
+    cluster, _, _ = hybrid
+    everything = search(cluster, "a red square", text_mode=search_pb2.CONTENT)
+    cut = sorted(h.confidence for h in everything.hits)[len(everything.hits) // 2]
+    kept = search(cluster, "a red square", text_mode=search_pb2.CONTENT, min_confidence=cut)
+    assert [h.model.id for h in kept.hits] == [h.model.id for h in everything.hits if h.confidence >= cut]
+    assert [h.rank for h in kept.hits] == list(range(1, len(kept.hits) + 1))
+    assert all(h.confidence >= 0.999 for h in search(cluster, "a red square", min_confidence=0.999).hits)
+
+
+@pytest.mark.parametrize("fields, fragment", [
+    ({"text_mode": 7}, "unknown text_mode"),
+    ({"min_confidence": 1.5}, "min_confidence"),
+    ({"min_confidence": math.nan}, "min_confidence"),
+    ({"min_confidence": -0.1}, "min_confidence"),
+])
+def test_bad_text_mode_or_min_confidence_is_invalid_argument(hybrid, fields, fragment) -> None:
+    cluster, _, _ = hybrid
+    with pytest.raises(grpc.RpcError) as caught:
+        search(cluster, "red", **fields)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert fragment in caught.value.details() and len(caught.value.details()) < 200
+    assert search(cluster, "red").hits  # still serving
+
+
+def test_a_metadata_search_needs_text(hybrid) -> None:
+    cluster, _, encoder = hybrid
+    vector = search_pb2.Vector(values=encoder.encode_texts(["red"])[0].tolist())
+    with pytest.raises(grpc.RpcError) as caught:
+        cluster.gateway.Search(search_pb2.SearchRequest(parts=[search_pb2.QueryPart(vector=vector)],
+                                                        text_mode=search_pb2.METADATA))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "needs a text part" in caught.value.details()
+    plain = cluster.gateway.Search(search_pb2.SearchRequest(parts=[search_pb2.QueryPart(vector=vector)]))
+    assert plain.text_mode == search_pb2.CONTENT and plain.hits
