@@ -9,8 +9,10 @@
 #        podman-compose -p modelverse-smoke -f deploy/compose/compose.yaml down -v)
 set -euo pipefail
 source "$(dirname "$0")/podman/env.sh"
-COMPOSE=(podman-compose -p modelverse-smoke -f "$DEPLOY_DIR/compose/compose.yaml")
-command -v podman-compose >/dev/null || COMPOSE[0]="$REPO_ROOT/.venv/bin/podman-compose"
+# podman-compose: $PODMAN_COMPOSE, else on the PATH, else the checkout's virtualenv (make setup)
+PODMAN_COMPOSE="${PODMAN_COMPOSE:-$(command -v podman-compose || echo "$REPO_ROOT/.venv/bin/podman-compose")}"
+[ -x "$PODMAN_COMPOSE" ] || { echo "podman-compose not found (pip install podman-compose, or set PODMAN_COMPOSE)"; exit 1; }
+COMPOSE=("$PODMAN_COMPOSE" -p modelverse-smoke -f "$DEPLOY_DIR/compose/compose.yaml")
 KEEP=0; [ "${1:-}" = "--keep" ] && KEEP=1
 T0=$(date +%s)
 step() { echo "[smoke +$(( $(date +%s) - T0 ))s] $*"; }
@@ -34,7 +36,9 @@ step "ports: redis $REDIS_PORT, shards $SHARD_0_R0_PORT,$SHARD_0_R1_PORT/$SHARD_
 
 in_image() { podman run --rm --network host --user 10001:10001 -v "$RUN_DIR:/run/modelverse" \
     -v "$DEPLOY_DIR:/deploy:ro" "localhost/modelverse-serving:$MODELVERSE_IMAGE_TAG" "$@"; }
-chown 10001:10001 "$RUN_DIR"
+python3 -c 'import secrets; print(secrets.token_hex(32))' > "$RUN_DIR/job.secret"  # signs the fleet's jobs
+chmod 600 "$RUN_DIR/job.secret"
+chown -R 10001:10001 "$RUN_DIR"
 in_image modelverse keys create --keys /run/modelverse/keys.json --role admin --label smoke --out /run/modelverse/admin.key
 in_image modelverse keys create --keys /run/modelverse/keys.json --role read --label web --out /run/modelverse/read.key
 

@@ -22,7 +22,7 @@ def register(args: argparse.Namespace) -> int:
     start = time.monotonic()
     jobs = {}
     for model in args.model:
-        job = admin.RegisterModel(admin_pb2.RegisterModelRequest(zoo_model=model, sampling=SMOKE_SAMPLING), timeout=30)
+        job = admin.RegisterModel(admin_pb2.RegisterModelRequest(metadata=search_pb2.Model(id=model), zoo_model=model, sampling=SMOKE_SAMPLING), timeout=30)
         jobs[model] = job.id
         print(f"registered {model}: job {job.id} {admin_pb2.JobState.Name(job.state)}")
     deadline = start + args.timeout

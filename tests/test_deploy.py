@@ -15,6 +15,7 @@ The images themselves are built and run by deploy/smoke.sh (podman), not here.
 
 from __future__ import annotations
 
+import base64
 import copy
 import fnmatch
 import json
@@ -251,6 +252,15 @@ def test_the_fleet_has_a_deployment_with_one_process_per_gpu(rendered) -> None:
     env = {e["name"]: e for e in container["env"]}
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "redis-password"
     assert "$(REDIS_PASSWORD)" in env["MODELVERSE_BROKER"]["value"]
+    # the admin signs job messages and the workers check them with the same secret file
+    admin = pod_templates(objects)["mv-modelverse-admin"]
+    for pod in (worker, admin):
+        secret_file = {e["name"]: e for e in pod["containers"][0]["env"]}["MODELVERSE_JOB_SECRET_FILE"]["value"]
+        volume = {v["name"]: v for v in pod["volumes"]}["job-secret"]
+        assert volume["secret"]["secretName"] == "mv-modelverse-fleet"
+        mount = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}["job-secret"]
+        assert secret_file == f"{mount['mountPath']}/{volume['secret']['items'][0]['path']}"
+    assert len(base64.b64decode(by_kind(objects, "Secret")["mv-modelverse-fleet"]["data"]["job-secret"])) >= 32
     if values["fleet"]["gpu"]["enabled"]:
         assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
         assert {"--concurrency=1", "--device=cuda:0"} <= set(args_of(container))
@@ -385,6 +395,9 @@ def test_the_compose_commands_are_accepted_and_stay_on_loopback() -> None:
         args = parsers[command[2]](command[3:])
         assert [a.split(",") for a in args.shard] == [shard_ports[0], shard_ports[1]], component
     assert {"redis", "worker", "web", "store-init"} <= set(services)
+    # the admin signs the fleet's jobs and the worker checks them with one secret file
+    secrets = {services[name]["environment"]["MODELVERSE_JOB_SECRET_FILE"] for name in ("admin", "worker")}
+    assert secrets == {"/run/modelverse/job.secret"}
 
 
 # -- protos ------------------------------------------------------------------------------------

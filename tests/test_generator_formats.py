@@ -148,3 +148,13 @@ def test_a_worker_that_refuses_python_specs_loads_every_declarative_format(expor
     assert locked.generator(ARCH_SPECS["vae"]).resolution == 28
     with pytest.raises(SpecRefused):
         locked.generator("py:fleet_support:conv_generator?seed=1")
+
+
+@pytest.mark.slow
+def test_the_zoo_diffusion_sampler_exports_as_one_graph(tmp_path: Path) -> None:
+    """The 6-step DDIM sampler of a zoo diffusion model (it does not map onto diffusers' classes,
+    docs/MODELS.md) exported whole: the same images as the zoo's eager sampler."""
+    path = zoo_export.export("animal-diffusion-dog", "onnx", tmp_path / "dog")
+    generator = load_generator(request_for_model_dir(path.parent).generator)
+    native = load_generator("zoo:animal-diffusion-dog").sample(8, 21).astype(int)
+    assert np.abs(generator.sample(8, 21).astype(int) - native).max() <= 1

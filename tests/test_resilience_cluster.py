@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelverse.serving.cluster import Cluster, ClusterSpec
-from modelverse.v1 import search_pb2, search_pb2_grpc
+from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 from serving_fixtures import build_store
 
 pytestmark = pytest.mark.slow
@@ -179,3 +179,23 @@ def test_gateway_not_serving_while_no_shard_answers(cluster, search, paused) -> 
             running.resume_shard(shard, replica)
     assert wait_for(lambda: gateway_health(running) == health_pb2.HealthCheckResponse.SERVING)
     assert not search.Search(vector_request(small.features[0][0]), timeout=5).partial
+
+
+def test_removal_with_a_hung_replica_answers_within_its_deadline(cluster, paused) -> None:
+    """The admin waits for a hung replica's sync only within the caller's deadline; the replica
+    catches up from the store once it runs again (the admin's sync lag returns to 0)."""
+    running, small = cluster
+    paused(0, 1)
+    with running.channel(running.admin, running.admin_key) as channel:
+        answer = admin_pb2_grpc.AdminServiceStub(channel).RemoveModel(
+            admin_pb2.RemoveModelRequest(id=small.ids[7]), timeout=3.0)
+    assert answer.shards_synced == 3  # of 4 replicas: all but the hung one
+    running.resume_shard(0, 1)
+
+    def in_sync() -> bool:
+        metrics = scrape(running.spec.admin_metrics_port)
+        return (metrics[("modelverse_store_models", frozenset())] == 29
+                and total(metrics, "modelverse_shard_up") == 4 and total(metrics, "modelverse_shard_sync_lag_models") == 0)
+
+    assert wait_for(in_sync), {k: v for k, v in scrape(running.spec.admin_metrics_port).items()
+                               if k[0].startswith(("modelverse_shard", "modelverse_store"))}

@@ -10,10 +10,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import build_small_collection
 from fleet_support import ENCODER_SPEC, conv_generator
+from PIL import Image
+from serving_fixtures import start_in_process
+
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
 from modelverse.fleet.local_cluster import RedisServer
@@ -25,7 +26,6 @@ from modelverse.store.errors import StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.redis_store import RedisStore
 from modelverse.v1 import search_pb2
-from serving_fixtures import start_in_process
 
 PLAN = SamplePlan(max_samples=40, chunk_size=20)
 

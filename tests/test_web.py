@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
+from web_support import FEATURES_ONLY_ID, build_web_store
 
 from modelverse.serving.cluster import Cluster, ClusterSpec
-from web_support import FEATURES_ONLY_ID, build_web_store
 
 pytestmark = pytest.mark.slow
 

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
 import pytest
 import requests
+from web_support import WebProcess
 
 from modelverse.security.certs import LocalCA
-from web_support import WebProcess
 
 
 def closed_port() -> int:

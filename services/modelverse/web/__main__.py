@@ -11,11 +11,12 @@ from pathlib import Path
 
 import uvicorn
 
-from modelverse.web.app import create_app
 from modelverse.client import client_tls_from_args, resolve_api_key
 from modelverse.security.tls import server_tls_from_args
+from modelverse.web.app import create_app
 from modelverse.web.client import Gateway
 from modelverse.web.options import add_arguments
+
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before uvicorn starts so that port 0 has a known number."""

@@ -4,8 +4,8 @@ API's SearchRequest. Text fields travel in the URL (a shareable link); pictures 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 from urllib.parse import urlencode
 
 from PIL import Image, UnidentifiedImageError

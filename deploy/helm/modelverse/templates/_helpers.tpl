@@ -145,3 +145,19 @@ exec:
 grpc: {port: {{ .port }}}
 {{- end }}
 {{- end -}}
+
+{{- define "modelverse.jobSecret" -}}
+{{- .Values.fleet.jobSecret.existingSecret | default (printf "%s-fleet" (include "modelverse.fullname" .)) -}}
+{{- end -}}
+
+{{/* the fleet's job secret as a file: env, mount, volume */}}
+{{- define "modelverse.jobSecretEnv" -}}
+- {name: MODELVERSE_JOB_SECRET_FILE, value: /run/secrets/fleet/job-secret}
+{{- end -}}
+{{- define "modelverse.jobSecretMount" -}}
+- {name: job-secret, mountPath: /run/secrets/fleet, readOnly: true}
+{{- end -}}
+{{- define "modelverse.jobSecretVolume" -}}
+- name: job-secret
+  secret: {secretName: {{ include "modelverse.jobSecret" . }}, items: [{key: job-secret, path: job-secret}]}
+{{- end -}}

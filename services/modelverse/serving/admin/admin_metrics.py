@@ -3,8 +3,8 @@ models stored and served, the store's generation and how far each shard replica 
 
 Sync lag is counted in models: a replica's served models against the store's models of that
 replica's shard (the pack's generation only changes at compaction, so models are what a lagging
-replica visibly misses). The per-shard counts of the store are recomputed only when the pack
-changes, not on every scrape.
+replica visibly misses). The per-shard counts of the store are recomputed only when the pack's
+manifest changes (every add and removal rewrites it), not on every scrape.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from modelverse.serving.partition import shard_of
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
+from modelverse.store.pack import MANIFEST
 from modelverse.v1 import shard_pb2
 
 DESCRIBE_TIMEOUT = 1.0
@@ -33,14 +34,18 @@ class AdminCollector(Collector):
         self.shard_stubs = shard_stubs
         self.job_counts = job_counts
         self._lock = threading.Lock()
-        self._per_shard: tuple[tuple[int, int], list[int]] | None = None  # ((generation, rows), counts)
+        self._per_shard: tuple[tuple[int, ...], list[int]] | None = None  # (manifest stat, counts)
 
     def _store_counts(self) -> tuple[int, int, list[int]]:
         """(generation, models, models per shard) of the store's current pack."""
+        try:  # before the pack is read: a manifest replaced in between only makes the key stale
+            stat = (self.store.root / "pack" / MANIFEST).stat()
+        except FileNotFoundError:
+            return 0, 0, [0] * len(self.shard_stubs)
         pack = self.store.pack()
         if pack is None:
             return 0, 0, [0] * len(self.shard_stubs)
-        key = (pack.generation, pack.rows)
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         with self._lock:
             if self._per_shard is None or self._per_shard[0] != key:
                 shards = len(self.shard_stubs)

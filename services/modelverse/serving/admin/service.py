@@ -82,10 +82,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 self._encoder_identity = encoder_identity(self.runtime.encoder(self.generator_jobs.encoder))
             return self._encoder_identity
 
-    def sync_shards(self) -> SyncReport:
+    def sync_shards(self, timeout: float = SYNC_TIMEOUT) -> SyncReport:
         """Ask every replica of every shard to sync now; reports how many confirmed and which
-        shards had no replica that did."""
-        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=SYNC_TIMEOUT, metadata=outgoing_metadata()))
+        shards had no replica that did. A hung replica is waited for ``timeout`` seconds."""
+        futures = [(shard, stub.Sync.future(shard_pb2.SyncRequest(), timeout=timeout, metadata=outgoing_metadata()))
                    for shard, replicas in enumerate(self.pool.stubs) for stub in replicas]
         confirmed: set[int] = set()
         synced = 0
@@ -211,7 +211,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                 self.generator_jobs.remove(request.id)
             except redis.RedisError as exc:
                 log.warning("model not removed from the fleet's store", extra={"model_id": request.id, "error": str(exc)})
-        synced = self.sync_shards().synced
+        # Within the caller's deadline: a hung replica must not turn a removal into a timeout
+        # (the removal is done; a replica that missed the sync catches up from the store).
+        remaining = context.time_remaining()
+        budget = SYNC_TIMEOUT if remaining is None else max(0.05, min(SYNC_TIMEOUT, 0.8 * remaining))
+        synced = self.sync_shards(timeout=budget).synced
         log.info("model removed", extra={"model_id": request.id, "shards_synced": synced, "jobs_cancelled": cancelled})
         return admin_pb2.RemoveModelResponse(shards_synced=synced, jobs_cancelled=cancelled)
 
