@@ -41,7 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
 from modelverse.store.errors import StoreCorruptError, StoreError
 from modelverse.store.pack import MANIFEST, Pack
