@@ -428,3 +428,19 @@ def test_a_bulk_written_pack_without_model_files_is_never_emptied_by_repair(tmp_
     report = verify_store(store.root, repair=True)
     assert [f.kind for f in report.findings] == ["pack-only"] and not report.ok and report.models == 3
     assert DirectoryStore.open(store.root).ids() == ["bulk-0", "bulk-1", "bulk-2"]
+
+
+def test_a_damaged_second_order_row_is_left_out_of_second_order_searches_only(store: Path, tmp_path: Path) -> None:
+    pack = DirectoryStore.open(store).pack()
+    row = pack.live_rows()["model-0"]
+    factor = store / "pack" / f"g{pack.generation:06d}" / "factor.bin"
+    column = np.memmap(factor, dtype="<f2", mode="r+", shape=(pack.rows, DIM, RANK))
+    column[row] = 0  # a zeroed covariance factor: a Gaussian score of garbage
+    column.flush()
+    del column, pack
+    query = query_file(tmp_path, features(0).mean(axis=0))
+    gaussian, stderr = search_ids(store, query, "--method", "gaussian", "--second-order", "compressed")
+    assert "model-0" not in [h["id"] for h in gaussian] and len(gaussian) == 3 and "model-0" in stderr
+    first, stderr = search_ids(store, query)  # reads means and scalars only: their rows are whole
+    assert [h["id"] for h in first][0] == "model-0" and stderr == ""
+    assert [f.kind for f in verify_store(store).findings] == ["row-checksum"]
