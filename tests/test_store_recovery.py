@@ -442,5 +442,5 @@ def test_a_damaged_second_order_row_is_left_out_of_second_order_searches_only(st
     gaussian, stderr = search_ids(store, query, "--method", "gaussian", "--second-order", "compressed")
     assert "model-0" not in [h["id"] for h in gaussian] and len(gaussian) == 3 and "model-0" in stderr
     first, stderr = search_ids(store, query)  # reads means and scalars only: their rows are whole
-    assert [h["id"] for h in first][0] == "model-0" and stderr == ""
+    assert first[0]["id"] == "model-0" and stderr == ""
     assert [f.kind for f in verify_store(store).findings] == ["row-checksum"]
