@@ -15,6 +15,8 @@ What it looks for (``kind`` of each finding):
   record points to (a replace killed before removing the old one);
 - ``row-checksum`` / ``row-stale``: a packed row that fails its checksum, or holds another
   stats version than the model's own files;
+- ``pack-only``: packed rows and no model files at all (a bulk-written benchmark store): left
+  alone, since a rebuild from the model files would empty the pack;
 - ``corrupt-model``: a model whose ``meta.json`` or statistics file is unreadable or fails
   its checksum.
 
@@ -38,7 +40,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
 
 from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
 from modelverse.store.errors import StoreCorruptError, StoreError
@@ -176,6 +177,13 @@ class _Verifier:
         present = set(names)
         # Every packed row's checksums at once (a loop in C per row and column, not per model).
         self.bad_rows = set(pack.corrupt_rows().tolist()) if (self.deep and pack is not None) else set()
+        if packed and not names:
+            # Rows and no model files at all: a pack written in bulk (tools/scale_stats.py). A
+            # rebuild from model files would empty it, so it is reported and left alone.
+            self.found("pack-only", self.root / "pack" / MANIFEST,
+                       f"{len(packed)} packed rows and no per-model files (a bulk-written store); "
+                       f"{len(self.bad_rows)} rows fail their checksums; nothing to rebuild from")
+            return
         for dir_name, model_id in sorted(expected.items()):
             if dir_name not in present or not (models_dir / dir_name / "meta.json").exists():
                 self.rebuild_pack = True
