@@ -14,8 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from modelverse.core.collection import Collection
-from modelverse.core.params import ScoringParams
 from modelverse.core.reference import ExactSearch, Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.unseen_queries import UnseenQuery

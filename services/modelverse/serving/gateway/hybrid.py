@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture_evidence
-from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
+from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, fuse
 from modelverse.core.ranking import top_k
 from modelverse.core.reference import Method
 from modelverse.serving.gateway.errors import invalid
