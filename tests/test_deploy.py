@@ -20,9 +20,11 @@ import copy
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -322,6 +324,28 @@ def test_every_image_runs_as_a_user_and_checks_its_health(dockerfile: Path) -> N
     for stage in final:
         assert "USER" in stages[stage] and "HEALTHCHECK" in stages[stage], stage
     assert ":latest" not in dockerfile.read_text()
+
+
+def requirement_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_the_images_install_every_runtime_dependency_of_the_package() -> None:
+    # the images pin their own requirements; a dependency added to pyproject.toml and not to
+    # them would fail only when a container starts (as bm25s once did in the smoke run)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = requirement_names("\n".join(pyproject["project"]["dependencies"]))
+    images = DEPLOY / "images"
+    provided = set().union(*(requirement_names(p.read_text()) for p in images.glob("requirements-*.txt")))
+    provided |= requirement_names((ROOT / "requirements-nodeps.txt").read_text())
+    assert wanted - provided == set(), "add them to deploy/images/requirements-*.txt"
+    # and the serving image stays without torch
+    assert "torch" not in requirement_names((images / "requirements-serving.txt").read_text())
 
 
 def test_the_build_context_leaves_the_virtualenv_and_stores_out() -> None:
