@@ -182,12 +182,13 @@ def test_cluster_up_detach_and_down_from_the_command_line(tmp_path) -> None:
     run_dir = tmp_path / "run"
     cli = [sys.executable, "-m", "modelverse.cli.main", "cluster"]
     up = subprocess.run([*cli, "up", "--store", str(tmp_path / "store"), "--run-dir", str(run_dir), "--shards", "1",
-                         "--port", "0", "--admin-port", "0", "--detach"], capture_output=True, text=True, timeout=120)
+                         "--port", "0", "--admin-port", "0", "--web-port", "0", "--detach"], capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
     gateway = up.stdout.split()[1]
     assert health_check(gateway)
     down = subprocess.run([*cli, "down", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)
-    assert down.returncode == 0 and "stopped 3 process(es)" in down.stdout, down.stdout + down.stderr
+    # one shard, the gateway, the admin and the web page
+    assert down.returncode == 0 and "stopped 4 process(es)" in down.stdout, down.stdout + down.stderr
     assert not health_check(gateway, timeout=1.0)
     again = subprocess.run([*cli, "down", "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 1 and "no running cluster" in again.stderr
@@ -199,7 +200,7 @@ def test_cluster_up_in_the_foreground_stops_on_ctrl_c(tmp_path) -> None:
     build_store(tmp_path / "store", count=6)
     up = subprocess.Popen(
         [sys.executable, "-m", "modelverse.cli.main", "cluster", "up", "--store", str(tmp_path / "store"),
-         "--run-dir", str(tmp_path / "run"), "--shards", "1", "--port", "0", "--admin-port", "0"],
+         "--run-dir", str(tmp_path / "run"), "--shards", "1", "--port", "0", "--admin-port", "0", "--web-port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in up.stdout:

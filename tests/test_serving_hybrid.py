@@ -131,3 +131,21 @@ def test_a_metadata_search_needs_text(hybrid) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "needs a text part" in caught.value.details()
     plain = cluster.gateway.Search(search_pb2.SearchRequest(parts=[search_pb2.QueryPart(vector=vector)]))
     assert plain.text_mode == search_pb2.CONTENT and plain.hits
+
+
+def test_a_model_added_to_the_store_is_found_by_its_metadata_after_the_shards_sync(hybrid) -> None:
+    cluster, store, encoder = hybrid
+    assert not [h for h in search(cluster, "aubergine", text_mode=search_pb2.METADATA).hits if h.text_score > 0]
+    images = [Image.new("RGB", (32, 32), (90, 30, 110)) for _ in range(4)]
+    from modelverse.encoders import encoder_id
+
+    stats = stats_from_features(encoder.encode_images(images), rank=8, keep_covariance=False, encoder=encoder_id(encoder))
+    store.put_many([(ModelMetadata("colour-new", name="Aubergine", tags=("purple",)), stats)])
+    for state in cluster.states:  # what the admin asks of every shard after a write
+        state.sync()
+    hits = search(cluster, "aubergine", text_mode=search_pb2.METADATA).hits
+    assert hits[0].model.id == "colour-new" and hits[0].text_score > 0 and hits[0].model.name == "Aubergine"
+    store.remove("colour-new")
+    for state in cluster.states:
+        state.sync()
+    assert "colour-new" not in [h.model.id for h in search(cluster, "aubergine", text_mode=search_pb2.METADATA).hits]

@@ -413,3 +413,34 @@ def test_the_admin_reports_what_a_crash_left_when_it_starts(store: Path, tmp_pat
         output = admin.communicate(timeout=30)[0]
     assert "store check: zombie" in output and "store check: temporary" in output and "verify" in output
     assert sorted(f.kind for f in verify_store(store).findings) == ["temporary", "zombie"]  # reported, not repaired
+
+
+def test_a_bulk_written_pack_without_model_files_is_never_emptied_by_repair(tmp_path: Path) -> None:
+    import shutil
+
+    from modelverse.store.pack import PackRow, PackWriter
+
+    store = DirectoryStore.create(tmp_path / "bulk", StoreConfig(DIM, RANK))
+    rows = [PackRow(f"bulk-{i}", stats_from_features(features(i), rank=RANK), 1) for i in range(3)]
+    PackWriter(store.root / "pack", DIM, RANK, store.config.eps).rewrite(
+        [([r.model_id for r in rows], PackWriter._encode(rows))])
+    shutil.rmtree(store.root / "models")
+    report = verify_store(store.root, repair=True)
+    assert [f.kind for f in report.findings] == ["pack-only"] and not report.ok and report.models == 3
+    assert DirectoryStore.open(store.root).ids() == ["bulk-0", "bulk-1", "bulk-2"]
+
+
+def test_a_damaged_second_order_row_is_left_out_of_second_order_searches_only(store: Path, tmp_path: Path) -> None:
+    pack = DirectoryStore.open(store).pack()
+    row = pack.live_rows()["model-0"]
+    factor = store / "pack" / f"g{pack.generation:06d}" / "factor.bin"
+    column = np.memmap(factor, dtype="<f2", mode="r+", shape=(pack.rows, DIM, RANK))
+    column[row] = 0  # a zeroed covariance factor: a Gaussian score of garbage
+    column.flush()
+    del column, pack
+    query = query_file(tmp_path, features(0).mean(axis=0))
+    gaussian, stderr = search_ids(store, query, "--method", "gaussian", "--second-order", "compressed")
+    assert "model-0" not in [h["id"] for h in gaussian] and len(gaussian) == 3 and "model-0" in stderr
+    first, stderr = search_ids(store, query)  # reads means and scalars only: their rows are whole
+    assert first[0]["id"] == "model-0" and stderr == ""
+    assert [f.kind for f in verify_store(store).findings] == ["row-checksum"]

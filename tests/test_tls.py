@@ -101,7 +101,7 @@ def test_cluster_up_tls_from_the_command_line_prints_the_ca_and_serves_tls(tmp_p
     run_dir = tmp_path / "run"
     cli = [sys.executable, "-m", "modelverse.cli.main", "cluster"]
     up = subprocess.run([*cli, "up", "--store", str(tmp_path / "store"), "--run-dir", str(run_dir), "--shards", "1",
-                         "--port", "0", "--admin-port", "0", "--tls", "--detach"], capture_output=True, text=True, timeout=120)
+                         "--port", "0", "--admin-port", "0", "--web-port", "0", "--tls", "--detach"], capture_output=True, text=True, timeout=120)
     try:
         assert up.returncode == 0, up.stderr
         gateway = up.stdout.split()[1]

@@ -353,3 +353,8 @@ def test_filters_travel_in_the_shareable_url(cluster: Cluster) -> None:
     posted = requests.post(page(cluster, "/search"), data={"q": "a photo of a bag", "tags": "bag"},
                            allow_redirects=False, timeout=30)
     assert posted.status_code == 303 and posted.headers["location"] == "/search?q=a+photo+of+a+bag&tags=bag"
+
+
+def test_result_cards_show_each_hits_confidence(cluster: Cluster) -> None:
+    text = requests.get(page(cluster, "/search?q=a+photo+of+a+bag"), timeout=30).text
+    assert 'class="confidence"' in text and "%</data>" in text

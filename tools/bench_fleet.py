@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
 
+from modelverse.bench import toy_models
 from modelverse.cli.output import print_table
 from modelverse.core.collection import Collection
 from modelverse.core.moments import l2_normalize_rows
@@ -50,7 +50,7 @@ QUERY_VERSION = 0  # stats versions start at 1, so query seeds never collide wit
 
 def toy_requests(count: int) -> list[ModelRequest]:
     return [
-        ModelRequest(ModelMetadata(id=f"toy/conv-{i}"), f"py:fleet_support:conv_generator?seed={i}&resolution=32")
+        ModelRequest(ModelMetadata(id=f"toy/conv-{i}"), f"{toy_models.GENERATOR_SPEC}?seed={i}&resolution=32")
         for i in range(count)
     ]
 
@@ -93,8 +93,8 @@ def throughput(requests: Sequence[ModelRequest], encoder: str, chunk: int, repea
 # -- 2. scaling from one worker to two ------------------------------------------------------------
 
 
-def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk: int, workers: Sequence[int],
-            pythonpath: list[str]) -> list[dict[str, Any]]:
+def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk: int,
+            workers: Sequence[int]) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
@@ -102,7 +102,7 @@ def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk:
         store = RedisStore.from_url(server.url)
         try:
             for count in workers:
-                procs = [start_worker(config, f"bench{count}-{i}", Path(tmp) / "logs", pythonpath=pythonpath)
+                procs = [start_worker(config, f"bench{count}-{i}", Path(tmp) / "logs")
                          for i in range(count)]
                 try:
                     for proc in procs:
@@ -298,11 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
 
-    pythonpath: list[str] = []
     if args.toy:
-        sys.path.insert(0, str(TESTS))
-        pythonpath = [str(TESTS)]
-        requests, encoder, label = toy_requests(args.toy), args.encoder or "py:fleet_support:conv_encoder", "toy"
+        requests, encoder, label = toy_requests(args.toy), args.encoder or toy_models.ENCODER_SPEC, "toy"
     elif args.zoo:
         requests, encoder, label = bundled_requests(), args.encoder or "bundled", "zoo"
     else:
@@ -328,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     [[r["model_id"], r.get("resolution"), r.get("images_per_s", "error"), r.get("sampling_images_per_s"),
                       r.get("encoding_images_per_s")] for r in rows])
     if "scaling" not in args.skip:
-        rows = scaling(requests[: args.scaling_models], encoder, args.scaling_samples, args.chunk_size, [1, 2], pythonpath)
+        rows = scaling(requests[: args.scaling_models], encoder, args.scaling_samples, args.chunk_size, [1, 2])
         result["scaling"] = rows
         save()
         print("\nfleet throughput (real Celery workers on a private redis-server)")

@@ -65,6 +65,11 @@ def main() -> None:
             "snapshot_s": timed(args.repeats, lambda: snapshot_store(args.store, scratch / "snap"),
                                 lambda: shutil.rmtree(scratch / "snap")),
         }
+        locked = []
+        for _ in range(args.repeats):
+            locked.append(snapshot_store(args.store, scratch / "snap").locked_seconds)
+            shutil.rmtree(scratch / "snap")
+        results["snapshot_writers_wait_s"] = float(np.median(locked))
         snapshot_store(args.store, scratch / "snap")
         results["restore_s"] = timed(args.repeats, lambda: restore_store(scratch / "snap", scratch / "restored"),
                                      lambda: shutil.rmtree(scratch / "restored"))

@@ -68,7 +68,8 @@ def _snapshot(args: argparse.Namespace) -> int:
         print_json(asdict(result))
     else:
         print(f"snapshot of {result.models} model(s) (pack generation {result.generation}) in {result.path}: "
-              f"{result.linked} file(s) linked, {result.copied} copied")
+              f"{result.linked} file(s) linked, {result.copied} copied; writers waited {result.locked_seconds:.2f} s "
+              f"of {result.seconds:.2f} s")
     return 0
 
 

@@ -8,6 +8,7 @@ the vector index. English stop words are dropped and words are stemmed (PyStemme
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,10 @@ import numpy as np
 import Stemmer
 
 _STEMMER = Stemmer.Stemmer("english")
+# A query word found in more than this fraction of the documents (and in more than
+# COMMON_MIN_DOCUMENTS, so small collections keep every word) is left out of the query.
+COMMON_FRACTION = 0.05
+COMMON_MIN_DOCUMENTS = 1000
 
 
 @dataclass(frozen=True)
@@ -42,33 +47,59 @@ class TextIndex:
 
     def __init__(self, documents: Sequence[MetadataDocument]) -> None:
         self.ids = np.array([d.model_id for d in documents], dtype=str)
-        self._position = {d.model_id: i for i, d in enumerate(documents)}
+        # ids sorted, for looking up many candidates at once (a dict lookup per candidate cost
+        # more than the BM25 scoring at 3,200 candidates)
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[self._order]
         self._retriever: bm25s.BM25 | None = None
+        self._recent = functools.lru_cache(maxsize=16)(self._compute)  # thread-safe
+        self._common: set[str] = set()
         if documents:
             tokens = bm25s.tokenize([d.text() for d in documents], stopwords="en", stemmer=_STEMMER,
                                     show_progress=False)
             self._retriever = bm25s.BM25()
             self._retriever.index(tokens, show_progress=False)
+            # Words in most documents of a large index weigh almost nothing in BM25 (tiny IDF) but
+            # cost a pass over their postings on every query: left out of queries, like stop words.
+            postings = np.diff(self._retriever.scores["indptr"])
+            limit = max(COMMON_FRACTION * len(documents), COMMON_MIN_DOCUMENTS)
+            self._common = {word for word, token in self._retriever.vocab_dict.items()
+                            if token < postings.size and postings[token] > limit}
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for ``query`` (float32, document order)."""
+        """BM25 score of every document for ``query`` (float32, document order, read-only).
+        The last few queries' scores are kept: a shard asks for its best matches and then for
+        its candidates' scores of the same query, and at 1M models each pass costs milliseconds."""
+        return self._recent(query)
+
+    def _compute(self, query: str) -> np.ndarray:
+        values = self._score(query)
+        values.setflags(write=False)
+        return values
+
+    def _score(self, query: str) -> np.ndarray:
         if self._retriever is None:
             return np.zeros(0, dtype=np.float32)
         words = _tokens([query])[0]
+        rare = [w for w in words if w not in self._common]
+        words = rare or words  # a query of common words only still gets their ranking
         if not words:  # only stop words: nothing to match
             return np.zeros(len(self), dtype=np.float32)
         return np.asarray(self._retriever.get_scores(words), dtype=np.float32)
 
     def scores_of(self, query: str, ids: Sequence[str]) -> np.ndarray:
         """BM25 scores of the documents ``ids`` (0 for an id not in the index)."""
+        wanted = np.asarray(ids, dtype=str)
+        out = np.zeros(len(wanted), dtype=np.float32)
+        if not len(self) or not len(wanted):
+            return out
         values = self.scores(query)
-        rows = np.array([self._position.get(m, -1) for m in ids], dtype=np.int64)
-        out = np.zeros(len(rows), dtype=np.float32)
-        known = rows >= 0
-        out[known] = values[rows[known]]
+        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self) - 1)
+        known = self._sorted_ids[at] == wanted
+        out[known] = values[self._order[at[known]]]
         return out
 
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -158,6 +158,8 @@ class DirectoryStore:
     def __init__(self, root: Path, config: StoreConfig) -> None:
         self.root = root
         self.config = config
+        # (pack.json's stat, its live ids): membership re-reads the manifest only when it changes
+        self._packed_cache: tuple[tuple[int, int, int] | None, set[str]] | None = None
 
     # -- opening ------------------------------------------------------------------------
 
@@ -288,7 +290,7 @@ class DirectoryStore:
             key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         except FileNotFoundError:
             key = None
-        cached = getattr(self, "_packed_cache", None)
+        cached = self._packed_cache
         if cached is None or cached[0] != key:
             pack = self.pack()
             cached = (key, set() if pack is None else set(pack.live_rows()))
@@ -346,16 +348,26 @@ class DirectoryStore:
             raise StoreCorruptError(f"{path}: thumbnails file is missing") from exc
         return thumbnails_from_bytes(data, str(path))
 
-    def get_stats(self, model_id: str) -> ModelStats:
+    def check_files(self, model_id: str) -> StoredModel:
+        """The model's record, once its meta.json and statistics file pass their checksums
+        (StoreCorruptError otherwise); the statistics are not parsed."""
         stored = self.get(model_id)
+        self._checked_stats_path(model_id, stored)
+        return stored
+
+    def _checked_stats_path(self, model_id: str, stored: StoredModel) -> Path:
         path = self._model_dir(model_id) / stored.stats_file
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            with open(path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except FileNotFoundError as exc:
             raise StoreCorruptError(f"{path}: statistics file is missing") from exc
         if digest != stored.stats_sha256:
             raise StoreCorruptError(f"{path}: checksum mismatch; the file is corrupt or truncated")
-        return read_stats(path)
+        return path
+
+    def get_stats(self, model_id: str) -> ModelStats:
+        return read_stats(self._checked_stats_path(model_id, self.get(model_id)))
 
     def collection(
         self, *, full: bool = False, samples: bool = False,
@@ -468,22 +480,22 @@ class DirectoryStore:
         if thumbnails:
             atomic_write_bytes(model_dir / thumbnails_file, thumbnails_to_bytes(thumbnails))
         body = {
-                "format_version": META_FORMAT_VERSION,
-                "metadata": metadata.to_dict(),
-                "record": {
-                    "stats_version": version,
-                    "stats_file": stats_file,
-                    "stats_sha256": hashlib.sha256(payload).hexdigest(),
-                    "count": stats.count,
-                    "dim": stats.dim,
-                    "has_covariance": stats.covariance is not None,
-                    "has_samples": stats.samples is not None,
-                    "added_at": _now(),
-                    "encoder": stats.encoder,
-                    "thumbnails": len(thumbnails or []),
-                    "thumbnails_file": thumbnails_file,
-                },
-            }
+            "format_version": META_FORMAT_VERSION,
+            "metadata": metadata.to_dict(),
+            "record": {
+                "stats_version": version,
+                "stats_file": stats_file,
+                "stats_sha256": hashlib.sha256(payload).hexdigest(),
+                "count": stats.count,
+                "dim": stats.dim,
+                "has_covariance": stats.covariance is not None,
+                "has_samples": stats.samples is not None,
+                "added_at": _now(),
+                "encoder": stats.encoder,
+                "thumbnails": len(thumbnails or []),
+                "thumbnails_file": thumbnails_file,
+            },
+        }
         atomic_write_json(meta_path, {**body, "sha256": meta_digest(body)})
         old_files = [model_dir / f for f in previous_files if f not in (stats_file, thumbnails_file)]
         return PackRow(metadata.id, stats, version), old_files

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ class SnapshotResult:
     generation: int
     linked: int  # files hard-linked
     copied: int  # files copied (another filesystem, or small mutable ones)
+    locked_seconds: float  # how long writers waited (the lock was held)
+    seconds: float  # the whole snapshot, making it durable included
 
 
 class _Linker:
@@ -48,7 +51,6 @@ class _Linker:
         self.copied = 0
 
     def link(self, source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(source, target)
             self.linked += 1
@@ -97,30 +99,42 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
     out = Path(out)
     work = _fresh_target(out)
     linker = _Linker()
+    started = time.perf_counter()
     try:
         with store_lock(store.root):
+            locked = time.perf_counter()
             pack = store.pack()
             if pack is None:
                 raise StoreError(f"{store.root}: the store has no pack yet; nothing to snapshot")
             linker.copy(store.root / "store.json", work / "store.json")
             generation = f"g{pack.generation:06d}"
+            (work / "pack" / generation).mkdir(parents=True)
             for name in [*pack.arrays, *([CHECKSUMS] if pack.checksums is not None else [])]:
                 linker.link(store.root / "pack" / generation / f"{name}.bin", work / "pack" / generation / f"{name}.bin")
             linker.copy(store.root / "pack" / MANIFEST, work / "pack" / MANIFEST)
-            models = sorted(pack.live_rows())
+            rows = pack.live_rows()
+            models = sorted(rows)
+            versions = pack.arrays["scalars"]["stats_version"]
             (work / "models").mkdir(exist_ok=True)
             for model_id in models:
-                source_dir = store.root / "models" / model_dir_name(model_id)
-                if not source_dir.is_dir():  # a packed row without model files: verify reports it
+                # The pack row's stats version names the model's current files: no meta.json
+                # is read while writers wait (that, and a recursive glob, were most of the time).
+                version = int(versions[rows[model_id]])
+                current = {f"stats-v{version}.npz", f"thumbnails-v{version}.zip"}
+                name = model_dir_name(model_id)
+                target_dir = work / "models" / name
+                target_dir.mkdir()
+                try:
+                    entries = list(os.scandir(store.root / "models" / name))
+                except FileNotFoundError:  # a packed row without model files: verify reports it
                     continue
-                record = store.get(model_id)
-                current = {record.stats_file, record.thumbnails_file}
-                for path in source_dir.rglob("*"):
-                    if not path.is_file() or TEMPORARY_FILE.match(path.name):
-                        continue
-                    if VERSIONED_FILE.match(path.name) and path.name not in current:
+                for entry in entries:
+                    if not entry.is_file(follow_symlinks=False) or TEMPORARY_FILE.match(entry.name):
+                        continue  # model directories are flat; anything else is not the store's
+                    if VERSIONED_FILE.match(entry.name) and entry.name not in current:
                         continue  # left by an interrupted replace; not part of this state
-                    linker.link(path, work / "models" / source_dir.name / path.relative_to(source_dir))
+                    linker.link(Path(entry.path), target_dir / entry.name)
+            locked = time.perf_counter() - locked
         atomic_write_json(
             work / SNAPSHOT_MANIFEST,
             {"format": SNAPSHOT_FORMAT, "source": str(store.root.resolve()), "generation": pack.generation,
@@ -130,7 +144,8 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return SnapshotResult(str(out), len(models), pack.generation, linker.linked, linker.copied)
+    return SnapshotResult(str(out), len(models), pack.generation, linker.linked, linker.copied,
+                          locked, time.perf_counter() - started)
 
 
 def read_snapshot_manifest(snapshot: Path) -> dict:

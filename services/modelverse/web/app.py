@@ -131,7 +131,10 @@ class Pages:
 
     def _search(self, form: SearchForm) -> tuple[search_pb2.SearchResponse, list[dict[str, Any]]]:
         response = self.gateway.stub.Search(form.request(), timeout=self.gateway.timeout_s)
-        return response, self._cards([(h.model, h.score, h.rank) for h in response.hits])
+        cards = self._cards([(h.model, h.score, h.rank) for h in response.hits])
+        for card, hit in zip(cards, response.hits):  # issue 17: "no model fits" shows as low confidence
+            card["confidence"] = hit.confidence
+        return response, cards
 
     # -- pages ----------------------------------------------------------------------------------
 

@@ -231,7 +231,7 @@ class ShardPool:
         threads (with this thread's context: request id, trace), each settled by ``_settle``."""
         targets = list(range(len(self.stubs))) if shards is None else shards
         self._timeout(deadline)
-        deadline = shard_deadline(deadline)
+        callers_deadline, deadline = deadline, shard_deadline(deadline)
         orders = {s: self._order(s) for s in targets}
         others = {s: self._executor.submit(contextvars.copy_context().run, self._settle, s, orders[s], rpc, request, deadline)
                   for s in targets[1:]}
@@ -249,11 +249,22 @@ class ShardPool:
                 missing.append(s)
             else:
                 answers[s] = settled[s]
+        if targets and not answers:
+            self._expired(callers_deadline)
         return FanOutResult(answers, missing)
+
+    @staticmethod
+    def _expired(callers_deadline: float) -> None:
+        """No shard answered. If the caller's own deadline is gone too (it was too short to
+        reach a shard), that is DEADLINE_EXCEEDED; shards that failed or hung while the
+        caller's time lasted leave the caller to answer UNAVAILABLE within it."""
+        if time.monotonic() >= callers_deadline:
+            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline expired before any shard answered")
 
     def call(self, shard: int, rpc: str, request: Any, deadline: float) -> Any:
         self._timeout(deadline)
         answer = self._settle(shard, self._order(shard), rpc, request, shard_deadline(deadline))
         if answer is None:
+            self._expired(deadline)
             raise RequestError(grpc.StatusCode.UNAVAILABLE, f"no replica of shard {shard} answered in time")
         return answer

@@ -48,7 +48,7 @@ def add_query_context(response: shard_pb2.RecallResponse, found: Recalled, parts
     if snap.context is None:
         return
     if query_text:
-        text_scores = snap.context.text_scores(query_text, found.ids)
+        text_scores = snap.context.text_scores(query_text, found.rows if found.rows is not None else np.zeros(0))
         response.text_scores.extend(text_scores.tolist())
         if found.ids:
             best = np.lexsort((np.array(found.ids), -text_scores))[:top_k]
@@ -58,9 +58,9 @@ def add_query_context(response: shard_pb2.RecallResponse, found: Recalled, parts
         response.reference_logsumexp, response.reference_count = snap.context.reference_summary(parts, params)
         if method is Method.MGF:
             response.mgf_scores.extend(response.scores)
-        elif found.ids and snap.collection is not None:
-            rows = np.fromiter(map(snap.row_of.__getitem__, found.ids), dtype=np.int64, count=len(found.ids))
-            mgf = rerank_scores(candidates_collection(snap.collection, rows, Method.MGF), Method.MGF, params, parts=parts)
+        elif found.ids and snap.collection is not None and found.rows is not None:
+            mgf = rerank_scores(candidates_collection(snap.collection, found.rows, Method.MGF), Method.MGF, params,
+                                parts=parts)
             response.mgf_scores.extend(np.asarray(mgf, dtype=np.float64).tolist())
 
 

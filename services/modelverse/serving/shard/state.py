@@ -91,6 +91,7 @@ class Recalled:
     first_stage_scores: np.ndarray  # (n,) float32, the FAISS inner products
     scores: np.ndarray  # (n,) float64, the method's score
     snapshot: Snapshot
+    rows: np.ndarray | None = None  # (n,) the candidates' pack rows (issue 17: text scores, MGF for confidence)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -381,7 +382,7 @@ class ShardState:
                     candidates_collection(snap.collection, rows, method), method, self.store.config.scoring,
                     parts=parts, query_model=query_model,
                 )
-        return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap)
+        return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap, rows)
 
 
 def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
