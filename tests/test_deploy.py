@@ -122,6 +122,14 @@ def test_every_rendered_object_is_valid_kubernetes(rendered) -> None:
             kubernetes_validate.validate(obj, version, strict=True)
 
 
+def test_strict_validation_rejects_a_misspelt_field(rendered) -> None:
+    _, objects = rendered
+    gateway = copy.deepcopy(by_kind(objects, "Deployment")["mv-modelverse-gateway"])
+    gateway["spec"]["template"]["spec"]["containers"][0]["livenessProb"] = {"tcpSocket": {"port": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(gateway, KUBE_VERSIONS[-1], strict=True)
+
+
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_helm_lint_passes_strictly(value_set: str, auth_values: dict[str, str]) -> None:
     report = helm.lint(CHART, values_of(value_set, auth_values), strict=True)
