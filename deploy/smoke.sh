@@ -90,7 +90,7 @@ client search --gateway "127.0.0.1:$GATEWAY_PORT" --key-file /run/modelverse/rea
     --text "a photo of a dress" --expect-first fashion-dcgan-dress
 step "search through the web page"
 page="$(python3 -c 'import sys,urllib.parse,urllib.request
-url=f"http://127.0.0.1:{sys.argv[1]}/?"+urllib.parse.urlencode({"q":"a photo of a sneaker"})
+url=f"http://127.0.0.1:{sys.argv[1]}/search?"+urllib.parse.urlencode({"q":"a photo of a sneaker"})
 print(urllib.request.urlopen(url, timeout=60).read().decode())' "$WEB_PORT")"
 grep -q fashion-dcgan-sneaker <<< "$page" || { echo "FAIL: the web page shows no fashion-dcgan-sneaker"; exit 1; }
 step "web page lists fashion-dcgan-sneaker"

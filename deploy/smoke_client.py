@@ -14,7 +14,9 @@ import grpc
 from modelverse.client import connect, read_key_file
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 
-SMOKE_SAMPLING = admin_pb2.SamplingOptions(samples=2000, adaptive=False, chunk_size=1000)
+# small on purpose (a chunk of 500 takes about a minute on the shared 2-core VM), two chunks
+# per model so the fleet's merge of partial moments runs too
+SMOKE_SAMPLING = admin_pb2.SamplingOptions(samples=1000, adaptive=False, chunk_size=500)
 
 
 def register(args: argparse.Namespace) -> int:

@@ -20,9 +20,11 @@ import copy
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,7 @@ def rendered(request: pytest.FixtureRequest, auth_values: dict[str, str]) -> tup
     values = values_of(request.param, auth_values)
     with helm.Chart.load(CHART) as chart:
         merged = chart.merge_values(values)
+    merged["_value_set"] = request.param
     return merged, render(values)
 
 
@@ -117,6 +120,14 @@ def test_every_rendered_object_is_valid_kubernetes(rendered) -> None:
             continue
         for version in KUBE_VERSIONS:
             kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_strict_validation_rejects_a_misspelt_field(rendered) -> None:
+    _, objects = rendered
+    gateway = copy.deepcopy(by_kind(objects, "Deployment")["mv-modelverse-gateway"])
+    gateway["spec"]["template"]["spec"]["containers"][0]["livenessProb"] = {"tcpSocket": {"port": 1}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(gateway, KUBE_VERSIONS[-1], strict=True)
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
@@ -196,7 +207,7 @@ def test_a_shard_may_build_its_index_before_liveness_starts(rendered) -> None:
         startup = container["startupProbe"]
         allowed = startup["periodSeconds"] * startup["failureThreshold"]
         assert allowed >= values["shards"]["startupSeconds"]
-        if values["shards"]["count"] * 500_000 >= 1_000_000 and values["image"]["registry"]:  # the 1M set
+        if values["_value_set"] == "1m":
             assert allowed >= 2 * MEASURED_INDEX_BUILD_S_1M
         assert "livenessProbe" in container and "readinessProbe" in container
 
@@ -322,6 +333,28 @@ def test_every_image_runs_as_a_user_and_checks_its_health(dockerfile: Path) -> N
     for stage in final:
         assert "USER" in stages[stage] and "HEALTHCHECK" in stages[stage], stage
     assert ":latest" not in dockerfile.read_text()
+
+
+def requirement_names(text: str) -> set[str]:
+    names = set()
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_the_images_install_every_runtime_dependency_of_the_package() -> None:
+    # the images pin their own requirements; a dependency added to pyproject.toml and not to
+    # them would fail only when a container starts (as bm25s once did in the smoke run)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = requirement_names("\n".join(pyproject["project"]["dependencies"]))
+    images = DEPLOY / "images"
+    provided = set().union(*(requirement_names(p.read_text()) for p in images.glob("requirements-*.txt")))
+    provided |= requirement_names((ROOT / "requirements-nodeps.txt").read_text())
+    assert wanted - provided == set(), "add them to deploy/images/requirements-*.txt"
+    # and the serving image stays without torch
+    assert "torch" not in requirement_names((images / "requirements-serving.txt").read_text())
 
 
 def test_the_build_context_leaves_the_virtualenv_and_stores_out() -> None:
