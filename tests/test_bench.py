@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from serving_fixtures import build_store, start_in_process
 
 from modelverse.bench.agreement import positions_agreeing, two_stage_curve
 from modelverse.bench.queries import make_queries
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
+from modelverse.core.types import Method, QueryPart
 from modelverse.v1 import search_pb2
-from serving_fixtures import build_store, start_in_process
 
 
 def test_positions_agreeing_counts_positions_not_overlap() -> None:

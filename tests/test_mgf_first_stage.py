@@ -12,11 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving_fixtures import build_store
+from threadpoolctl import threadpool_limits
+
 from modelverse.core.moments import l2_normalize_rows
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
-from modelverse.serving.inprocess import InProcessCluster, start_in_process
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving.index_choice import choose_lifted_index
+from modelverse.serving.inprocess import InProcessCluster, start_in_process
 from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.state import ShardConfig, ShardState
@@ -25,8 +29,6 @@ from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import PackRow, PackWriter
 from modelverse.synthetic import SyntheticZoo
 from modelverse.v1 import search_pb2
-from serving_fixtures import build_store
-from threadpoolctl import threadpool_limits
 
 GiB = 1024**3
 TAU = 100.0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modelverse.core.reference import Method
+from modelverse.core.types import Method
 from modelverse.query.images import ImageError, decode_image, image_files, read_image
 from modelverse.query.parts import Modality, Query, default_method, encode_query
 

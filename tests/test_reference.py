@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+import independent
 import numpy as np
 import pytest
 
-import independent
 from modelverse.core.collection import Collection
-from modelverse.core.ranking import top_k
-from modelverse.core.reference import (
-    ExactSearch,
-    Method,
-    MissingStatisticsError,
-    QueryPart,
-    SecondOrderForm,
-)
 from modelverse.core.params import ScoringParams
+from modelverse.core.ranking import top_k
+from modelverse.core.reference import ExactSearch, MissingStatisticsError
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
 
 PARAMS = ScoringParams(tau=independent.TAU, eps=independent.EPS)
 

@@ -14,16 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from serving_fixtures import start_in_process
 
 from modelverse.core.params import PAPER_SCORING
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.synthetic import SyntheticZoo
 from modelverse.v1 import search_pb2, search_pb2_grpc
-from serving_fixtures import start_in_process
 
 pytestmark = pytest.mark.slow
 

@@ -13,12 +13,13 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
+from serving_fixtures import build_store, start_in_process
 
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving.gateway.query import Limits
 from modelverse.v1 import search_pb2
-from serving_fixtures import build_store, start_in_process
 
 ALL = 1000  # candidates per shard: more than the collection holds
 METHODS = {Method.FIRST_MOMENT: search_pb2.FIRST_MOMENT, Method.MGF: search_pb2.MGF, Method.GAUSSIAN: search_pb2.GAUSSIAN}

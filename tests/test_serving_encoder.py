@@ -11,14 +11,15 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from serving_fixtures import start_in_process
 
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart
 from modelverse.query.sketches import prepare_sketch
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
-from serving_fixtures import start_in_process
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,8 @@ import pytest
 
 from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving import metrics
 from modelverse.serving.gateway.service import merge
 from modelverse.serving.rerank import first_moment_scores

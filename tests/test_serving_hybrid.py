@@ -9,15 +9,16 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
+from serving_fixtures import start_in_process
 
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
 from modelverse.query.hybrid import TextMode, rank_collection
 from modelverse.serving.shard.query_context import document_of
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
-from serving_fixtures import start_in_process
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import (
     IncompatibleStatsError,
@@ -216,9 +217,9 @@ def test_tau_is_kept_with_the_store_and_old_stores_read_the_papers(tmp_path: Pat
 def test_prefetch_asks_for_each_candidate_row_once_and_reads_nothing_wrong(tmp_path) -> None:
     """Pack.prefetch issues one WILLNEED per row range not already covered (rows sharing pages
     are merged) and leaves the rows' values as they are."""
-    from modelverse.store.pack import SECOND_ORDER_COLUMNS
-
     from serving_fixtures import build_store
+
+    from modelverse.store.pack import SECOND_ORDER_COLUMNS
 
     store, _ = build_store(tmp_path / "store", count=30)
     pack = store.pack()

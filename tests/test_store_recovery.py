@@ -17,8 +17,9 @@ import pytest
 
 from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
+from modelverse.core.types import Method, QueryPart
 from modelverse.store.directory import (
     PAUSE_BEFORE_PACK_ENV,
     DirectoryStore,

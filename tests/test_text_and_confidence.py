@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modelverse.core.collection import Collection
 from modelverse.core.confidence import (
     BackgroundModel,
     calibrated_confidence,
@@ -14,11 +15,11 @@ from modelverse.core.confidence import (
     reference_rows,
     z_scores,
 )
-from modelverse.core.collection import Collection
 from modelverse.core.fusion import Fusion, fuse, ranks, reciprocal_rank_fusion, weighted_fusion
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import ExactSearch, Method
+from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
+from modelverse.core.types import Method
 
 DOCS = [
     MetadataDocument("fashion-vae-sneaker", "Sneaker VAE", "A VAE of sports shoes", ("shoe", "footwear"), "zalando"),

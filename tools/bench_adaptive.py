@@ -44,7 +44,11 @@ PAPER_N = 50_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from modelverse.fleet.adaptive import DEFAULT_MIN_SAMPLES, DEFAULT_ROUND_SAMPLES, DEFAULT_TOLERANCE
+    from modelverse.fleet.adaptive import (
+        DEFAULT_MIN_SAMPLES,
+        DEFAULT_ROUND_SAMPLES,
+        DEFAULT_TOLERANCE,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=REPO / ".modelverse" / "quality-cache",
@@ -109,7 +113,8 @@ def per_query_metrics(collection, encoded, suite) -> dict[str, dict[str, list[di
     """modality -> method -> one metrics dict per query (as quality.evaluate computes them)."""
     from modelverse.core.params import PAPER_SCORING
     from modelverse.core.ranking import top_k
-    from modelverse.core.reference import ExactSearch, Method
+    from modelverse.core.reference import ExactSearch
+    from modelverse.core.types import Method
     from modelverse.evaluation.metrics import query_metrics, relevant_by_tags
 
     search = ExactSearch(collection, PAPER_SCORING)  # the adaptive study scores at the paper's tau

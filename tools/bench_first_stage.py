@@ -37,9 +37,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from modelverse.bench.queries import make_queries  # noqa: E402
-
-from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
+from modelverse.core.reference import ExactSearch  # noqa: E402
 from modelverse.core.scores import normalized_means  # noqa: E402
+from modelverse.core.types import Method, QueryPart  # noqa: E402
 from modelverse.serving.lifted import DEFAULT_ALPHA  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
 

@@ -29,8 +29,9 @@ from modelverse.cli.output import print_table
 from modelverse.core.collection import Collection
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.params import PAPER_SCORING
-from modelverse.core.reference import ExactSearch, Method
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, ModelStats
+from modelverse.core.types import Method
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import run_job

@@ -33,7 +33,8 @@ from modelverse.bench.agreement import two_stage_curve
 from modelverse.bench.queries import make_queries, vector_request
 from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING, ScoringParams
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
 from modelverse.serving.lifted import LiftSpec

@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 
 from modelverse.bench.agreement import two_stage_curve  # noqa: E402
 from modelverse.bench.queries import make_queries  # noqa: E402
-from modelverse.core.reference import ExactSearch, Method, QueryPart  # noqa: E402
+from modelverse.core.reference import ExactSearch  # noqa: E402
+from modelverse.core.types import Method, QueryPart  # noqa: E402
 from modelverse.serving.inprocess import serve_states  # noqa: E402
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
 from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402

@@ -23,9 +23,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from modelverse.bench.queries import make_queries  # noqa: E402
-
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm  # noqa: E402
+from modelverse.core.reference import ExactSearch  # noqa: E402
 from modelverse.core.scores import normalize_query  # noqa: E402
+from modelverse.core.types import Method, QueryPart, SecondOrderForm  # noqa: E402
 from modelverse.serving.rerank import candidates_collection  # noqa: E402
 from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402
 

@@ -10,12 +10,13 @@ import numpy as np
 
 from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
-from modelverse.query.images import ImageError, image_files, read_image
-from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
-from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.core.text_index import MetadataDocument
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
+from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
+from modelverse.query.images import ImageError, image_files, read_image
+from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata

@@ -12,8 +12,8 @@ import sys
 from typing import Callable, Sequence
 
 from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, web, worker
-from modelverse.core.reference import Method
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
+from modelverse.core.types import Method
 from modelverse.query.hybrid import TextMode
 from modelverse.query.parts import Modality, default_method_rule
 from modelverse.store.errors import StoreError

@@ -21,8 +21,8 @@ from modelverse.core import scores
 from modelverse.core.collection import Collection
 from modelverse.core.compression import compress_covariance
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import Method
 from modelverse.core.second_order import CompressedCovariances
+from modelverse.core.types import Method
 
 REFERENCE_MODELS = 256  # models whose scores estimate a query's typical score
 _SEED = 20261202

@@ -12,8 +12,7 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import Hit, top_k
 from modelverse.core.second_order import SecondOrder
-# The shared types are defined in core.types; importing them from here keeps working.
-from modelverse.core.types import VECTOR_METHODS, Method, QueryPart, SecondOrderForm  # noqa: F401
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
 
 
 class MissingStatisticsError(ValueError):

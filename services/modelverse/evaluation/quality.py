@@ -19,9 +19,10 @@ from modelverse.core.collection import Collection
 from modelverse.core.compression import compress_covariance
 from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import ExactSearch, Method, SecondOrderForm
+from modelverse.core.reference import ExactSearch
 from modelverse.core.second_order import CompressedCovariances
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, summarize
+from modelverse.core.types import Method, SecondOrderForm
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.metadata_baseline import MetadataSearch
 from modelverse.evaluation.metrics import query_metrics, relevant_by_tags, summarize_queries

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
+from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.unseen_queries import UnseenQuery
 from modelverse.query.parts import Modality, default_method

@@ -15,10 +15,11 @@ from modelverse.core.confidence import (
     mixture_evidence,
 )
 from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
-from modelverse.core.text_index import MetadataDocument, TextIndex
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.scores import first_moment
+from modelverse.core.text_index import MetadataDocument, TextIndex
+from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.metadata_baseline import MetadataSearch
 from modelverse.evaluation.unseen import (

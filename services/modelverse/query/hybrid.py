@@ -10,12 +10,17 @@ from enum import Enum
 
 import numpy as np
 
-from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture_evidence, reference_rows
+from modelverse.core.confidence import (
+    calibrated_confidence,
+    logsumexp,
+    mixture_evidence,
+    reference_rows,
+)
 from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
-
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
 
 
 class TextMode(str, Enum):

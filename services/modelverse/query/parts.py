@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from modelverse.core.reference import Method, QueryPart
+from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.query.sketches import prepare_sketch
 

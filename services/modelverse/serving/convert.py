@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelverse.core.reference import Method
+from modelverse.core.types import Method
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
 

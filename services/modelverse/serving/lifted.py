@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query
+from modelverse.core.types import Method, QueryPart
 
 DEFAULT_COLUMNS = 2
 # The tangent point decides the MGF first stage's fidelity more than the number of columns. On the

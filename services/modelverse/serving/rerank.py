@@ -14,8 +14,9 @@ import numpy as np
 from modelverse.core import scores
 from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import ExactSearch, Method, QueryPart, SecondOrderForm
+from modelverse.core.reference import ExactSearch
 from modelverse.core.second_order import CompressedCovariances
+from modelverse.core.types import Method, QueryPart, SecondOrderForm
 
 
 @dataclass(frozen=True)

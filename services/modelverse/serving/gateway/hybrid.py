@@ -17,7 +17,7 @@ import numpy as np
 from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture_evidence
 from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, fuse
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import Method
+from modelverse.core.types import Method
 from modelverse.serving.gateway.errors import invalid
 from modelverse.v1 import search_pb2, shard_pb2
 

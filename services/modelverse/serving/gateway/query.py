@@ -15,13 +15,13 @@ import grpc
 import numpy as np
 from PIL import Image
 
-from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query
+from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.query import images
 from modelverse.query import parts as query_parts
-from modelverse.query.sketches import prepare_sketch
 from modelverse.query.parts import Modality
+from modelverse.query.sketches import prepare_sketch
 from modelverse.serving.convert import METHOD_TO_CORE
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.serving.gateway.ids import checked_model_id

@@ -12,16 +12,16 @@ import grpc
 import numpy as np
 
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import Method
+from modelverse.core.types import Method
 from modelverse.encoders.base import Encoder
 from modelverse.serving import metrics
 from modelverse.serving.convert import CORE_TO_METHOD
-from modelverse.serving.messages import bounded
 from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, resolve_text_mode
 from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
 from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
+from modelverse.serving.messages import bounded
 from modelverse.serving.partition import shard_of
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
 

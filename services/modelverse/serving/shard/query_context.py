@@ -14,8 +14,9 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.confidence import logsumexp, reference_rows
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import ExactSearch, Method, QueryPart
+from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
+from modelverse.core.types import Method, QueryPart
 from modelverse.store.metadata import ModelMetadata
 
 

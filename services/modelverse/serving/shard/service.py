@@ -8,12 +8,17 @@ import grpc
 import numpy as np
 
 from modelverse.core.params import ScoringParams
-from modelverse.core.reference import Method, QueryPart
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving import metrics
 from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_message, passes
 from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
-from modelverse.serving.shard.state import Recalled, ShardState, first_stage_of_model, first_stage_query
+from modelverse.serving.shard.state import (
+    Recalled,
+    ShardState,
+    first_stage_of_model,
+    first_stage_query,
+)
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 

@@ -21,13 +21,23 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import top_k
-from modelverse.core.reference import Method, QueryPart
 from modelverse.core.scores import normalize_query, normalized_means
+from modelverse.core.types import Method, QueryPart
 from modelverse.serving import metrics
-from modelverse.serving.index_choice import EXACT_THRESHOLD, IndexPlan, choose_index, choose_lifted_index
+from modelverse.serving.index_choice import (
+    EXACT_THRESHOLD,
+    IndexPlan,
+    choose_index,
+    choose_lifted_index,
+)
 from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
 from modelverse.serving.partition import shard_of
-from modelverse.serving.rerank import QueryModelStats, candidates_collection, first_moment_scores, rerank_scores
+from modelverse.serving.rerank import (
+    QueryModelStats,
+    candidates_collection,
+    first_moment_scores,
+    rerank_scores,
+)
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.query_context import QueryContext
 from modelverse.store.directory import DirectoryStore
