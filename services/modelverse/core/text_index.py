@@ -9,12 +9,17 @@ the vector index. English stop words are dropped and words are stemmed (PyStemme
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import bm25s
 import numpy as np
 import Stemmer
+
+# bm25s sets its own logger to DEBUG at import, so any process that configures logging (the CLI
+# does) printed "Building index from IDs objects" into every text search's output.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("english")
 # A query word found in more than this fraction of the documents (and in more than
