@@ -35,6 +35,19 @@ from pathlib import Path
 
 import numpy as np
 
+from modelverse.bench.structure import (
+    Structure,
+    common_direction,
+    concept_pairs,
+    direction_energy,
+    direction_gram,
+    groups_of_assignment,
+    groups_of_tags,
+    kept_fractions,
+    measure_structure,
+    top_directions,
+    unit_rows,
+)
 from modelverse.core.compression import woodbury_factors_many
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.scores import normalized_means
@@ -57,6 +70,16 @@ class Profile:
     lambda1_log_mean: float
     lambda1_log_std: float
     residual_fraction: float  # mean sum(D) / trace
+    # The cross-model structure of the factors (modelverse.bench.structure); None in profiles
+    # saved before it was measured (the generator then has only --structure random).
+    structure: Structure | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Profile:
+        data = dict(data)
+        if data.get("structure") is not None:
+            data["structure"] = Structure.from_dict(data["structure"])
+        return cls(**data)
 
 
 def measure_profile(store: DirectoryStore, tags: dict[str, tuple[str, ...]] | None = None) -> Profile:
@@ -88,13 +111,14 @@ def measure_profile(store: DirectoryStore, tags: dict[str, tuple[str, ...]] | No
         lambda1_log_mean=float(np.log(lam[:, 0]).mean()),
         lambda1_log_std=float(np.log(lam[:, 0]).std()),
         residual_fraction=float((diag.sum(axis=1) / traces).mean()),
+        structure=measure_structure(factor, means, groups_of_tags([tags.get(m, ()) for m in ids])),
     )
 
 
 def load_profile(path: Path) -> Profile:
     """A profile from JSON: a --save-profile file or a scale store's scale.json (its "profile")."""
     data = json.loads(Path(path).read_text())
-    return Profile(**data.get("profile", data))
+    return Profile.from_dict(data.get("profile", data))
 
 
 def synthetic_reference_store(root: Path, models: int = 48, samples: int = 2000, dim: int = 512) -> tuple[DirectoryStore, dict]:
@@ -111,8 +135,83 @@ def synthetic_reference_store(root: Path, models: int = 48, samples: int = 2000,
     return store, {m.id: m.tags for m, _ in items}
 
 
-def generate_batch(profile: Profile, start: int, count: int, clusters: np.ndarray, concepts: np.ndarray,
-                   common: np.ndarray, seed: int, eps: float) -> dict[str, np.ndarray]:
+STRUCTURES = ("structured", "random")
+
+
+@dataclass(frozen=True)
+class StructureParams:
+    """How ``--structure structured`` draws a model's covariance directions (``fit_structure``).
+
+    The span of model m's W is that of A_m = R diag(s) Z_m (d x r, Z_m standard normal): R a random
+    rotation of R^d the whole collection shares, s_j^2 = (1 + (j - 1) / knee)^-decay its spectrum.
+    Then A_m's component along the common direction, the model's concept direction and its own
+    mean direction is multiplied by the gains (1: no preference, < 1: less variance there). W takes
+    A_m's left singular vectors, the largest eigenvalue on the largest singular value."""
+
+    knee: float
+    decay: float
+    common_gain: float = 1.0
+    concept_gain: float = 1.0
+    mean_gain: float = 1.0
+
+    def spectrum(self, dim: int) -> np.ndarray:
+        return (1.0 + np.arange(dim) / self.knee) ** -self.decay
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The collection-wide draws every batch shares."""
+
+    assignment: np.ndarray  # (N,) cluster of each model
+    concepts: np.ndarray  # (clusters, d) unit vectors
+    common: np.ndarray  # (d,) unit vector
+    rotation: np.ndarray | None  # (d, d) the shared basis R of the structured mode (None: random mode, or the identity)
+
+    @classmethod
+    def draw(cls, dim: int, models: int, clusters: int, seed: int, structured: bool) -> Layout:
+        rng = np.random.default_rng(seed)
+        concepts = rng.standard_normal((clusters, dim))
+        concepts /= np.linalg.norm(concepts, axis=1, keepdims=True)
+        common = rng.standard_normal(dim)
+        common /= np.linalg.norm(common)
+        sizes = 1.0 / np.arange(1, clusters + 1)  # Zipf: a few big tags, a long tail
+        assignment = rng.choice(clusters, size=models, p=sizes / sizes.sum())
+        # Drawn after the others, so a random-mode collection is the same as before the mode existed.
+        rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0] if structured else None
+        return cls(assignment, concepts, common, rotation)
+
+
+def structured_basis(params: StructureParams, layout: Layout, normals: np.ndarray, concepts: np.ndarray,
+                     directions: np.ndarray) -> np.ndarray:
+    """(n, d, r) orthonormal columns, largest singular value first (see StructureParams). Built in
+    the frame of R (where the shared spectrum is diagonal), rotated once at the end; a layout
+    without a rotation (the fit: every measure is rotation invariant) stays in that frame."""
+    n, d, r = normals.shape
+    rotation = layout.rotation
+    spread = normals * np.sqrt(params.spectrum(d))[None, :, None]
+    for unit, gain in ((layout.common[None, :], params.common_gain), (concepts, params.concept_gain),
+                       (directions, params.mean_gain)):
+        unit = np.broadcast_to(unit if rotation is None else unit @ rotation, (n, d))
+        spread = spread + (gain - 1.0) * unit[:, :, None] * np.einsum("nd,ndr->nr", unit, spread)[:, None, :]
+    basis, _, _ = np.linalg.svd(spread, full_matrices=False)
+    if rotation is None:
+        return basis
+    return (basis.transpose(0, 2, 1).reshape(n * r, d) @ rotation.T).reshape(n, r, d).transpose(0, 2, 1)
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The random numbers of models start .. start + n - 1, before the covariance directions are made."""
+
+    means: np.ndarray  # (n, d)
+    directions: np.ndarray  # (n, d) the means' unit directions
+    concepts: np.ndarray  # (n, d) each model's concept direction
+    normals: np.ndarray  # (n, d, r) standard normal: the covariance directions' raw material
+    eigenvalues: np.ndarray  # (n, r) largest first
+    rng: np.random.Generator  # what the rest of the batch draws from
+
+
+def draw(profile: Profile, start: int, count: int, layout: Layout, seed: int) -> Draws:
     d, r = profile.dim, profile.rank
     rng = np.random.default_rng([seed, start])
     # Directions: weights solve cos(dir, common) ~ c and cos within a cluster ~ w for unit,
@@ -121,51 +220,129 @@ def generate_batch(profile: Profile, start: int, count: int, clusters: np.ndarra
     a2 = max(w - c**2, 1e-4)  # concept weight^2
     o2 = max(1.0 - c**2 - a2, 1e-4)  # own weight^2
     own = rng.standard_normal((count, d)) / np.sqrt(d)
-    direction = np.sqrt(a2) * concepts[clusters[start:start + count]] + c * common + np.sqrt(o2) * own
+    concepts = layout.concepts[layout.assignment[start:start + count]]
+    direction = np.sqrt(a2) * concepts + c * layout.common + np.sqrt(o2) * own
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     quantiles = np.asarray(profile.norm_quantiles)
     norms = np.interp(rng.uniform(0, 1, count), np.linspace(0, 1, quantiles.size), quantiles)
     means = direction * norms[:, None]
-    # Second order: random orthonormal directions with the profile's spectrum.
-    basis, _ = np.linalg.qr(rng.standard_normal((count, d, r)))
+    normals = rng.standard_normal((count, d, r))
     lam1 = np.exp(rng.normal(profile.lambda1_log_mean, profile.lambda1_log_std, count))
     lam = lam1[:, None] * np.asarray(profile.spectrum)[None, :]
-    factor = (basis * np.sqrt(lam)[:, None, :]).astype(np.float16)
+    return Draws(means, direction, concepts, normals, lam, rng)
+
+
+def covariance_directions(draws: Draws, layout: Layout, params: StructureParams | None) -> np.ndarray:
+    """(n, d, r) orthonormal: random (QR of the normals; the generator before the structured mode)
+    or drawn from the collection's shared basis (structured)."""
+    if params is None:
+        return np.linalg.qr(draws.normals)[0]
+    return structured_basis(params, layout, draws.normals, draws.concepts, draws.directions)
+
+
+def generate_batch(profile: Profile, start: int, count: int, layout: Layout, seed: int, eps: float,
+                   params: StructureParams | None = None) -> dict[str, np.ndarray]:
+    d = profile.dim
+    draws = draw(profile, start, count, layout, seed)
+    lam = draws.eigenvalues
+    factor = (covariance_directions(draws, layout, params) * np.sqrt(lam)[:, None, :]).astype(np.float16)
     top_trace = lam.sum(axis=1)
     residual_total = top_trace * profile.residual_fraction / max(1e-9, 1.0 - profile.residual_fraction)
-    diag = (residual_total[:, None] / d * rng.gamma(4.0, 0.25, (count, d))).astype(np.float16)
+    diag = (residual_total[:, None] / d * draws.rng.gamma(4.0, 0.25, (count, d))).astype(np.float16)
     woodbury, logdet = woodbury_factors_many(diag, factor, eps)
     scalars = np.zeros(count, dtype=SCALARS_DTYPE)
     scalars["count"] = 50_000
     scalars["logdet"] = logdet
     scalars["trace"] = diag.astype(np.float64).sum(axis=1) + (factor.astype(np.float64) ** 2).sum(axis=(1, 2))
     scalars["stats_version"] = 1
-    return {"means": means.astype("<f4"), "diag": diag, "factor": factor, "woodbury": woodbury, "scalars": scalars}
+    return {"means": draws.means.astype("<f4"), "diag": diag, "factor": factor, "woodbury": woodbury, "scalars": scalars}
 
 
-def write_scale_store(out: Path, models: int, profile: Profile, clusters: int, seed: int = 0) -> float:
-    """Create a store at ``out`` holding ``models`` synthetic models; returns seconds taken."""
+def write_scale_store(out: Path, models: int, profile: Profile, clusters: int, seed: int = 0,
+                      params: StructureParams | None = None) -> float:
+    """Create a store at ``out`` holding ``models`` synthetic models; returns seconds taken.
+    ``params``: structured covariance directions (``fit_structure``); None: random ones."""
     started = time.perf_counter()
     store = DirectoryStore.create(out, StoreConfig(dim=profile.dim, rank=profile.rank, eps=DEFAULT_EPS))
-    rng = np.random.default_rng(seed)
-    concepts = rng.standard_normal((clusters, profile.dim))
-    concepts /= np.linalg.norm(concepts, axis=1, keepdims=True)
-    common = rng.standard_normal(profile.dim)
-    common /= np.linalg.norm(common)
-    sizes = 1.0 / np.arange(1, clusters + 1)  # Zipf: a few big tags, a long tail
-    assignment = rng.choice(clusters, size=models, p=sizes / sizes.sum())
+    layout = Layout.draw(profile.dim, models, clusters, seed, structured=params is not None)
     writer = PackWriter(out / "pack", profile.dim, profile.rank, DEFAULT_EPS)
 
     def batches():
         for start in range(0, models, BATCH):
             count = min(BATCH, models - start)
             ids = [f"scale-{i:08d}" for i in range(start, start + count)]
-            yield ids, generate_batch(profile, start, count, assignment, concepts, common, seed, DEFAULT_EPS)
+            yield ids, generate_batch(profile, start, count, layout, seed, DEFAULT_EPS, params)
             print(f"\r{start + count}/{models} models", end="", file=sys.stderr, flush=True)
 
     writer.rewrite(batches())
     print(file=sys.stderr)
-    (out / "scale.json").write_text(json.dumps({"models": models, "clusters": clusters, "seed": seed,
-                                                 "profile": asdict(profile)}, indent=1))
+    (out / "scale.json").write_text(json.dumps({
+        "models": models, "clusters": clusters, "seed": seed,
+        "structure": "random" if params is None else "structured",
+        "structure_params": None if params is None else asdict(params),
+        "profile": asdict(profile)}, indent=1))
     del store
     return time.perf_counter() - started
+
+
+def held_out_structure(factors: np.ndarray, means: np.ndarray, assignment: np.ndarray,
+                       sizes: list[int]) -> dict[str, list[float] | float]:
+    """What the fit matches, by the functions of modelverse.bench.structure: the median fraction
+    kept by shared bases fitted on the first half of the models and applied to the second (what a
+    basis keeps of a model it has not seen, as the profile's leave-one-out figure), and the mean
+    energy fractions along the common, concept and own mean directions."""
+    half = len(factors) // 2
+    kept = kept_fractions(factors[half:], top_directions(direction_gram(factors[:half]), max(sizes)), sizes)
+    concept_rows, concept_dirs = concept_pairs(means, groups_of_assignment(assignment))
+    return {
+        "kept": [float(np.median(kept[k])) for k in sizes],
+        "common": float(direction_energy(factors, common_direction(means)).mean()),
+        "concept": float(direction_energy(factors[concept_rows], concept_dirs).mean()),
+        "mean": float(direction_energy(factors, unit_rows(means)).mean()),
+    }
+
+
+def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int = 0,
+                  max_evaluations: int = 200) -> tuple[StructureParams, dict]:
+    """StructureParams whose collection (``models`` of them at the profile's dim, drawn with the same
+    numbers at every step) matches the profile's structure: the leave-one-out kept fractions at each
+    k (absolute k: the number of shared directions does not grow with the feature dimension) and
+    the alignment energies (absolute fractions). Nelder-Mead on the logs of the parameters.
+    Returns the parameters and the fitted collection's figures beside the targets."""
+    from scipy.optimize import minimize
+
+    target = profile.structure
+    if target is None:
+        raise ValueError("the profile has no measured structure: measure it again (--calibrate) or use --structure random")
+    sizes = [k for k in target.sizes if k < profile.dim]
+    goal = dict(zip(target.sizes, target.kept_loo_median))
+    layout = Layout.draw(profile.dim, models, clusters, seed, structured=False)  # no rotation: R = I
+
+    draws = draw(profile, 0, models, layout, seed)  # the same numbers at every step
+
+    def figures(params: StructureParams) -> dict:
+        factors = covariance_directions(draws, layout, params) * np.sqrt(draws.eigenvalues)[:, None, :]
+        return held_out_structure(factors, draws.means, layout.assignment, sizes)
+
+    def unpack(x: np.ndarray) -> StructureParams:
+        return StructureParams(*np.exp(x).tolist())
+
+    aligned = [("common", target.common.energy), ("mean", target.mean.energy)]
+    if target.concept is not None:
+        aligned.append(("concept", target.concept.energy))
+
+    def loss(x: np.ndarray) -> float:
+        got = figures(unpack(x))
+        kept = sum((g - goal[k]) ** 2 for k, g in zip(sizes, got["kept"]))
+        # A miss of 10 % in an alignment weighs as one of 0.02 in a kept fraction.
+        return kept + 0.04 * sum(np.log(got[name] / value) ** 2 for name, value in aligned)
+
+    start = np.log([8.0, 1.5, 1.0, 1.0, 1.0])
+    result = minimize(loss, start, method="Nelder-Mead",
+                      options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 1e-7})
+    params = unpack(result.x)
+    got = figures(params)
+    report = {"sizes": sizes, "kept_held_out": got["kept"], "kept_target": [goal[k] for k in sizes],
+              "alignment": {name: {"fitted": got[name], "target": value} for name, value in aligned},
+              "evaluations": int(result.nfev), "loss": float(result.fun), "models": models}
+    return params, report

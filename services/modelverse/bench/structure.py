@@ -16,7 +16,7 @@ inner product in a shared basis (issue 13), and whether a synthetic collection r
   common direction (the mean of the normalised means) and its concept direction (the mean of the
   normalised means of the other models sharing a tag: a cluster's direction without the model itself).
 
-Only NumPy; rows are processed in batches so a million float16 factors never sit in float64 at once.
+NumPy and SciPy's eigh; rows are processed in batches so a million float16 factors never sit in float64 at once.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 
 SHARED_BASIS_SIZES = (16, 32, 64, 128)
 BATCH = 4096
@@ -54,30 +55,37 @@ def direction_gram(factors: np.ndarray) -> np.ndarray:
 
 def top_directions(gram: np.ndarray, k: int) -> np.ndarray:
     """The top-k eigenvectors of a symmetric matrix, (d, k), largest eigenvalue first."""
-    if not 0 < k <= gram.shape[0]:
-        raise ValueError(f"k must be between 1 and {gram.shape[0]}, got {k}")
-    _, vectors = np.linalg.eigh(gram)  # ascending
-    return vectors[:, ::-1][:, :k]
+    d = gram.shape[0]
+    if not 0 < k <= d:
+        raise ValueError(f"k must be between 1 and {d}, got {k}")
+    _, vectors = scipy.linalg.eigh(gram, subset_by_index=[d - k, d - 1])  # ascending
+    return vectors[:, ::-1]
+
+
+def kept_fractions(factors: np.ndarray, ordered: np.ndarray, sizes: Sequence[int]) -> dict[int, np.ndarray]:
+    """kept_fraction for the first k columns of ``ordered`` (d, K), for every k in sizes, in one pass."""
+    out = {k: np.empty(len(factors)) for k in sizes}
+    for start in range(0, len(factors), BATCH):
+        w = np.asarray(factors[start:start + BATCH], dtype=np.float64)
+        n, d, r = w.shape
+        energy = np.einsum("ndr,ndr->n", w, w)
+        along = ((w.transpose(0, 2, 1).reshape(n * r, d) @ ordered) ** 2).reshape(n, r, -1).sum(axis=1)
+        cumulative = np.cumsum(along, axis=1)
+        for k in sizes:
+            out[k][start:start + BATCH] = np.divide(cumulative[:, k - 1], energy, out=np.zeros(n), where=energy > 0)
+    return out
 
 
 def kept_fraction(factors: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """||B^T W_m||_F^2 / ||W_m||_F^2 per model for an orthonormal basis B (d, k); 0 where W_m = 0."""
-    out = np.empty(len(factors))
-    for start in range(0, len(factors), BATCH):
-        w = np.asarray(factors[start:start + BATCH], dtype=np.float64)
-        energy = np.einsum("ndr,ndr->n", w, w)
-        projected = np.einsum("dk,ndr->nkr", basis, w)
-        kept = np.einsum("nkr,nkr->n", projected, projected)
-        out[start:start + BATCH] = np.divide(kept, energy, out=np.zeros_like(kept), where=energy > 0)
-    return out
+    return kept_fractions(factors, basis, [basis.shape[1]])[basis.shape[1]]
 
 
 def kept_fraction_curve(factors: np.ndarray, sizes: Sequence[int] = SHARED_BASIS_SIZES,
                         gram: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """For each k, every model's fraction kept by the shared basis of k directions fitted on all models."""
     gram = direction_gram(factors) if gram is None else gram
-    ordered = top_directions(gram, max(sizes))
-    return {k: kept_fraction(factors, ordered[:, :k]) for k in sizes}
+    return kept_fractions(factors, top_directions(gram, max(sizes)), sizes)
 
 
 def leave_one_out_curve(factors: np.ndarray, rows: np.ndarray, sizes: Sequence[int] = SHARED_BASIS_SIZES,
@@ -87,9 +95,9 @@ def leave_one_out_curve(factors: np.ndarray, rows: np.ndarray, sizes: Sequence[i
     out = {k: np.empty(len(rows)) for k in sizes}
     for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
         own = factors[row:row + 1]
-        ordered = top_directions(gram - direction_gram(own), max(sizes))
+        kept = kept_fractions(own, top_directions(gram - direction_gram(own), max(sizes)), sizes)
         for k in sizes:
-            out[k][i] = kept_fraction(own, ordered[:, :k])[0]
+            out[k][i] = kept[k][0]
     return out
 
 
