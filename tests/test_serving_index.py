@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from modelverse.core.scores import normalized_means
-from modelverse.serving.index_choice import choose_index
+from modelverse.serving.index_choice import IndexPlan, choose_index
 from modelverse.serving.partition import shard_of
 from modelverse.serving.shard.index import INDEX_FILE, ShardIndex
+from modelverse.serving.shard.__main__ import parse_args as shard_args
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from serving_fixtures import build_store
 
@@ -32,6 +33,17 @@ def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_b
     assert choose_index(20_000, 512, GiB, compact=True).factory == "Flat"
     with pytest.raises(ValueError, match="do not fit"):
         choose_index(1_000_000, 512, 1024**2)
+
+
+def test_plans_saved_before_the_rename_still_load() -> None:
+    """Indexes saved before ``exact`` was renamed ``exhaustive`` load as they are (no rebuild),
+    and the shard still takes the old flag name."""
+    plan = choose_index(5_000, 64, GiB, exhaustive_threshold=1_000)
+    old = {("exact" if k == "exhaustive" else k): v for k, v in plan.__dict__.items()}
+    assert IndexPlan.from_record(old) == plan and IndexPlan.from_record(plan.__dict__) == plan
+    required = ["--store", "s", "--shard", "0", "--shards", "1", "--index-dir", "i"]
+    assert shard_args([*required, "--exact-threshold", "123"]).exhaustive_threshold == 123
+    assert shard_args([*required, "--exhaustive-threshold", "45"]).exhaustive_threshold == 45
 
 
 def test_partition_is_stable_and_spreads_models() -> None:
