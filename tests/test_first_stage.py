@@ -104,6 +104,7 @@ def test_index_plans_and_directories() -> None:
     assert stages[Method.FIRST_MOMENT].index_dir(root) == root
     assert stages[Method.MGF].index_dir(root) == root / "lifted-mgf"
     assert stages[Method.GAUSSIAN].index_dir(root) == root / "lifted-gaussian"
+    assert stages[Method.FRECHET].index_dim(64) == 64 and stages[Method.MGF].index_dim(64) == 80
 
 
 def test_nprobe_per_method() -> None:

@@ -120,6 +120,10 @@ class FirstStage(ABC):
     def plan(self, models: int, dim: int) -> IndexPlan:
         """The index for ``models`` models of feature dimension ``dim``."""
 
+    def index_dim(self, dim: int) -> int:
+        """The dimension of its index's vectors for features of dimension ``dim``."""
+        return dim if self.lift is None else self.lift.dim(dim)
+
     @abstractmethod
     def index_dir(self, root: Path) -> Path:
         """Where its index is saved, under the shard's index directory."""

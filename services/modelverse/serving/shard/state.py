@@ -137,7 +137,7 @@ class ShardState:
         loaded = {method: ShardIndex.load(stage.index_dir(config.index_dir), config.memory_budget_bytes, stage.lift)
                   for method, stage in self._index_owners().items()}
         main = loaded[Method.FIRST_MOMENT]
-        if main is None or any(index is None or index.dim != self._index_dim(method, dim) or index.versions != main.versions
+        if main is None or any(index is None or index.dim != self.first_stages[method].index_dim(dim) or index.versions != main.versions
                                for method, index in loaded.items()):
             self._drop_damaged(pack, partition, list(partition.rows))
             index, lifted = self._build(pack, partition)
@@ -204,10 +204,6 @@ class ShardState:
 
     def _index_of(self, stage: FirstStage) -> ShardIndex:
         return self.index if stage.lift is None else self.lifted[stage.method]
-
-    def _index_dim(self, method: Method, dim: int) -> int:
-        lift = self.first_stages[method].lift
-        return dim if lift is None else lift.dim(dim)
 
     @staticmethod
     def _split(indexes: dict[Method, ShardIndex]) -> tuple[ShardIndex, dict[Method, ShardIndex]]:
