@@ -66,11 +66,6 @@ def connect(url: str, retries: int = 6) -> redis.Redis:
     )
 
 
-def _version_of(meta: bytes | None) -> int:
-    """The stats version a model's "meta" field records, 0 for a model not there."""
-    return 0 if meta is None else int(json.loads(meta)["record"]["stats_version"])
-
-
 class RedisModelStore:
     def __init__(self, client: redis.Redis, prefix: str = "mv") -> None:
         self.client = client
@@ -135,11 +130,19 @@ class RedisModelStore:
     def __contains__(self, model_id: str) -> bool:
         return bool(self.client.hexists(self._model_key(model_id), "meta"))
 
+    def _stored(self, model_id: str, meta: bytes) -> StoredModel:
+        """A model's "meta" field, parsed (the statistics are in the same hash, not a file)."""
+        return StoredModel.from_dict(json.loads(meta), where=f"{model_id!r} in {self!r}", stats_file="redis")
+
+    def _version_of(self, model_id: str, meta: bytes | None) -> int:
+        """The stats version a model's "meta" field records, 0 for a model not there."""
+        return 0 if meta is None else self._stored(model_id, meta).stats_version
+
     def _read(self, model_id: str) -> tuple[StoredModel, bytes]:
         meta, stats = self.client.hmget(self._model_key(model_id), ["meta", "stats"])
         if meta is None or stats is None:
             raise ModelNotFoundError(f"no model {model_id!r} in {self!r}")
-        return StoredModel.from_dict(json.loads(meta), where=f"{model_id!r} in {self!r}", stats_file="redis"), stats
+        return self._stored(model_id, meta), stats
 
     def get(self, model_id: str) -> StoredModel:
         return self._read(model_id)[0]
@@ -159,7 +162,7 @@ class RedisModelStore:
 
     def stats_version(self, model_id: str) -> int:
         """The model's current stats version, 0 when it has none."""
-        return _version_of(self.client.hget(self._model_key(model_id), "meta"))
+        return self._version_of(model_id, self.client.hget(self._model_key(model_id), "meta"))
 
     def collection(self, *, full: bool = False, samples: bool = False) -> Collection:
         ids = self.ids()
@@ -228,7 +231,7 @@ class RedisModelStore:
                     meta = pipe.hget(key, "meta")
                     if meta is not None and not replace:
                         raise ModelExistsError(f"model {metadata.id!r} is already in the store (use --replace to replace it)")
-                    self._write(metadata, stats, _version_of(meta) + 1, pipe, thumbnails=thumbnails)
+                    self._write(metadata, stats, self._version_of(metadata.id, meta) + 1, pipe, thumbnails=thumbnails)
                     pipe.execute()
                     break
                 except redis.WatchError:
@@ -250,7 +253,7 @@ class RedisModelStore:
             while True:
                 try:
                     pipe.watch(key)
-                    current = _version_of(pipe.hget(key, "meta"))
+                    current = self._version_of(metadata.id, pipe.hget(key, "meta"))
                     if current >= version:
                         pipe.unwatch()
                         return current
