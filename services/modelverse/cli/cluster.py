@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from modelverse.serving.cluster import Cluster, ClusterError, ClusterSpec, stop_recorded
+from modelverse.serving.first_stage import default_candidates_text
 from modelverse.store.directory import DirectoryStore
 
 DEFAULT_RUN_DIR = ".modelverse/cluster"
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--admin-port", type=int, default=50052)
     up.add_argument("--candidates", type=int, default=None,
                     help="first-stage candidates per shard for every method (default: the gateway's per-method "
-                         "values: 20 for FIRST_MOMENT, 3,200 for MGF, 200 otherwise)")
+                         f"values: {default_candidates_text()})")
     up.add_argument("--nprobe", type=int, default=None, help="IVF lists scanned (default: the index rule's)")
     up.add_argument("--encoder", default=None, help="encoder for text and image queries")
     up.add_argument("--generators", choices=["none", "zoo"], default="none",

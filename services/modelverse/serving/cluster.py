@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from modelverse.client import connect, read_key_file
 from modelverse.security.keys import KeyRing, KeysFile, Role, write_secret
 from modelverse.security.tls import ClientTLS
-from modelverse.serving.index_choice import EXACT_THRESHOLD
+from modelverse.serving.index_choice import EXHAUSTIVE_THRESHOLD
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 
 STATE_FILE = "cluster.json"
@@ -56,13 +56,13 @@ class ClusterSpec:
     host: str = "127.0.0.1"
     gateway_port: int = 0  # 0 = any free port
     admin_port: int = 0
-    candidates: int | None = None  # None: the gateway's per-method default (gateway.service)
-    exact_threshold: int = EXACT_THRESHOLD
+    candidates: int | None = None  # None: the gateway's per-method default (first_stage.default_candidates)
+    exhaustive_threshold: int = EXHAUSTIVE_THRESHOLD
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     nprobe: int | None = None
     second_order_probe_factor: int | None = None  # None: the shards' default
     lifted_nprobe: int | None = None  # None: the shards' default (a lifted inverted file's nlist / 8)
-    lift_alpha: float | None = None  # None: the shards' default (serving.lifted.DEFAULT_ALPHA)
+    lift_alpha: float | None = None  # None: the shards' default (core.lift.DEFAULT_ALPHA)
     compact_index: bool = True  # the shards' --compact-index
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
     gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
@@ -236,7 +236,7 @@ class Cluster:
         args = [
             "--store", str(spec.store), "--shard", str(shard), "--shards", str(spec.shards),
             "--index-dir", str(spec.run_dir / "index" / f"shard-{shard}-of-{spec.shards}-r{replica}"),
-            "--host", spec.host, "--exact-threshold", str(spec.exact_threshold),
+            "--host", spec.host, "--exhaustive-threshold", str(spec.exhaustive_threshold),
             "--memory-budget", str(spec.memory_budget), *self._server_tls_args("shard", client_ca=True),
         ]
         if spec.nprobe:

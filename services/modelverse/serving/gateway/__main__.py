@@ -25,7 +25,8 @@ from modelverse.serving.request_context import RequestIdInterceptor
 from modelverse.serving.tracing import from_environment
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
-from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES, SERVICE, GatewayServicer
+from modelverse.serving.first_stage import default_candidates_text
+from modelverse.serving.gateway.service import SERVICE, GatewayServicer
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
 from modelverse.v1 import search_pb2, search_pb2_grpc
 
@@ -52,9 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--generators", choices=["none", "zoo"], default="none",
                         help="where SampleImages finds a model's generator: the bundled zoo, or nowhere")
     parser.add_argument("--candidates", type=int, default=None,
-                        help="first-stage candidates per shard (default: "
-                             + ", ".join(f"{n} for {m.value}" for m, n in METHOD_CANDIDATES.items())
-                             + f", {DEFAULT_CANDIDATES} for the other methods)")
+                        help=f"first-stage candidates per shard (default: {default_candidates_text()})")
     parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
     parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
     parser.add_argument("--max-images", type=int, default=Limits.max_images,

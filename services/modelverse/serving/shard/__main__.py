@@ -8,16 +8,17 @@ import signal
 import threading
 from pathlib import Path
 
+from modelverse.core.lift import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.security.tls import add_server_tls_arguments, server_tls_from_args
 from modelverse.serving import logs, metrics
 from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
-from modelverse.serving.index_choice import EXACT_THRESHOLD
-from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS
+from modelverse.serving.first_stage import SECOND_ORDER_PROBE_FACTOR
+from modelverse.serving.index_choice import EXHAUSTIVE_THRESHOLD
 from modelverse.serving.admission import add_admission_arguments, admission_from_args
 from modelverse.serving.request_context import RequestIdInterceptor
 from modelverse.serving.shard.service import SERVICE, ShardServicer
 from modelverse.serving.tracing import from_environment
-from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, SECOND_ORDER_PROBE_FACTOR, ShardConfig, ShardState
+from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET, ShardConfig, ShardState
 from modelverse.v1 import shard_pb2, shard_pb2_grpc
 
 log = logging.getLogger("modelverse.shard")
@@ -34,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port-file", default=None, help="write the bound port here once serving")
     parser.add_argument("--metrics-port", type=int, default=0)
     parser.add_argument("--memory-budget", type=int, default=DEFAULT_MEMORY_BUDGET, help="bytes for the FAISS index")
-    parser.add_argument("--exact-threshold", type=int, default=EXACT_THRESHOLD)
+    parser.add_argument("--exhaustive-threshold", "--exact-threshold", type=int, default=EXHAUSTIVE_THRESHOLD,
+                        help="up to this many vectors an index scores every one (Flat); --exact-threshold is the old name")
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--compact-index", action=argparse.BooleanOptionalAction, default=True,
                         help="8-bit codes for the first-moment inverted file, even when float32 vectors fit "
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     tracing = from_environment(SERVICE)
     state = ShardState(ShardConfig(
         store=args.store, shard=args.shard, shards=args.shards, index_dir=args.index_dir,
-        memory_budget_bytes=args.memory_budget, exact_threshold=args.exact_threshold, nprobe=args.nprobe,
+        memory_budget_bytes=args.memory_budget, exhaustive_threshold=args.exhaustive_threshold, nprobe=args.nprobe,
         compact_index=args.compact_index, second_order_probe_factor=args.second_order_probe_factor, lifted=tuple(m for m in args.lifted.split(",") if m), lift_columns=args.lift_columns,
         lift_alpha=args.lift_alpha, lifted_nprobe=args.lifted_nprobe,
     ))
