@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,12 +74,18 @@ class Profile:
     # The cross-model structure of the factors (modelverse.bench.structure); None in profiles
     # saved before it was measured (the generator then has only --structure random).
     structure: Structure | None = None
+    # The structured generator's parameters fitted to this profile (fit_structure), for one
+    # generated dim and cluster count: kept here so a run with the same ones need not fit again.
+    fitted: FittedStructure | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> Profile:
         data = dict(data)
         if data.get("structure") is not None:
             data["structure"] = Structure.from_dict(data["structure"])
+        if data.get("fitted") is not None:
+            fitted = dict(data["fitted"])
+            data["fitted"] = FittedStructure(**{**fitted, "params": StructureParams(**fitted["params"])})
         return cls(**data)
 
 
@@ -144,19 +150,40 @@ class StructureParams:
     """How ``--structure structured`` draws a model's covariance directions (``fit_structure``).
 
     The span of model m's W is that of A_m = R diag(s) Z_m (d x r, Z_m standard normal): R a random
-    rotation of R^d the whole collection shares, s_j^2 = (1 + (j - 1) / knee)^-decay its spectrum.
-    Then A_m's component along the common direction, the model's concept direction and its own
-    mean direction is multiplied by the gains (1: no preference, < 1: less variance there). W takes
-    A_m's left singular vectors, the largest eigenvalue on the largest singular value."""
+    rotation of R^d the whole collection shares, s_j^2 = (1 + j)^-decay exp(-j / cutoff) its
+    spectrum (j = 0 .. d - 1: a power law with a soft cutoff; the far tail is the isotropic
+    residual). Then A_m's component along the common direction, the model's concept direction and
+    its own mean direction is multiplied by the gains (1: no preference; > 1: more variance there).
+    W takes A_m's left singular vectors, the largest eigenvalue on the largest singular value."""
 
-    knee: float
     decay: float
+    cutoff: float
     common_gain: float = 1.0
     concept_gain: float = 1.0
     mean_gain: float = 1.0
 
     def spectrum(self, dim: int) -> np.ndarray:
-        return (1.0 + np.arange(dim) / self.knee) ** -self.decay
+        j = np.arange(dim)
+        return (1.0 + j) ** -self.decay * np.exp(-j / self.cutoff)
+
+
+@dataclass(frozen=True)
+class FittedStructure:
+    dim: int
+    clusters: int
+    params: StructureParams
+    report: dict  # fit_structure's figures beside the targets
+
+
+def structure_params(profile: Profile, clusters: int, seed: int = 0) -> tuple[Profile, StructureParams]:
+    """The profile's fitted parameters for its dim and ``clusters``, fitting them when the profile
+    holds none for those (the returned profile then carries them, for --save-profile)."""
+    fitted = profile.fitted
+    if fitted is None or (fitted.dim, fitted.clusters) != (profile.dim, clusters):
+        params, report = fit_structure(profile, clusters, seed=seed)
+        fitted = FittedStructure(profile.dim, clusters, params, report)
+        profile = replace(profile, fitted=fitted)
+    return profile, fitted.params
 
 
 @dataclass(frozen=True)
@@ -190,10 +217,20 @@ def structured_basis(params: StructureParams, layout: Layout, normals: np.ndarra
     n, d, r = normals.shape
     rotation = layout.rotation
     spread = normals * np.sqrt(params.spectrum(d))[None, :, None]
-    for unit, gain in ((layout.common[None, :], params.common_gain), (concepts, params.concept_gain),
-                       (directions, params.mean_gain)):
-        unit = np.broadcast_to(unit if rotation is None else unit @ rotation, (n, d))
-        spread = spread + (gain - 1.0) * unit[:, :, None] * np.einsum("nd,ndr->nr", unit, spread)[:, None, :]
+    # The gains, one after the other: A <- (I + (g - 1) u u^T) A for u = common, concept, mean.
+    # Each step adds u c^T with c from the projections of the A before it, so all three come
+    # from U^T A and the u's dot products, and A is updated in one pass.
+    units = np.stack(np.broadcast_arrays(layout.common[None, :], concepts, directions), axis=2)  # (n, d, 3)
+    if rotation is not None:
+        units = (units.transpose(0, 2, 1).reshape(-1, d) @ rotation).reshape(n, 3, d).transpose(0, 2, 1)
+    gains = (params.common_gain, params.concept_gain, params.mean_gain)
+    projections = np.einsum("nda,ndr->nar", units, spread)
+    dots = np.einsum("nda,ndb->nab", units, units)
+    coefficients = np.zeros_like(projections)
+    for a in range(3):
+        before = projections[:, a] + np.einsum("nb,nbr->nr", dots[:, a, :a], coefficients[:, :a])
+        coefficients[:, a] = (gains[a] - 1.0) * before
+    spread += np.einsum("nda,nar->ndr", units, coefficients)
     basis, _, _ = np.linalg.svd(spread, full_matrices=False)
     if rotation is None:
         return basis
@@ -304,12 +341,16 @@ def held_out_structure(factors: np.ndarray, means: np.ndarray, assignment: np.nd
 
 
 def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int = 0,
-                  max_evaluations: int = 200) -> tuple[StructureParams, dict]:
-    """StructureParams whose collection (``models`` of them at the profile's dim, drawn with the same
-    numbers at every step) matches the profile's structure: the leave-one-out kept fractions at each
-    k (absolute k: the number of shared directions does not grow with the feature dimension) and
-    the alignment energies (absolute fractions). Nelder-Mead on the logs of the parameters.
-    Returns the parameters and the fitted collection's figures beside the targets."""
+                  rounds: int = 3, spectrum_evaluations: int = 30) -> tuple[StructureParams, dict]:
+    """StructureParams whose collection (``models`` of them at the profile's dim, the same random
+    numbers at every step) matches the profile's structure: the leave-one-out kept fractions at
+    each k (absolute k: the number of shared directions does not grow with the feature dimension)
+    and the mean energy fractions along the common, concept and mean directions (absolute too).
+
+    Each round fits the spectrum (decay, cutoff) to the kept fractions by Nelder-Mead on their
+    logs, then moves each gain by sqrt(target / fitted) of its energy fraction a few times (the
+    fraction grows about as the gain squared). Returns the parameters and the fitted collection's
+    figures beside the targets."""
     from scipy.optimize import minimize
 
     target = profile.structure
@@ -318,32 +359,65 @@ def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int
     sizes = [k for k in target.sizes if k < profile.dim]
     goal = dict(zip(target.sizes, target.kept_loo_median))
     layout = Layout.draw(profile.dim, models, clusters, seed, structured=False)  # no rotation: R = I
-
     draws = draw(profile, 0, models, layout, seed)  # the same numbers at every step
+    aligned = {"common": target.common.energy, "mean": target.mean.energy}
+    if target.concept is not None:
+        aligned["concept"] = target.concept.energy
+    evaluations = 0
 
     def figures(params: StructureParams) -> dict:
+        nonlocal evaluations
+        evaluations += 1
         factors = covariance_directions(draws, layout, params) * np.sqrt(draws.eigenvalues)[:, None, :]
         return held_out_structure(factors, draws.means, layout.assignment, sizes)
 
-    def unpack(x: np.ndarray) -> StructureParams:
-        return StructureParams(*np.exp(x).tolist())
+    def kept_loss(got: dict) -> float:
+        return float(sum((g - goal[k]) ** 2 for k, g in zip(sizes, got["kept"])))
 
-    aligned = [("common", target.common.energy), ("mean", target.mean.energy)]
-    if target.concept is not None:
-        aligned.append(("concept", target.concept.energy))
+    params = StructureParams(decay=1.0, cutoff=32.0)
+    for _ in range(rounds):
+        def loss(x: np.ndarray, gains: StructureParams = params) -> float:
+            return kept_loss(figures(replace(gains, decay=float(np.exp(x[0])), cutoff=float(np.exp(x[1])))))
 
-    def loss(x: np.ndarray) -> float:
-        got = figures(unpack(x))
-        kept = sum((g - goal[k]) ** 2 for k, g in zip(sizes, got["kept"]))
-        # A miss of 10 % in an alignment weighs as one of 0.02 in a kept fraction.
-        return kept + 0.04 * sum(np.log(got[name] / value) ** 2 for name, value in aligned)
-
-    start = np.log([8.0, 1.5, 1.0, 1.0, 1.0])
-    result = minimize(loss, start, method="Nelder-Mead",
-                      options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 1e-7})
-    params = unpack(result.x)
+        result = minimize(loss, np.log([params.decay, params.cutoff]), method="Nelder-Mead",
+                          options={"maxfev": spectrum_evaluations, "xatol": 1e-3, "fatol": 1e-7})
+        params = replace(params, decay=float(np.exp(result.x[0])), cutoff=float(np.exp(result.x[1])))
+        for _ in range(3):
+            got = figures(params)
+            params = replace(params, **{f"{name}_gain": getattr(params, f"{name}_gain") * float(np.sqrt(value / got[name]))
+                                        for name, value in aligned.items()})
     got = figures(params)
     report = {"sizes": sizes, "kept_held_out": got["kept"], "kept_target": [goal[k] for k in sizes],
-              "alignment": {name: {"fitted": got[name], "target": value} for name, value in aligned},
-              "evaluations": int(result.nfev), "loss": float(result.fun), "models": models}
+              "alignment": {name: {"fitted": got[name], "target": value} for name, value in aligned.items()},
+              "evaluations": evaluations, "kept_loss": kept_loss(got), "models": models}
     return params, report
+
+
+def measure_scale_store(out: Path, models: int | None = None, loo_models: int = 200) -> Structure:
+    """The structure of a store written by write_scale_store (its first ``models`` rows; all when
+    None), with the clusters of its layout (scale.json) as the tags."""
+    meta = json.loads((out / "scale.json").read_text())
+    collection = DirectoryStore.open(out).collection()
+    count = len(collection) if models is None else min(models, len(collection))
+    # The assignment is drawn before the structured mode's rotation: the same in both modes.
+    layout = Layout.draw(int(collection.dim), int(meta["models"]), int(meta["clusters"]), int(meta["seed"]), structured=False)
+    return measure_structure(collection.compressed.factor[:count], np.asarray(collection.means[:count], dtype=np.float64),
+                             groups_of_assignment(layout.assignment[:count]), loo_models=loo_models)
+
+
+def structure_rows(generated: Structure, profile: Structure) -> list[tuple[str, float, float]]:
+    """(measure, generated, profile) for a side-by-side table: kept fractions in and out of sample
+    at each k both share, and the alignment energies (with the random expectation 1/d)."""
+    rows = []
+    for k in [k for k in generated.sizes if k in profile.sizes]:
+        i, j = generated.sizes.index(k), profile.sizes.index(k)
+        rows.append((f"kept by {k} shared directions (median)", generated.kept_median[i], profile.kept_median[j]))
+        rows.append((f"  the same, basis fitted without the model", generated.kept_loo_median[i], profile.kept_loo_median[j]))
+    for name in ("mean", "concept", "common"):
+        mine, theirs = getattr(generated, name), getattr(profile, name)
+        if mine is not None and theirs is not None:
+            rows.append((f"energy along the {name} direction", mine.energy, theirs.energy))
+            rows.append((f"  its part inside span(W)", mine.capture, theirs.capture))
+    rows.append(("random: energy along a direction (1/d)", generated.random_energy, profile.random_energy))
+    rows.append(("random: part inside span(W) (r/d)", generated.random_capture, profile.random_capture))
+    return rows
