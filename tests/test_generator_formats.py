@@ -26,6 +26,9 @@ from modelverse.zoo import export as zoo_export
 from modelverse.zoo import get_entry
 from modelverse.zoo.loader import WEIGHTS_DIR
 
+# Slow tier: exports zoo generators to TorchScript, torch.export and ONNX and indexes them.
+pytestmark = pytest.mark.slow
+
 PLAN = SamplePlan(max_samples=300, chunk_size=100)
 MODELS = {"dcgan": "fashion-dcgan-sneaker", "vae": "fashion-vae-coat"}
 FORMATS = tuple(zoo_export.FORMATS)

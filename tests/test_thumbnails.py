@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import build_small_collection
 from fleet_support import ENCODER_SPEC, conv_generator
 from PIL import Image
 from serving_fixtures import start_in_process
+from small_collection import build_small_collection
 
 from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
