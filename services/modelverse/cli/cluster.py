@@ -8,6 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
+from modelverse.errors import InvalidInputError
 from modelverse.serving.cluster import Cluster, ClusterError, ClusterSpec, stop_recorded
 from modelverse.store.directory import DirectoryStore
 
@@ -51,11 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cluster_up(args: argparse.Namespace) -> int:
     if args.shards < 1 or args.replicas < 1:
-        raise ValueError("--shards and --replicas must be at least 1")
+        raise InvalidInputError("--shards and --replicas must be at least 1")
     if args.broker and not args.encoder:
-        raise ValueError("--broker needs --encoder (the spec the fleet encodes samples with)")
+        raise InvalidInputError("--broker needs --encoder (the spec the fleet encodes samples with)")
     if not DirectoryStore.exists(args.store):
-        raise ValueError(f"{args.store}: no model store here")
+        raise InvalidInputError(f"{args.store}: no model store here")
     spec = ClusterSpec(
         store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
         replicas=args.replicas, gateway_port=args.port, admin_port=args.admin_port,
@@ -66,7 +67,7 @@ def cluster_up(args: argparse.Namespace) -> int:
     try:
         cluster = Cluster(spec).start()
     except ClusterError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     print(f"gateway  {cluster.gateway.address}  (modelverse.v1.SearchService)")
     print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
     if cluster.web is not None:
@@ -101,6 +102,6 @@ def cluster_down(args: argparse.Namespace) -> int:
     try:
         stopped = stop_recorded(Path(args.run_dir))
     except ClusterError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     print(f"stopped {stopped} process(es)")
     return 0

@@ -7,6 +7,7 @@ import os
 
 from modelverse.cli.jobs import add_fleet_arguments, run_index
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
+from modelverse.errors import InvalidInputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +55,7 @@ def _handle(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--id", args.id), ("--name", args.name), ("--tags", args.tags),
                                           ("--option", args.option), ("--half", args.half)) if value]
         if given:
-            raise ValueError(f"{given[0]} applies to --model-dir only")
+            raise InvalidInputError(f"{given[0]} applies to --model-dir only")
     if args.broker is None and args.store is None:
-        raise ValueError("say where to index: --store DIR (or $MODELVERSE_STORE), or --broker URL for the fleet")
+        raise InvalidInputError("say where to index: --store DIR (or $MODELVERSE_STORE), or --broker URL for the fleet")
     return run_index(args)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from modelverse.cli.output import print_json, print_table
+from modelverse.errors import InvalidInputError, NotFoundError, UnavailableError
 from modelverse.fleet.adaptive import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_ROUND_SAMPLES,
@@ -37,7 +38,7 @@ from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import StoreError
 
 
-class FleetUnreachableError(StoreError):
+class FleetUnreachableError(UnavailableError, StoreError):
     """The broker or the Redis store does not answer; printed as one line."""
 
 
@@ -106,7 +107,7 @@ def requests_from_args(args: argparse.Namespace) -> tuple[list[ModelRequest], st
         return bundled_requests(), args.encoder
     if getattr(args, "model_dir", None):
         return [model_dir_request(args)], args.encoder
-    raise ValueError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
+    raise InvalidInputError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
 
 
 def model_dir_request(args: argparse.Namespace) -> ModelRequest:
@@ -115,7 +116,7 @@ def model_dir_request(args: argparse.Namespace) -> ModelRequest:
     for item in args.option:
         key, equals, value = item.partition("=")
         if not equals or not key:
-            raise ValueError(f"--option {item[:80]!r}: expected KEY=VALUE")
+            raise InvalidInputError(f"--option {item[:80]!r}: expected KEY=VALUE")
         options[key] = value
     if args.half:
         options["dtype"] = "float16"
@@ -288,7 +289,7 @@ def _load(args: argparse.Namespace) -> list[JobRecord]:
             records = [store.get_job(job_id) for job_id in args.job_ids]
             missing = [j for j, r in zip(args.job_ids, records) if r is None]
             if missing:
-                raise ValueError(f"no job {missing[0]!r} in {store!r}")
+                raise NotFoundError(f"no job {missing[0]!r} in {store!r}")
             return [r for r in records if r is not None]
         return store.jobs(limit=max(args.limit, 1))
 

@@ -8,6 +8,7 @@ import os
 import socket
 
 from modelverse.cli.jobs import torch_device
+from modelverse.errors import InvalidInputError
 from modelverse.fleet.config import FleetConfig, JobSecretError, read_job_secret
 
 log = logging.getLogger("modelverse.worker")
@@ -59,13 +60,13 @@ def worker_config(args: argparse.Namespace) -> FleetConfig:
     """The worker's settings: flags over the environment; a job secret or an explicit
     --insecure-unsigned-jobs is required."""
     if args.concurrency < 1:
-        raise ValueError(f"--concurrency must be at least 1, got {args.concurrency}")
+        raise InvalidInputError(f"--concurrency must be at least 1, got {args.concurrency}")
     overrides: dict[str, object] = {}
     if args.job_secret_file:
         try:
             overrides.update(job_secret=read_job_secret(args.job_secret_file), job_secret_file=args.job_secret_file)
         except JobSecretError as exc:
-            raise ValueError(str(exc)) from exc
+            raise InvalidInputError(str(exc)) from exc
     config = FleetConfig.from_env(
         broker_url=args.broker,
         store_url=args.store_url,
@@ -76,7 +77,7 @@ def worker_config(args: argparse.Namespace) -> FleetConfig:
         **overrides,
     )
     if not config.job_secret and not args.insecure_unsigned_jobs:
-        raise ValueError("no job secret: give --job-secret-file FILE (the admin and `modelverse index --broker` "
+        raise InvalidInputError("no job secret: give --job-secret-file FILE (the admin and `modelverse index --broker` "
                          "sign with the same file; make one with `openssl rand -hex 32 > FILE`), or "
                          "--insecure-unsigned-jobs to run whatever anyone who can write to the broker sends")
     return config
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         if config.redis_store_url != config.broker_url:
             check_redis(config.redis_store_url, "worker's store", allow_eviction=args.allow_evicting_redis)
     except (UnsafeRedisError, redis.AuthenticationError) as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     if not config.job_secret:
         log.warning("no job secret (--insecure-unsigned-jobs): this worker runs any job message found in the broker")
     # Pool processes and anything they spawn read the same settings.

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from modelverse.errors import FailedPreconditionError
+
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_CHUNK_SIZE = 1000
 # A chunk task must finish well inside the visibility timeout, or Redis hands the same message
@@ -26,7 +28,7 @@ JOB_SECRET_FILE_ENV = "MODELVERSE_JOB_SECRET_FILE"
 MIN_JOB_SECRET_BYTES = 16
 
 
-class JobSecretError(ValueError):
+class JobSecretError(FailedPreconditionError, ValueError):
     """A job secret that is missing, unreadable or too short to authenticate anything."""
 
 

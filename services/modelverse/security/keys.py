@@ -24,6 +24,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from modelverse.errors import InvalidInputError
+
 KEY_PREFIX = "mv"
 FORMAT_VERSION = 1
 # Environment variables a server reads its keys file path from (e.g. a mounted Kubernetes secret).
@@ -39,7 +41,7 @@ class Role(str, enum.Enum):
         return self is Role.ADMIN or needed is Role.READ
 
 
-class KeyFileError(ValueError):
+class KeyFileError(InvalidInputError):
     """The keys file is missing, unreadable or malformed."""
 
 

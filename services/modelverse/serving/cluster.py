@@ -29,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from modelverse.client import connect, read_key_file
+from modelverse.errors import FailedPreconditionError
 from modelverse.security.keys import KeyRing, KeysFile, Role, write_secret
 from modelverse.security.tls import ClientTLS
 from modelverse.serving.index_choice import EXACT_THRESHOLD
@@ -43,7 +44,7 @@ CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(FailedPreconditionError, RuntimeError):
     pass
 
 

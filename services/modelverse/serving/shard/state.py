@@ -23,6 +23,7 @@ from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import top_k
 from modelverse.core.scores import normalize_query, normalized_means
 from modelverse.core.types import Method, QueryPart
+from modelverse.errors import InvalidInputError
 from modelverse.serving import metrics
 from modelverse.serving.index_choice import (
     EXACT_THRESHOLD,
@@ -361,7 +362,7 @@ class ShardState:
         is lifted from ``parts``), else the first-moment index searched with ``first_stage``.
         """
         if candidates <= 0:
-            raise ValueError(f"candidates must be positive, got {candidates}")
+            raise InvalidInputError(f"candidates must be positive, got {candidates}")
         dim = self.store.config.dim
         lifted = method in self.lifted and bool(parts)
         q = lift_query(parts, dim) if lifted else normalize_query(first_stage, dim).astype(np.float32)  # type: ignore[arg-type]
