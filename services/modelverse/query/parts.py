@@ -21,7 +21,7 @@ from PIL import Image
 
 from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
-from modelverse.errors import FailedPreconditionError, InvalidInputError
+from modelverse.errors import InvalidInputError
 from modelverse.query.sketches import prepare_sketch
 
 
@@ -95,7 +95,7 @@ def encode_query(query: Query, encoder: Encoder | None) -> list[QueryPart]:
         if not np.isfinite(weight) or weight <= 0:
             raise InvalidInputError(f"query weights must be positive numbers, got {weight}")
     if query.needs_encoder() and encoder is None:
-        raise FailedPreconditionError("text and image queries need an encoder")
+        raise InvalidInputError("text and image queries need an encoder")
     parts: list[QueryPart] = []
     if query.texts:
         features = encoder.encode_texts([text for text, _ in query.texts])
