@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 
-from modelverse.cli.jobs import torch_device
+from modelverse.cli.device import torch_device
 from modelverse.errors import InvalidInputError
 from modelverse.fleet.config import FleetConfig, JobSecretError, read_job_secret
 
