@@ -88,8 +88,9 @@ def decode_image(data: bytes, where: str, limits: Limits, pixels_left: int | Non
         return images.decode_image(data, label=where, max_pixels=max_pixels, max_bytes=limits.max_image_bytes)
     except images.ImageTooLarge as exc:
         if max_pixels < limits.max_image_pixels:
-            raise ResourceExhaustedError(f"{where}: the request's images hold more than the {limits.max_request_pixels} "
-                               "pixels allowed in all; send fewer or smaller images") from exc
+            raise ResourceExhaustedError(f"{where}: the request's images hold more than the "
+                                         f"{limits.max_request_pixels} pixels allowed in all; send fewer or "
+                                         "smaller images") from exc
         raise ResourceExhaustedError(str(exc)) from exc
     except images.ImageError as exc:
         raise InvalidInputError(str(exc)) from exc
@@ -188,7 +189,8 @@ def parse_query(
     encoded: list[tuple[int, np.ndarray, float]] = list(vectors)
     if texts or images:
         if encoder is None:
-            raise FailedPreconditionError("this gateway has no encoder: send raw feature vectors or model ids, or start it with --encoder",
+            raise FailedPreconditionError(
+                "this gateway has no encoder: send raw feature vectors or model ids, or start it with --encoder"
             )
         if texts:
             rows = encoder.encode_texts([t for _, t, _ in texts])

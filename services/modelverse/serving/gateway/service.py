@@ -95,14 +95,16 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
                     raise UnavailableError("no recall shard is answering")
                 description = next(iter(result.answers.values()))
                 if description.shards != len(self.pool):
-                    raise FailedPreconditionError(f"the shards are partitioned {description.shards} ways, the gateway knows {len(self.pool)}",
+                    raise FailedPreconditionError(
+                        f"the shards are partitioned {description.shards} ways, the gateway knows {len(self.pool)}"
                     )
                 if self.encoder is not None:
                     if self.encoder.dim != description.dim:
-                        raise FailedPreconditionError(f"the encoder makes {self.encoder.dim}-d features, the store holds {description.dim}-d")
+                        raise FailedPreconditionError(f"the encoder makes {self.encoder.dim}-d features, the store "
+                                                      f"holds {description.dim}-d")
                     if description.encoder and description.encoder != encoder_identity(self.encoder):
-                        raise FailedPreconditionError(f"the gateway's encoder is {encoder_identity(self.encoder)!r}, the store's "
-                                           f"statistics come from {description.encoder!r}")
+                        raise FailedPreconditionError(f"the gateway's encoder is {encoder_identity(self.encoder)!r}, "
+                                                      f"the store's statistics come from {description.encoder!r}")
                 self._description = description
             return self._description
 
@@ -193,7 +195,8 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             shard_request = search_pb2.ListModelsRequest(page_size=size, page_token=page_start(request.page_token))
             result = self.pool.fan_out("ListModels", shard_request, deadline)
             if result.missing:
-                raise UnavailableError(f"shards {result.missing} are not answering; a listing without them would be incomplete")
+                raise UnavailableError(
+                    f"shards {result.missing} are not answering; a listing without them would be incomplete")
             models = sorted((m for answer in result.answers.values() for m in answer.models), key=lambda m: m.id)
             more = len(models) > size or any(a.next_page_token for a in result.answers.values())
             page = models[:size]

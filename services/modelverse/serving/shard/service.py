@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
 
 import grpc
 import numpy as np
 
 from modelverse.core.params import ScoringParams
 from modelverse.core.types import Method, QueryPart
-from modelverse.errors import DataLossError, InvalidInputError, ModelverseError
+from modelverse.errors import InvalidInputError, ModelverseError
 from modelverse.serving import metrics
 from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_message, passes
+from modelverse.serving.errors import status_code
+from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
 from modelverse.serving.shard.state import (
     Recalled,
@@ -25,7 +26,6 @@ from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 
 log = logging.getLogger("modelverse.shard")
 SERVICE = "shard"
-Answer = TypeVar("Answer")
 
 
 def query_vector(part: shard_pb2.WeightedVector) -> np.ndarray:
@@ -89,45 +89,36 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
     def __init__(self, state: ShardState) -> None:
         self.state = state
 
-    @staticmethod
-    def _counted(rpc: str, body: Callable[[], Answer]) -> Answer:
-        """``body``'s answer, its status code counted. What it raises is answered by the server's
-        ErrorInterceptor (serving/errors.py): a user error with its code, anything else INTERNAL."""
-        try:
-            answer = body()
-        except ModelverseError as exc:
-            metrics.count_request(SERVICE, rpc, exc.status)
-            raise
-        except Exception:
-            metrics.count_request(SERVICE, rpc, grpc.StatusCode.INTERNAL.name)
-            raise
-        metrics.count_request(SERVICE, rpc, grpc.StatusCode.OK.name)
-        return answer
+    def _fail(self, context: grpc.ServicerContext, rpc: str, code: grpc.StatusCode, message: str) -> None:
+        metrics.count_request(SERVICE, rpc, code.name)
+        context.abort(code, bounded(message))  # ids from callers other than our gateway are unchecked
 
     def Recall(self, request: shard_pb2.RecallRequest, context: grpc.ServicerContext) -> shard_pb2.RecallResponse:
-        return self._counted("Recall", lambda: self._recall(request))
-
-    def _recall(self, request: shard_pb2.RecallRequest) -> shard_pb2.RecallResponse:
         method = METHOD_TO_CORE.get(request.method)
         if method is None:
-            raise InvalidInputError(f"unknown method {request.method}")
+            self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, f"unknown method {request.method}")
         dim = self.state.store.config.dim
-        if method is Method.FRECHET:
-            query_model = decoded_query_model(request.query_model, self.state.store.config.eps)
-            parts, first_stage = None, first_stage_of_model(query_model)
-        else:
-            query_model = None
-            parts = [QueryPart(query_vector(p), p.weight) for p in request.parts]
-            if not parts:
-                raise InvalidInputError("a query needs at least one part")
-            first_stage = first_stage_query(parts, dim)
-        flt = request.filter
-        allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
-        query_text = text_query(request)
-        found = self.state.recall(
-            first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
-            query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
-        )
+        try:
+            if method is Method.FRECHET:
+                qm = request.query_model
+                query_model = decoded_query_model(qm, self.state.store.config.eps)
+                parts, first_stage = None, first_stage_of_model(query_model)
+            else:
+                query_model = None
+                parts = [QueryPart(query_vector(p), p.weight) for p in request.parts]
+                if not parts:
+                    raise InvalidInputError("a query needs at least one part")
+                first_stage = first_stage_query(parts, dim)
+            flt = request.filter
+            allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
+            query_text = text_query(request)
+            found = self.state.recall(
+                first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
+                query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
+            )
+        except ModelverseError as exc:  # the caller's (dimension, NaN, ...); a bug goes on: INTERNAL (serving/errors.py)
+            self._fail(context, "Recall", status_code(exc), exc.message)
+        metrics.count_request(SERVICE, "Recall", "OK")
         encoder = self.state.store.config.encoder
         snap = found.snapshot
         response = shard_pb2.RecallResponse(
@@ -150,19 +141,19 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         )
 
     def GetModel(self, request: search_pb2.GetModelRequest, context: grpc.ServicerContext) -> search_pb2.Model:
-        return self._counted("GetModel", lambda: self._get_model(request))
-
-    def _get_model(self, request: search_pb2.GetModelRequest) -> search_pb2.Model:
-        metadata, version = self.state.metadata(request.id)  # ModelNotFoundError: NOT_FOUND
+        try:
+            metadata, version = self.state.metadata(request.id)
+        except ModelNotFoundError as exc:
+            self._fail(context, "GetModel", grpc.StatusCode.NOT_FOUND, str(exc))
         model = model_message(metadata, version, self.state.store.config.encoder)
         model.samples = self.state.samples(request.id)
         return model
 
     def GetQueryModel(self, request: search_pb2.GetModelRequest, context: grpc.ServicerContext) -> shard_pb2.QueryModel:
-        return self._counted("GetQueryModel", lambda: self._query_model(request))
-
-    def _query_model(self, request: search_pb2.GetModelRequest) -> shard_pb2.QueryModel:
-        qm = self.state.query_model(request.id)  # ModelNotFoundError: NOT_FOUND
+        try:
+            qm = self.state.query_model(request.id)
+        except ModelNotFoundError as exc:
+            self._fail(context, "GetQueryModel", grpc.StatusCode.NOT_FOUND, str(exc))
         diag = qm.compressed.diag[0].astype("<f2")
         factor = qm.compressed.factor[0].astype("<f2")
         return shard_pb2.QueryModel(
@@ -182,17 +173,15 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
 
     def GetThumbnails(self, request: search_pb2.GetThumbnailsRequest,
                       context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
-        return self._counted("GetThumbnails", lambda: self._thumbnails(request))
-
-    def _thumbnails(self, request: search_pb2.GetThumbnailsRequest) -> search_pb2.GetThumbnailsResponse:
-        _, version = self.state.metadata(request.model_id)  # only a model this shard serves; else NOT_FOUND
         try:
+            _, version = self.state.metadata(request.model_id)  # only a model this shard serves
             images = self.state.store.get_thumbnails(request.model_id)
-        except ModelNotFoundError:
-            raise
+        except ModelNotFoundError as exc:
+            self._fail(context, "GetThumbnails", grpc.StatusCode.NOT_FOUND, str(exc))
         except StoreError as exc:  # a corrupt file: this model's thumbnails only, the rest serves
             log.warning("unreadable thumbnails", extra={"model_id": request.model_id, "error": str(exc)})
-            raise DataLossError("the model's thumbnails are unreadable") from exc
+            self._fail(context, "GetThumbnails", grpc.StatusCode.DATA_LOSS, "the model's thumbnails are unreadable")
+        metrics.count_request(SERVICE, "GetThumbnails", "OK")
         return search_pb2.GetThumbnailsResponse(images=images, stats_version=version)
 
     def Sync(self, request: shard_pb2.SyncRequest, context: grpc.ServicerContext) -> shard_pb2.SyncResponse:
