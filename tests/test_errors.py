@@ -181,6 +181,15 @@ def test_user_errors_keep_their_codes_at_the_gateway_and_the_shard(served, value
         assert says in error.details()
 
 
+def test_a_malformed_query_model_is_the_callers_error_at_the_shard(served) -> None:
+    _, shard, _, _, _ = served
+    request = shard_pb2.RecallRequest(method=search_pb2.FRECHET, candidates=10, top_k=5)
+    request.query_model.CopyFrom(shard_pb2.QueryModel(id="q", mean=[0.0] * DIM, dim=DIM, rank=8, trace=1.0,
+                                                      diag_f16=b"\0" * 6, factor_f16=b""))
+    error = rpc_error(shard.Recall, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "query_model" in error.details()
+
+
 def test_unknown_and_malformed_ids_are_not_found_and_invalid(served) -> None:
     cluster, _, admin_stub, _, _ = served
     error = rpc_error(cluster.gateway.GetModel, search_pb2.GetModelRequest(id="no-such-model"))
