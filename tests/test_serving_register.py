@@ -305,7 +305,7 @@ def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path, monkeypat
     from modelverse.serving.admin.__main__ import parse_args
     from modelverse.serving.cluster import Cluster, ClusterSpec
 
-    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", broker="redis://127.0.0.1:6390/0")
+    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", admin={"broker": "redis://127.0.0.1:6390/0"})
     args = parse_args([*Cluster(spec).admin_arguments(), "--shard", "127.0.0.1:1"])
     assert (args.encoder, args.broker, args.allow_python_generators) == ("bundled", "redis://127.0.0.1:6390/0", False)
     bare = parse_args([*Cluster(ClusterSpec(store=tmp_path, run_dir=tmp_path)).admin_arguments(), "--shard", "a:1"])

@@ -11,7 +11,7 @@ import numpy as np
 from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU, stats_from_features, store_rank
 from modelverse.core.text_index import MetadataDocument
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
 from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
@@ -53,7 +53,7 @@ def add(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
     dim = int(features.shape[1])
     root = Path(args.store)
-    rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
+    rank = store_rank(dim, args.rank)
     eps = args.eps if args.eps is not None else DEFAULT_EPS
     tau = args.tau if args.tau is not None else DEFAULT_TAU
     # Created under the store's lock: of two adds creating one store, the second finds the
@@ -61,7 +61,8 @@ def add(args: argparse.Namespace) -> int:
     store = DirectoryStore.open_or_create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
     if dim != store.config.dim:
         raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
-    for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
+    given_rank = None if args.rank is None else store_rank(dim, args.rank)
+    for name, given, kept in (("rank", given_rank, store.config.rank), ("eps", args.eps, store.config.eps),
                               ("tau", args.tau, store.config.tau)):
         if given is not None and given != kept:
             raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")

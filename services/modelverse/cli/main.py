@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, web, worker
+from modelverse.cli import cluster, commands, config, demo, index, jobs, keys, maintenance, web, worker
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.core.types import Method
 from modelverse.query.hybrid import TextMode
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
+    config.register(sub)
     keys.register(sub)
     web.register(sub)
     return parser
