@@ -54,7 +54,7 @@ class AdminSettings(GrpcServerSettings, AdmissionSettings, AuthSettings, ServerT
                                           env=JOB_SECRET_FILE_ENV, metavar="FILE")
     allow_evicting_redis: bool = setting(False, "start even when the broker's maxmemory-policy would evict the "
                                                 "fleet's data")
-    torch_threads: int = setting(1, "torch threads of embedded jobs")
+    torch_threads: int = setting(1, "torch threads of embedded jobs (the fleet's variable)", env="MODELVERSE_TORCH_THREADS")
 
     @field_validator("torch_threads")
     @classmethod
