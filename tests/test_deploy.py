@@ -53,7 +53,8 @@ VALUE_SETS = ("small", "1m")
 # the oldest Kubernetes the chart declares (Chart.yaml kubeVersion) and the newest schema known
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 TOOLS = Path(sys.executable).parent  # hadolint and buf come as console scripts of PyPI wheels
-# The 1M runs measured the index build of a shard at 283 s before it serves (docs/SERVING.md).
+# The 1M runs measured the index build of a shard at 283 s before it serves
+# (docs/benchmarks/SERVING-LOG.md, run 3).
 MEASURED_INDEX_BUILD_S_1M = 283
 
 

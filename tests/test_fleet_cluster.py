@@ -198,8 +198,9 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     import argparse
     import json
 
-    from modelverse.cli import jobs as jobs_cli
+    from modelverse.cli import index as index_cli
     from modelverse.cli.main import main
+    from modelverse.cli.output import BAR_WIDTH
 
     manifest = tmp_path / "models.json"
     manifest.write_text(json.dumps({"encoder": ENCODER_SPEC, "models": [
@@ -207,7 +208,7 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
         {"id": "cli/b", "generator": "py:fleet_support:conv_generator?seed=32"},
     ]}))
     parser = argparse.ArgumentParser()
-    jobs_cli.add_fleet_arguments(parser)
+    index_cli.add_fleet_arguments(parser)
     parser.add_argument("--manifest")
     parser.add_argument("--json", action="store_true")
     secret_file = tmp_path / "job.secret"
@@ -216,14 +217,14 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
                "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"]
     # Without the fleet's job secret the jobs are sent unsigned, and the workers refuse them.
     unsigned = parser.parse_args(options)
-    assert jobs_cli.submit_index(unsigned) == 0
+    assert index_cli.submit_index(unsigned) == 0
     captured = capsys.readouterr()
     assert "warning: no job secret" in captured.err
     refused = cluster.wait([cluster.job(j["job_id"]) for j in json.loads(captured.out)])
     assert all(r.state is JobState.FAILED and "unsigned job message refused" in r.error for r in refused)
 
     args = parser.parse_args([*options, "--job-secret-file", str(secret_file)])
-    assert jobs_cli.submit_index(args) == 0
+    assert index_cli.submit_index(args) == 0
     submitted = json.loads(capsys.readouterr().out)
     assert [j["model_id"] for j in submitted] == ["cli/a", "cli/b"]
     records = cluster.wait([cluster.job(j["job_id"]) for j in submitted])
@@ -233,7 +234,7 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     ids = [j["job_id"] for j in submitted]
     assert main(["jobs", "--broker", cluster.server.url, "--watch", "--interval", "0.1", *ids]) == 0
     table = capsys.readouterr().out
-    assert "cli/a" in table and "done" in table and "[" + "#" * jobs_cli.BAR_WIDTH + "]" in table
+    assert "cli/a" in table and "done" in table and "[" + "#" * BAR_WIDTH + "]" in table
     assert main(["jobs", "--broker", cluster.server.url, "--json", "--limit", "2"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert {j["job_id"] for j in shown} == set(ids)

@@ -21,7 +21,7 @@ What runs (``modelverse.bench.scale_gpu`` holds the generator and the scores):
 
 faiss-gpu is not used: its wheels (faiss-gpu-cu12, faiss-gpu, faiss-cuda) link CUDA 12's cuBLAS and
 runtime, which the lent machine's image (CUDA 13) lacks and which are larger than what a call can
-carry (docs/SERVING.md).
+carry (docs/benchmarks/SERVING-LOG.md, the 10M GPU runs).
 """
 
 from __future__ import annotations

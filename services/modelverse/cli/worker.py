@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 
-from modelverse.cli.jobs import torch_device
+from modelverse.cli.device import torch_device
 from modelverse.fleet.config import FleetConfig, JobSecretError
 from modelverse.settings.base import build_parser, from_namespace
 from modelverse.settings.fleet import WorkerSettings
