@@ -12,6 +12,7 @@ from typing import Any
 from modelverse.serving.cluster import SETTINGS, Cluster, ClusterError, ClusterSpec, stop_recorded
 from modelverse.settings.base import add_field_argument, read_config_file
 from modelverse.settings.gateway import GatewaySettings
+from modelverse.settings.web import WebSettings
 from modelverse.store.directory import DirectoryStore
 
 DEFAULT_RUN_DIR = ".modelverse/cluster"
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_field_argument(up, SETTINGS[process], name, flag=flag, dest=f"{process}.{name}")
     up.add_argument("--tls", action="store_true",
                     help="make a throw-away CA (RUN_DIR/ca.pem) and serve TLS (mutual TLS to the shards)")
-    up.add_argument("--web-port", type=int, default=8080,
+    up.add_argument("--web-port", type=int, default=WebSettings.default_of("port"),
                     help="the web page's HTTP port (0: any free port; default: %(default)s)")
     up.add_argument("--no-web", action="store_true", help="no web page in front of the gateway")
     up.add_argument("--detach", action="store_true", help="leave it running; stop it with `modelverse cluster down`")
