@@ -29,10 +29,10 @@ from modelverse.fleet.local_cluster import (
     wait_until,
 )
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ PLAN = SamplePlan(max_samples=200, chunk_size=100)
 @dataclass
 class Fleet:
     config: FleetConfig
-    store: RedisStore
+    store: RedisFleetState
     worker: WorkerProcess
     metrics_port: int = 0
 
@@ -77,7 +77,7 @@ def _fleet(server: RedisServer, root: Path, db: int, *, allow_python: bool, metr
     worker = start_worker(config, f"db{db}", root / "logs", pythonpath=[TESTS_DIR],
                           allow_python_generators=allow_python,
                           extra_args=["--metrics-port", str(port)] if port else [])
-    return Fleet(config, RedisStore.from_url(url), worker.wait_ready(), port)
+    return Fleet(config, RedisFleetState.from_url(url), worker.wait_ready(), port)
 
 
 @pytest.fixture(scope="module")

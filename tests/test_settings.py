@@ -29,7 +29,7 @@ SHARD_REQUIRED = ["--store", "/data/store", "--shard", "1", "--shards", "3", "--
 # Every flag each process had before its parser was generated from its settings class: tests,
 # deployment files and docs use them, so none may disappear.
 FLAGS_BEFORE = {
-    "shard": "--compact-index --exact-threshold --host --index-dir --lift-alpha --lift-columns --lifted --lifted-nprobe "
+    "shard": "--compact-index --exact-threshold --exhaustive-threshold --host --index-dir --lift-alpha --lift-columns --lifted --lifted-nprobe "
              "--log-level --max-message-bytes --memory-budget --metrics-port --no-compact-index --nprobe "
              "--poll-interval --port --port-file --queue --second-order-probe-factor --shard --shards --store "
              "--tls-cert --tls-client-ca --tls-key --workers",
@@ -226,10 +226,10 @@ def test_the_shard_state_config_is_made_from_every_shard_setting() -> None:
     assert settings.shard_config() == ShardConfig(Path("/s"), 0, 2, Path("/i")), "defaults differ"
     changed = ShardSettings(store=Path("/s"), shard=0, shards=2, index_dir=Path("/i"), memory_budget=5, nprobe=4,
                             lifted="mgf,gaussian", lift_columns=3, lift_alpha=0.5, lifted_nprobe=2,
-                            compact_index=False, exact_threshold=9, second_order_probe_factor=7)
+                            compact_index=False, exhaustive_threshold=9, second_order_probe_factor=7)
     config = changed.shard_config()
     assert (config.memory_budget_bytes, config.nprobe, config.lifted, config.lift_columns, config.lift_alpha,
-            config.lifted_nprobe, config.compact_index, config.exact_threshold, config.second_order_probe_factor) == \
+            config.lifted_nprobe, config.compact_index, config.exhaustive_threshold, config.second_order_probe_factor) == \
         (5, 4, ("mgf", "gaussian"), 3, 0.5, 2, False, 9, 7)
 
 

@@ -37,7 +37,7 @@ from modelverse.core.reference import ExactSearch
 from modelverse.core.types import Method, QueryPart
 from modelverse.serving.cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
-from modelverse.serving.lifted import LiftSpec
+from modelverse.core.lift import LiftSpec
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 from modelverse.store.directory import DirectoryStore
 from modelverse.v1 import search_pb2, search_pb2_grpc

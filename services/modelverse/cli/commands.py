@@ -89,7 +89,7 @@ def add(args: argparse.Namespace) -> int:
     )
     stored = store.put(metadata, stats, replace=args.replace)
     if args.json:
-        print_json(stored.to_dict())
+        print_json(stored.summary())
     else:
         print(f"added {args.id} ({stats.count} samples, d={dim}, stats version {stored.stats_version}) to {root}")
     return 0
@@ -284,7 +284,7 @@ def list_models(args: argparse.Namespace) -> int:
         except StoreCorruptError as exc:
             warn_skipped(model_id, str(exc))
     if args.json:
-        print_json([m.to_dict() for m in models])
+        print_json([m.summary() for m in models])
         return 0
     print_table(
         ["id", "name", "tags", "samples", "version"],
@@ -300,7 +300,7 @@ def info(args: argparse.Namespace) -> int:
         hint = (" (its files are there, left by an interrupted add: `modelverse verify --repair` completes it, "
                 "`modelverse add` writes it again)" if store.is_zombie(args.id) else "")
         raise ModelNotFoundError(f"no model {args.id!r} in {args.store}{hint}")
-    record = store.get(args.id).to_dict()
+    record = store.get(args.id).summary()
     if args.json:
         print_json(record)
         return 0

@@ -96,10 +96,10 @@ def serve_fleet_metrics(config: FleetConfig, port: int, host: str) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from modelverse.fleet.fleet_metrics import FleetCollector
-    from modelverse.store.redis_store import RedisStore
+    from modelverse.fleet.redis_state import RedisFleetState
 
     registry = CollectorRegistry()
-    store = RedisStore.from_url(config.redis_store_url, config.store_prefix, retries=1)
+    store = RedisFleetState.from_url(config.redis_store_url, config.store_prefix, retries=1)
     registry.register(FleetCollector(store, redis.Redis.from_url(config.broker_url, socket_timeout=5)))
     start_http_server(port, addr=host, registry=registry)
     log.info("fleet metrics on http://%s:%d/metrics", host, port)

@@ -1,6 +1,6 @@
 """Where the fleet keeps partial moments, job records and finished statistics.
 
-Two implementations: :class:`~modelverse.store.redis_store.RedisStore` for a cluster, and
+Two implementations: :class:`~modelverse.fleet.redis_state.RedisFleetState` for a cluster, and
 :class:`LocalState` (a dict of partials and jobs in front of a ``DirectoryStore``) for the
 embedded mode. The work functions only see this Protocol.
 """

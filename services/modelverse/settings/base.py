@@ -39,16 +39,19 @@ class SettingsError(ValueError):
 
 
 def setting(default: Any = ..., help: str = "", *, flag: str | None = None, env: str | None = None,
-            metavar: str | None = None, cli: bool = True, secret: bool = False) -> Any:
+            metavar: str | None = None, cli: bool = True, secret: bool = False,
+            aliases: Sequence[str] = ()) -> Any:
     """A field of a settings class: its default (``...``: required), its help text, and, when
     they are not the ones derived from its name, its flag and environment variable.
     ``cli=False``: no flag (a value only the environment or a file gives, e.g. a secret);
-    ``secret``: `config show` prints it masked."""
+    ``secret``: `config show` prints it masked; ``aliases``: older flags that still work."""
     extra: dict[str, Any] = {key: value for key, value in (("flag", flag), ("env", env), ("metavar", metavar)) if value}
     if not cli:
         extra["cli"] = False
     if secret:
         extra["secret"] = True
+    if aliases:
+        extra["aliases"] = list(aliases)
     return Field(default, description=help, json_schema_extra=extra or None)
 
 
@@ -203,7 +206,8 @@ def add_field_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup
             options["choices"] = [str(c) for c in choices_of(field)]
         if not choices_of(field):
             options["metavar"] = _extra(field).get("metavar") or flag[2:].upper().replace("-", "_")
-    parser.add_argument(flag, **options)
+    aliases = _extra(field).get("aliases", []) if flag == cls.flag_of(name) else []
+    parser.add_argument(flag, *aliases, **options)
 
 
 def build_parser(cls: type[ProcessSettings], parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

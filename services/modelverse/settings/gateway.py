@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from modelverse.serving.gateway.query import Limits
-from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES
+from modelverse.serving.first_stage import default_candidates_text
 from modelverse.settings.base import setting
 from modelverse.settings.common import (
     AdmissionSettings,
@@ -26,9 +26,7 @@ from modelverse.settings.common import (
 )
 
 _LIMITS = {f.name: f.default for f in dataclasses.fields(Limits)}
-CANDIDATES_HELP = ("first-stage candidates per shard for every method (default: "
-                   + ", ".join(f"{n:,} for {m.name}" for m, n in METHOD_CANDIDATES.items())
-                   + f", {DEFAULT_CANDIDATES:,} for the other methods)")
+CANDIDATES_HELP = f"first-stage candidates per shard for every method (default: {default_candidates_text()})"
 
 
 def _limit(name: str, help: str) -> Any:

@@ -46,8 +46,9 @@ class ShardSettings(GrpcServerSettings, AdmissionSettings, ServerTLSSettings):
     shards: int = setting(..., "how many shards the store is split into")
     index_dir: Path = setting(..., "where this shard's FAISS index is saved", metavar="DIR")
     memory_budget: int = setting(_default("memory_budget_bytes"), "bytes for the FAISS index")
-    exact_threshold: int = setting(_default("exact_threshold"),
-                                   "up to this many models the first stage is exhaustive (no inverted file)")
+    exhaustive_threshold: int = setting(_default("exhaustive_threshold"),
+                                        "up to this many vectors an index scores every one (Flat)",
+                                        aliases=["--exact-threshold"])
     nprobe: int | None = setting(_default("nprobe"), "inverted lists scanned (default: the index rule's)")
     compact_index: bool = setting(_default("compact_index"),
                                   "8-bit codes for the first-moment inverted file, even when float32 vectors fit "
