@@ -22,11 +22,11 @@ from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ STALL_TIMEOUT_S = 4  # the watchdog resends a job's round after this long withou
 class Cluster:
     server: RedisServer
     config: FleetConfig
-    store: RedisStore
+    store: RedisFleetState
     log_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -70,7 +70,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     config = FleetConfig(broker_url=server.url, visibility_timeout_s=VISIBILITY_TIMEOUT_S,
                          max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S,
                          job_secret=b"fleet-cluster-test-secret", allow_python_specs=True)
-    cluster = Cluster(server, config, RedisStore.from_url(server.url), root / "logs")
+    cluster = Cluster(server, config, RedisFleetState.from_url(server.url), root / "logs")
     try:
         cluster.add_worker("w1")
         cluster.add_worker("w2")

@@ -11,7 +11,7 @@ import numpy as np
 from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU, stats_from_features, store_rank
 from modelverse.core.text_index import MetadataDocument
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
 from modelverse.errors import InvalidInputError
@@ -54,7 +54,7 @@ def add(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
     dim = int(features.shape[1])
     root = Path(args.store)
-    rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
+    rank = store_rank(dim, args.rank)
     eps = args.eps if args.eps is not None else DEFAULT_EPS
     tau = args.tau if args.tau is not None else DEFAULT_TAU
     # Created under the store's lock: of two adds creating one store, the second finds the
@@ -62,7 +62,8 @@ def add(args: argparse.Namespace) -> int:
     store = DirectoryStore.open_or_create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
     if dim != store.config.dim:
         raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
-    for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
+    given_rank = None if args.rank is None else store_rank(dim, args.rank)
+    for name, given, kept in (("rank", given_rank, store.config.rank), ("eps", args.eps, store.config.eps),
                               ("tau", args.tau, store.config.tau)):
         if given is not None and given != kept:
             raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
@@ -89,7 +90,7 @@ def add(args: argparse.Namespace) -> int:
     )
     stored = store.put(metadata, stats, replace=args.replace)
     if args.json:
-        print_json(stored.to_dict())
+        print_json(stored.summary())
     else:
         print(f"added {args.id} ({stats.count} samples, d={dim}, stats version {stored.stats_version}) to {root}")
     return 0
@@ -284,7 +285,7 @@ def list_models(args: argparse.Namespace) -> int:
         except StoreCorruptError as exc:
             warn_skipped(model_id, str(exc))
     if args.json:
-        print_json([m.to_dict() for m in models])
+        print_json([m.summary() for m in models])
         return 0
     print_table(
         ["id", "name", "tags", "samples", "version"],
@@ -300,7 +301,7 @@ def info(args: argparse.Namespace) -> int:
         hint = (" (its files are there, left by an interrupted add: `modelverse verify --repair` completes it, "
                 "`modelverse add` writes it again)" if store.is_zombie(args.id) else "")
         raise ModelNotFoundError(f"no model {args.id!r} in {args.store}{hint}")
-    record = store.get(args.id).to_dict()
+    record = store.get(args.id).summary()
     if args.json:
         print_json(record)
         return 0

@@ -15,13 +15,14 @@ from pathlib import Path
 from PIL import Image
 
 from modelverse.errors import InvalidInputError
+from modelverse.settings.web import WebSettings
 
 DEMO_TEXT = "a photo of a sneaker"
 DEMO_IMAGE_CLASS = ("fashion-mnist", "trouser")
 DEMO_SKETCH_CLASS = ("fashion-mnist", "bag")
 DEMO_SET_CLASS = ("animal-shape", "elephant")
 DEMO_LIKE = "fashion-vae-sneaker"
-DEMO_WEB_PORT = 8080  # `cluster up`'s default --web-port
+DEMO_WEB_PORT = WebSettings.default_of("port")  # `cluster up`'s default --web-port
 
 
 def register(subparsers: argparse._SubParsersAction, cli: Callable[[list[str]], int]) -> None:

@@ -57,11 +57,11 @@ def _row(record: JobRecord, now: float, stall_after_s: float) -> list[object]:
 
 
 def _load(args: argparse.Namespace) -> list[JobRecord]:
-    from modelverse.store.redis_store import RedisStore
+    from modelverse.fleet.redis_state import RedisFleetState
 
     config = FleetConfig.from_env(broker_url=args.broker)
     url = args.broker or config.redis_store_url
-    store = RedisStore.from_url(url, config.store_prefix, retries=1)
+    store = RedisFleetState.from_url(url, config.store_prefix, retries=1)
     with reaching(url):
         if args.job_ids:
             records = [store.get_job(job_id) for job_id in args.job_ids]
@@ -95,12 +95,12 @@ def fleet_metrics_text(broker_url: str | None) -> str:
     from prometheus_client import CollectorRegistry, generate_latest
 
     from modelverse.fleet.fleet_metrics import FleetCollector
-    from modelverse.store.redis_store import RedisStore
+    from modelverse.fleet.redis_state import RedisFleetState
 
     config = FleetConfig.from_env(broker_url=broker_url)
     store_url = broker_url or config.redis_store_url
     registry = CollectorRegistry()
-    registry.register(FleetCollector(RedisStore.from_url(store_url, config.store_prefix, retries=1),
+    registry.register(FleetCollector(RedisFleetState.from_url(store_url, config.store_prefix, retries=1),
                                      redis.Redis.from_url(config.broker_url, socket_timeout=5)))
     return generate_latest(registry).decode()
 

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, internal_errors, jobs, keys, maintenance, web, worker
+from modelverse.cli import cluster, commands, config, demo, index, internal_errors, jobs, keys, maintenance, web, worker
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.core.types import Method
 from modelverse.errors import ModelverseError
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
+    config.register(sub)
     keys.register(sub)
     web.register(sub)
     return parser

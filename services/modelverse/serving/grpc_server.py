@@ -15,8 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from modelverse.security.tls import ClientTLS, ServerTLS
 from modelverse.serving.errors import ErrorInterceptor
 from modelverse.serving.reflection import enable_reflection
-
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+from modelverse.settings.common import DEFAULT_MAX_MESSAGE_BYTES  # one default (settings.common)
 
 
 def message_options(max_message_bytes: int) -> list[tuple[str, int]]:

@@ -18,6 +18,7 @@ from modelverse.errors import FailedPreconditionError, InvalidInputError, Unavai
 from modelverse.serving import metrics
 from modelverse.serving.convert import CORE_TO_METHOD
 from modelverse.serving.errors import answer_for
+from modelverse.serving.first_stage import default_candidates
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, resolve_text_mode
 from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
@@ -31,21 +32,6 @@ if TYPE_CHECKING:  # the generators package imports torch; a gateway without one
 log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/SERVING.md)
-# MGF recalls through the lifted first stage, whose tangent bound needs many candidates on
-# zoo-like collections: at 1M models (2 shards) and alpha = 0.05, 0.735 / 0.93 / 0.975 of the
-# exhaustive top 10 at 400 / 1,600 / 3,200 per shard; 3,200 is the smallest measured count over
-# the 0.95 bar, at about 330 ms of shard CPU per query there, most of it reading factor rows
-# the page cache cannot hold (docs/SERVING.md, run 7). FIRST_MOMENT's first stage ranks by its own
-# score (to 8-bit codes), so its misses are the inverted file's, which no number of candidates
-# mends: its agreement with the exhaustive top 10 at 1M models is the same from 10 to 800
-# candidates per shard (docs/SERVING.md), and each candidate costs rerank and message work.
-METHOD_CANDIDATES = {Method.MGF: 3200, Method.FIRST_MOMENT: 20}
-
-
-def default_candidates(method: Method) -> int:
-    """Candidates per shard when neither the request nor the operator sets them."""
-    return METHOD_CANDIDATES.get(method, DEFAULT_CANDIDATES)
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
 

@@ -15,12 +15,7 @@ from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_mess
 from modelverse.serving.errors import status_code
 from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
-from modelverse.serving.shard.state import (
-    Recalled,
-    ShardState,
-    first_stage_of_model,
-    first_stage_query,
-)
+from modelverse.serving.shard.state import Recalled, ShardState
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 
@@ -97,23 +92,21 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         method = METHOD_TO_CORE.get(request.method)
         if method is None:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, f"unknown method {request.method}")
-        dim = self.state.store.config.dim
         try:
             if method is Method.FRECHET:
                 qm = request.query_model
                 query_model = decoded_query_model(qm, self.state.store.config.eps)
-                parts, first_stage = None, first_stage_of_model(query_model)
+                parts = None
             else:
                 query_model = None
                 parts = [QueryPart(query_vector(p), p.weight) for p in request.parts]
                 if not parts:
                     raise InvalidInputError("a query needs at least one part")
-                first_stage = first_stage_query(parts, dim)
             flt = request.filter
             allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
             query_text = text_query(request)
             found = self.state.recall(
-                first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
+                method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
                 query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
             )
         except ModelverseError as exc:  # the caller's (dimension, NaN, ...); a bug goes on: INTERNAL (serving/errors.py)
