@@ -185,7 +185,7 @@ def test_bundled_zoo_models_index_through_the_fleet_functions(tmp_path: Path) ->
 def test_index_here_indexes_a_manifest_and_reports_failures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from modelverse.cli import jobs as jobs_cli
+    from modelverse.cli import index as index_cli
 
     manifest = tmp_path / "models.json"
     manifest.write_text(json.dumps({"encoder": ENCODER_SPEC, "models": [
@@ -193,12 +193,12 @@ def test_index_here_indexes_a_manifest_and_reports_failures(tmp_path: Path, caps
         {"id": "bad", "generator": "py:fleet_support:raising_generator"},
     ]}))
     parser = argparse.ArgumentParser()
-    jobs_cli.add_fleet_arguments(parser)
+    index_cli.add_fleet_arguments(parser)
     parser.add_argument("--manifest")
     parser.add_argument("--store")
     args = parser.parse_args(["--manifest", str(manifest), "--store", str(tmp_path / "s"), "--samples", "400",
                               "--chunk-size", "100", "--no-adaptive"])
-    assert jobs_cli.run_index(args) == 1
+    assert index_cli.run_index(args) == 1
     out, err = capsys.readouterr()
     assert "[1/2] ok: 400 samples, stats version 1" in out and "indexed 1 of 2 model(s)" in out
     assert "bad failed: chunk 0 of bad: RuntimeError: the sampler ran out of latent codes" in err

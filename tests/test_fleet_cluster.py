@@ -22,11 +22,11 @@ from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ STALL_TIMEOUT_S = 4  # the watchdog resends a job's round after this long withou
 class Cluster:
     server: RedisServer
     config: FleetConfig
-    store: RedisStore
+    store: RedisFleetState
     log_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
 
@@ -70,7 +70,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     config = FleetConfig(broker_url=server.url, visibility_timeout_s=VISIBILITY_TIMEOUT_S,
                          max_retries=4, retry_backoff_s=0.5, stall_timeout_s=STALL_TIMEOUT_S,
                          job_secret=b"fleet-cluster-test-secret", allow_python_specs=True)
-    cluster = Cluster(server, config, RedisStore.from_url(server.url), root / "logs")
+    cluster = Cluster(server, config, RedisFleetState.from_url(server.url), root / "logs")
     try:
         cluster.add_worker("w1")
         cluster.add_worker("w2")
@@ -198,8 +198,9 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     import argparse
     import json
 
-    from modelverse.cli import jobs as jobs_cli
+    from modelverse.cli import index as index_cli
     from modelverse.cli.main import main
+    from modelverse.cli.output import BAR_WIDTH
 
     manifest = tmp_path / "models.json"
     manifest.write_text(json.dumps({"encoder": ENCODER_SPEC, "models": [
@@ -207,7 +208,7 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
         {"id": "cli/b", "generator": "py:fleet_support:conv_generator?seed=32"},
     ]}))
     parser = argparse.ArgumentParser()
-    jobs_cli.add_fleet_arguments(parser)
+    index_cli.add_fleet_arguments(parser)
     parser.add_argument("--manifest")
     parser.add_argument("--json", action="store_true")
     secret_file = tmp_path / "job.secret"
@@ -216,14 +217,14 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
                "--chunk-size", "100", "--min-samples", "200", "--round-samples", "100", "--json"]
     # Without the fleet's job secret the jobs are sent unsigned, and the workers refuse them.
     unsigned = parser.parse_args(options)
-    assert jobs_cli.submit_index(unsigned) == 0
+    assert index_cli.submit_index(unsigned) == 0
     captured = capsys.readouterr()
     assert "warning: no job secret" in captured.err
     refused = cluster.wait([cluster.job(j["job_id"]) for j in json.loads(captured.out)])
     assert all(r.state is JobState.FAILED and "unsigned job message refused" in r.error for r in refused)
 
     args = parser.parse_args([*options, "--job-secret-file", str(secret_file)])
-    assert jobs_cli.submit_index(args) == 0
+    assert index_cli.submit_index(args) == 0
     submitted = json.loads(capsys.readouterr().out)
     assert [j["model_id"] for j in submitted] == ["cli/a", "cli/b"]
     records = cluster.wait([cluster.job(j["job_id"]) for j in submitted])
@@ -233,7 +234,7 @@ def test_index_submit_and_jobs_commands(cluster: Cluster, tmp_path: Path, capsys
     ids = [j["job_id"] for j in submitted]
     assert main(["jobs", "--broker", cluster.server.url, "--watch", "--interval", "0.1", *ids]) == 0
     table = capsys.readouterr().out
-    assert "cli/a" in table and "done" in table and "[" + "#" * jobs_cli.BAR_WIDTH + "]" in table
+    assert "cli/a" in table and "done" in table and "[" + "#" * BAR_WIDTH + "]" in table
     assert main(["jobs", "--broker", cluster.server.url, "--json", "--limit", "2"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert {j["job_id"] for j in shown} == set(ids)

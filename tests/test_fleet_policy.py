@@ -139,11 +139,11 @@ def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pyte
 def test_heartbeats_of_long_gone_workers_are_forgotten(tmp_path: Path) -> None:
     from modelverse.fleet import fleet_metrics
     from modelverse.fleet.local_cluster import RedisServer
-    from modelverse.store.redis_store import RedisStore
+    from modelverse.fleet.redis_state import RedisFleetState
 
     server = RedisServer(tmp_path / "redis").start()
     try:
-        store = RedisStore.from_url(server.url)
+        store = RedisFleetState.from_url(server.url)
         fleet_metrics.heartbeat(store, "old@host", now=1000.0)
         fleet_metrics.heartbeat(store, "new@host", now=1000.0 + fleet_metrics.FORGET_AFTER_S + 1)
         assert set(store.client.hgetall(f"{store.prefix}:workers")) == {b"new@host"}

@@ -29,10 +29,10 @@ from modelverse.fleet.local_cluster import (
     wait_until,
 )
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ PLAN = SamplePlan(max_samples=200, chunk_size=100)
 @dataclass
 class Fleet:
     config: FleetConfig
-    store: RedisStore
+    store: RedisFleetState
     worker: WorkerProcess
     metrics_port: int = 0
 
@@ -77,7 +77,7 @@ def _fleet(server: RedisServer, root: Path, db: int, *, allow_python: bool, metr
     worker = start_worker(config, f"db{db}", root / "logs", pythonpath=[TESTS_DIR],
                           allow_python_generators=allow_python,
                           extra_args=["--metrics-port", str(port)] if port else [])
-    return Fleet(config, RedisStore.from_url(url), worker.wait_ready(), port)
+    return Fleet(config, RedisFleetState.from_url(url), worker.wait_ready(), port)
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
         with pytest.raises(SystemExit, match="maxmemory-policy is allkeys-lru"):
             attach_fleet(None, args)  # type: ignore[arg-type]
         # So does an unreadable job secret, with one line.
-        args.job_secret_file = str(tmp_path / "missing.secret")
+        args = args.model_copy(update={"job_secret_file": str(tmp_path / "missing.secret")})  # settings are frozen
         with pytest.raises(SystemExit, match="admin: cannot read the job secret file"):
             attach_fleet(None, args)  # type: ignore[arg-type]
     finally:

@@ -21,12 +21,12 @@ from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
 from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir
 from modelverse.fleet.submit import submit_jobs
 from modelverse.serving.admin.service import wait_for_job
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 from modelverse.v1 import admin_pb2, search_pb2
 from modelverse.zoo import export as zoo_export
 
@@ -55,7 +55,7 @@ def test_a_celery_worker_indexes_declarative_specs_and_survives_bad_ones(onnx_di
     worker = start_worker(config, "gen", tmp_path / "logs", pythonpath=[TESTS_DIR])
     try:
         worker.wait_ready()
-        store = RedisStore.from_url(server.url)
+        store = RedisFleetState.from_url(server.url)
         records = submit_jobs(config, requests, ENCODER_SPEC, PLAN, rank=8)
 
         def finished() -> bool:

@@ -164,7 +164,7 @@ def test_entry_point_plugins_are_schemes(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_index_flags_become_spec_options_and_metadata(tmp_path: Path) -> None:
-    from modelverse.cli.jobs import model_dir_request
+    from modelverse.cli.index import model_dir_request
     from modelverse.cli.main import build_parser
 
     (tmp_path / "README.md").write_text(CARD)

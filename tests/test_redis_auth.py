@@ -22,11 +22,11 @@ from modelverse.fleet.jobs import JobState
 from modelverse.fleet.local_cluster import free_port, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_access import RedisAccessError, check_redis_access, redacted
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.submit import submit_jobs
 from modelverse.security.certs import LocalCA
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_a_worker_indexes_a_model_over_rediss_with_an_acl_user(secured, tmp_path
         worker.wait_ready()
         request = ModelRequest(ModelMetadata("secure/m0"), "py:fleet_support:conv_generator?seed=5")
         (record,) = submit_jobs(config, [request], ENCODER_SPEC, SamplePlan(max_samples=200, chunk_size=100))
-        store = RedisStore.from_url(config.redis_store_url, config.store_prefix)
+        store = RedisFleetState.from_url(config.redis_store_url, config.store_prefix)
         wait_until(lambda: store.get_job(record.job_id).state.finished, 120, "the job over rediss", interval_s=0.2)
         assert store.get_job(record.job_id).state is JobState.DONE
         assert store.get_stats("secure/m0").mean.shape == (24,)

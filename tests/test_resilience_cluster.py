@@ -36,8 +36,8 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("resilience")
     _, small = build_store(root / "store", count=30)
     spec = ClusterSpec(store=root / "store", run_dir=root / "run", shards=2, replicas=2,
-                       gateway_workers=GATEWAY_WORKERS, gateway_queue=GATEWAY_QUEUE,
-                       gateway_metrics_port=free_port(), admin_metrics_port=free_port())
+                       gateway={"workers": GATEWAY_WORKERS, "queue": GATEWAY_QUEUE, "metrics_port": free_port()},
+                       admin={"metrics_port": free_port()})
     with Cluster(spec) as running:
         yield running, small
 

@@ -23,6 +23,7 @@ from modelverse.fleet.embedded import index_embedded
 from modelverse.fleet.jobs import JobState
 from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.submit import submit_jobs
@@ -38,7 +39,6 @@ from modelverse.serving.grpc_server import build_server
 from modelverse.serving.inprocess import InProcessCluster, start_in_process
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2
 
 TESTS_DIR = str(Path(__file__).parent)
@@ -305,7 +305,7 @@ def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path, monkeypat
     from modelverse.serving.admin.__main__ import parse_args
     from modelverse.serving.cluster import Cluster, ClusterSpec
 
-    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", broker="redis://127.0.0.1:6390/0")
+    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", admin={"broker": "redis://127.0.0.1:6390/0"})
     args = parse_args([*Cluster(spec).admin_arguments(), "--shard", "127.0.0.1:1"])
     assert (args.encoder, args.broker, args.allow_python_generators) == ("bundled", "redis://127.0.0.1:6390/0", False)
     bare = parse_args([*Cluster(ClusterSpec(store=tmp_path, run_dir=tmp_path)).admin_arguments(), "--shard", "a:1"])
@@ -357,7 +357,7 @@ def broker_jobs(config: FleetConfig):  # type: ignore[no-untyped-def]
 def test_broker_jobs_are_served_through_the_event_stream(fleet: Fleet, tmp_path: Path) -> None:
     make_store(tmp_path / "store")
     serving = start_serving(tmp_path, broker_jobs(fleet.config))
-    redis_store = RedisStore.from_url(fleet.config.broker_url)
+    redis_store = RedisFleetState.from_url(fleet.config.broker_url)
     try:
         job = register(serving.admin, "fleet/conv", conv(21))
         done = wait_for_job(serving.admin, job.id, timeout=90)

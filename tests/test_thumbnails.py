@@ -24,7 +24,7 @@ from modelverse.fleet.thumbnails import THUMBNAIL_COUNT, make_thumbnails
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
+from modelverse.store.redis_store import RedisModelStore
 from modelverse.v1 import search_pb2
 
 PLAN = SamplePlan(max_samples=40, chunk_size=20)
@@ -78,7 +78,7 @@ def test_a_corrupt_thumbnails_file_is_reported_not_served(tmp_path: Path) -> Non
 def test_the_redis_store_keeps_thumbnails_with_each_version(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis").start()
     try:
-        store = RedisStore.from_url(server.url)
+        store = RedisModelStore.from_url(server.url)
         small = build_small_collection(count=1, samples=50, dim=16, rank=4)
         thumbnails = make_thumbnails(np.full((3, 8, 8, 3), 200, dtype=np.uint8))
         store.put(ModelMetadata("m"), small.stats[0], thumbnails=thumbnails)

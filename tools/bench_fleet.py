@@ -38,13 +38,13 @@ from modelverse.fleet.embedded import run_job
 from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan, chunk_seed
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.state import LocalState
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
-from modelverse.store.redis_store import RedisStore
 
 QUERY_VERSION = 0  # stats versions start at 1, so query seeds never collide with chunk seeds
 
@@ -100,7 +100,7 @@ def scaling(requests: Sequence[ModelRequest], encoder: str, samples: int, chunk:
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
         config = FleetConfig(broker_url=server.url, visibility_timeout_s=600)
-        store = RedisStore.from_url(server.url)
+        store = RedisFleetState.from_url(server.url)
         try:
             for count in workers:
                 procs = [start_worker(config, f"bench{count}-{i}", Path(tmp) / "logs")

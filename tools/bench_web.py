@@ -143,7 +143,7 @@ def main() -> int:
         Image.fromarray(heldout_images("fashion-mnist", name, limit=1)[0]).save(path)
         pictures.append(path)
     spec = ClusterSpec(store=Path(args.store).resolve(), run_dir=work / "run", shards=2, encoder="bundled",
-                       generators="zoo", web_port=0)
+                       gateway={"generators": "zoo"}, web_port=0)
     with Cluster(spec) as cluster:
         assert cluster.web is not None
         base = cluster.web.url.rstrip("/")

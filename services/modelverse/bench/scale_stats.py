@@ -40,6 +40,7 @@ from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.scores import normalized_means
 from modelverse.core.stats import DEFAULT_EPS, stats_from_features
 from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.model_store import ModelStore
 from modelverse.store.pack import SCALARS_DTYPE, PackWriter
 from modelverse.synthetic import SyntheticZoo
 
@@ -59,7 +60,7 @@ class Profile:
     residual_fraction: float  # mean sum(D) / trace
 
 
-def measure_profile(store: DirectoryStore, tags: dict[str, tuple[str, ...]] | None = None) -> Profile:
+def measure_profile(store: ModelStore, tags: dict[str, tuple[str, ...]] | None = None) -> Profile:
     collection = store.collection()
     live = collection.live_mask()
     means = np.asarray(collection.means, dtype=np.float64)[live]

@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any, Sequence
 
+BAR_WIDTH = 20
+
 
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2)
@@ -27,3 +29,9 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return "" if value is None else str(value)
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``[####......]``: done of total, in width characters."""
+    filled = 0 if total <= 0 else min(width, round(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + "]"

@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelverse.fleet.jobs import JobState
-from modelverse.store.redis_store import RedisStore
+from modelverse.fleet.redis_state import RedisFleetState
 
 CHUNKS_DONE = "chunks_done"
 REFUSED_MESSAGES = "refused_messages"
@@ -41,15 +41,15 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 UNACKED_INDEX = "unacked_index"
 
 
-def _metrics_key(store: RedisStore) -> str:
+def _metrics_key(store: RedisFleetState) -> str:
     return f"{store.prefix}:metrics"
 
 
-def _workers_key(store: RedisStore) -> str:
+def _workers_key(store: RedisFleetState) -> str:
     return f"{store.prefix}:workers"
 
 
-def increment(store: RedisStore, counter: str, by: int = 1) -> None:
+def increment(store: RedisFleetState, counter: str, by: int = 1) -> None:
     """Add to a fleet counter; best effort (a metric never fails a task: a full Redis refuses it)."""
     try:
         store.client.hincrby(_metrics_key(store), counter, by)
@@ -57,7 +57,7 @@ def increment(store: RedisStore, counter: str, by: int = 1) -> None:
         pass
 
 
-def heartbeat(store: RedisStore, worker: str, now: float | None = None) -> None:
+def heartbeat(store: RedisFleetState, worker: str, now: float | None = None) -> None:
     """Record ``worker``'s beat and forget workers silent for a day (names carry a PID, so every
     restart adds one)."""
     now = time.time() if now is None else now
@@ -75,7 +75,7 @@ def queue_keys(queue: str) -> list[str]:
 class FleetCollector(Collector):
     """Reads the fleet's numbers from Redis at each scrape."""
 
-    def __init__(self, store: RedisStore, broker: redis.Redis, queue: str = "modelverse") -> None:
+    def __init__(self, store: RedisFleetState, broker: redis.Redis, queue: str = "modelverse") -> None:
         self.store = store
         self.broker = broker
         self.queue = queue

@@ -10,7 +10,7 @@ from celery import Celery, bootsteps
 
 from modelverse.fleet import fleet_metrics
 from modelverse.fleet.app import current_config
-from modelverse.store.redis_store import RedisStore
+from modelverse.fleet.redis_state import RedisFleetState
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +21,12 @@ class Heartbeat(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.timer_ref: Any = None
-        self.store: RedisStore | None = None
+        self.store: RedisFleetState | None = None
         self.name = ""
 
     def start(self, worker: Any) -> None:
         config = current_config()
-        self.store = RedisStore.from_url(config.redis_store_url, config.store_prefix, retries=1)
+        self.store = RedisFleetState.from_url(config.redis_store_url, config.store_prefix, retries=1)
         self.name = str(worker.hostname)
         self.beat()
         self.timer_ref = worker.timer.call_repeatedly(fleet_metrics.HEARTBEAT_INTERVAL_S, self.beat, priority=10)

@@ -9,9 +9,9 @@ from modelverse.fleet.app import configure
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.jobs import JobRecord, JobSpec
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.store.errors import StoreError
-from modelverse.store.redis_store import RedisStore
 
 
 def submit_jobs(
@@ -32,7 +32,7 @@ def submit_jobs(
     configure(config)
     from modelverse.fleet.tasks import schedule_round  # registers the tasks with the app
 
-    store = RedisStore.from_url(config.redis_store_url, config.store_prefix)
+    store = RedisFleetState.from_url(config.redis_store_url, config.store_prefix)
     try:
         kept = store.config
         rank = kept.rank if rank is None else rank

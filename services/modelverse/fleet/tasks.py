@@ -28,25 +28,25 @@ from modelverse.fleet.app import app, current_config
 from modelverse.fleet.config import CHUNK_TIME_FRACTION
 from modelverse.fleet.jobs import JobSpec, JobState
 from modelverse.fleet.redis_memory import RedisFull, wait_out_of_memory
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.spec_policy import SpecPolicy
 from modelverse.fleet.state import partial_name
-from modelverse.store.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OperationalError)
 
-_state: RedisStore | None = None
+_state: RedisFleetState | None = None
 _runtime: Runtime | None = None
 
 
-def worker_state() -> RedisStore:
+def worker_state() -> RedisFleetState:
     """This process's store client (created after the pool forks, never shared across forks)."""
     global _state
     if _state is None:
         config = current_config()
-        _state = RedisStore.from_url(config.redis_store_url, config.store_prefix)
+        _state = RedisFleetState.from_url(config.redis_store_url, config.store_prefix)
     return _state
 
 

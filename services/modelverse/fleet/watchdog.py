@@ -21,12 +21,12 @@ from typing import Any
 from celery import Celery, bootsteps
 
 from modelverse.fleet.app import current_config
-from modelverse.store.redis_store import RedisStore
+from modelverse.fleet.redis_state import RedisFleetState
 
 log = logging.getLogger(__name__)
 
 
-def resubmit_stalled(store: RedisStore, stall_after_s: float, now: float | None = None) -> list[str]:
+def resubmit_stalled(store: RedisFleetState, stall_after_s: float, now: float | None = None) -> list[str]:
     """Resend the current round of every active job idle longer than ``stall_after_s``."""
     from modelverse.fleet.tasks import schedule_round
 
@@ -54,12 +54,12 @@ class Watchdog(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.timer_ref: Any = None
-        self.store: RedisStore | None = None
+        self.store: RedisFleetState | None = None
 
     def start(self, worker: Any) -> None:
         config = current_config()
         self.stall_after_s = float(config.stall_after_s)
-        self.store = RedisStore.from_url(config.redis_store_url, config.store_prefix)
+        self.store = RedisFleetState.from_url(config.redis_store_url, config.store_prefix)
         self.timer_ref = worker.timer.call_repeatedly(max(1.0, self.stall_after_s / 4), self.tick, priority=10)
 
     def stop(self, worker: Any) -> None:

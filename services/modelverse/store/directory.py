@@ -36,6 +36,7 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
 from modelverse.core.reference import MissingStatisticsError
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, ModelStats
+from modelverse.errors import InvalidInputError
 from modelverse.store.errors import (
     IncompatibleStatsError,
     ModelExistsError,
@@ -51,6 +52,7 @@ from modelverse.store.stats_io import read_stats, stats_to_bytes
 from modelverse.store.thumbnails import thumbnails_from_bytes, thumbnails_to_bytes
 
 STORE_FORMAT = "modelverse-store"
+STORE_MANIFEST = "store.json"  # a directory holds a store once this file is there
 STORE_FORMAT_VERSION = 1
 META_FORMAT_VERSION = 1
 COMPACT_WHEN_DEAD_FRACTION = 0.25
@@ -101,7 +103,35 @@ class StoredModel:
     thumbnails: int = 0  # how many thumbnails are stored (0: none, e.g. added from features)
     thumbnails_file: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str, stats_file: str | None = None) -> StoredModel:
+        """A model's record as a store keeps it, ``{"metadata": {...}, "record": {...}}`` (a
+        directory store's meta.json, a Redis store's "meta" field): the one parser of both.
+
+        ``where`` names the record in the StoreCorruptError a malformed one raises;
+        ``stats_file`` is where the statistics are, for a store whose record does not say (Redis).
+        """
+        try:
+            record = data["record"]
+            return cls(
+                metadata=ModelMetadata.from_dict(data["metadata"]),
+                stats_version=int(record["stats_version"]),
+                count=int(record["count"]),
+                has_covariance=bool(record["has_covariance"]),
+                has_samples=bool(record["has_samples"]),
+                added_at=str(record["added_at"]),
+                stats_file=str(record["stats_file"]) if stats_file is None else stats_file,
+                stats_sha256=str(record["stats_sha256"]),
+                encoder=str(record.get("encoder") or ""),
+                thumbnails=int(record.get("thumbnails") or 0),
+                thumbnails_file=str(record.get("thumbnails_file") or ""),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreCorruptError(f"{where}: malformed model record ({exc!r})") from exc
+
+    def summary(self) -> dict[str, Any]:
+        """The flat form ``modelverse info --json`` and ``list --json`` print (not the stored
+        record: that is what ``from_dict`` reads)."""
         return {
             **self.metadata.to_dict(),
             "stats_version": self.stats_version,
@@ -172,12 +202,12 @@ class DirectoryStore:
     def _create_or_open(cls, root: Path, config: StoreConfig, *, may_open: bool) -> DirectoryStore:
         if (config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0
                 or not 0 < config.tau < float("inf")):
-            raise ValueError(f"invalid store configuration {config}")
+            raise InvalidInputError(f"invalid store configuration {config}")
         root.mkdir(parents=True, exist_ok=True)
         # Under the lock, so that of two processes creating the same store one creates it and
         # the other finds it (and then its own configuration is checked against it).
         with store_lock(root):
-            if (root / "store.json").exists():
+            if cls.exists(root):
                 if may_open:
                     return cls.open(root)
                 raise StoreError(f"{root}: a store already exists here")
@@ -190,7 +220,7 @@ class DirectoryStore:
         (root / "models").mkdir(parents=True, exist_ok=True)
         self._pack_writer().write_empty()
         atomic_write_json(  # last: a store exists once its manifest does
-            root / "store.json",
+            root / STORE_MANIFEST,
             {
                 "format": STORE_FORMAT,
                 "format_version": STORE_FORMAT_VERSION,
@@ -206,7 +236,7 @@ class DirectoryStore:
     @classmethod
     def open(cls, root: Path | str) -> DirectoryStore:
         root = Path(root)
-        path = root / "store.json"
+        path = root / STORE_MANIFEST
         if not path.exists():
             raise StoreNotFoundError(f"{root}: no model store here (create one with `modelverse add`)")
         data = read_json(path)
@@ -232,16 +262,15 @@ class DirectoryStore:
     @staticmethod
     def exists(root: Path | str) -> bool:
         """Whether ``root`` holds a store (its manifest): what callers ask before open or create."""
-        return (Path(root) / "store.json").exists()
+        return (Path(root) / STORE_MANIFEST).exists()
 
     @classmethod
     def open_or_create(cls, root: Path | str, config: StoreConfig) -> DirectoryStore:
         """The store at ``root``, created with ``config`` if there is none (the caller checks
         an existing store's configuration against what it needs)."""
-        root = Path(root)
-        if (root / "store.json").exists():
+        if cls.exists(root):
             return cls.open(root)
-        return cls._create_or_open(root, config, may_open=True)
+        return cls._create_or_open(Path(root), config, may_open=True)
 
     # -- paths and locking ------------------------------------------------------------------
 
@@ -318,23 +347,7 @@ class DirectoryStore:
                 f"{path}: checksum mismatch; the model record is corrupt (`modelverse verify --repair` "
                 "quarantines it)"
             )
-        try:
-            record = data["record"]
-            return StoredModel(
-                metadata=ModelMetadata.from_dict(data["metadata"]),
-                stats_version=int(record["stats_version"]),
-                count=int(record["count"]),
-                has_covariance=bool(record["has_covariance"]),
-                has_samples=bool(record["has_samples"]),
-                added_at=str(record["added_at"]),
-                stats_file=str(record["stats_file"]),
-                stats_sha256=str(record["stats_sha256"]),
-                encoder=str(record.get("encoder") or ""),
-                thumbnails=int(record.get("thumbnails") or 0),
-                thumbnails_file=str(record.get("thumbnails_file") or ""),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StoreCorruptError(f"{path}: malformed model record ({exc!r})") from exc
+        return StoredModel.from_dict(data, where=str(path))
 
     def get_thumbnails(self, model_id: str) -> list[bytes]:
         """The model's stored thumbnails (PNG files), [] when it has none."""
@@ -512,7 +525,7 @@ class DirectoryStore:
         (a replaced model's old thumbnails go with its old statistics)."""
         ids = [metadata.id for metadata, _ in items]
         if len(set(ids)) != len(ids):
-            raise ValueError("the same model id appears twice in one batch")
+            raise InvalidInputError("the same model id appears twice in one batch")
         for _, stats in items:
             self._check_stats(stats)
         with self._writer_lock():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modelverse.store.directory import DirectoryStore, model_dir_name, store_lock
+from modelverse.store.directory import STORE_MANIFEST, DirectoryStore, model_dir_name, store_lock
 from modelverse.store.errors import StoreError
 from modelverse.store.files import atomic_write_json, fsync_directory
 from modelverse.store.pack import CHECKSUMS, MANIFEST, Pack
@@ -106,7 +106,7 @@ def snapshot_store(root: Path | str, out: Path | str) -> SnapshotResult:
             pack = store.pack()
             if pack is None:
                 raise StoreError(f"{store.root}: the store has no pack yet; nothing to snapshot")
-            linker.copy(store.root / "store.json", work / "store.json")
+            linker.copy(store.root / STORE_MANIFEST, work / STORE_MANIFEST)
             generation = f"g{pack.generation:06d}"
             (work / "pack" / generation).mkdir(parents=True)
             for name in [*pack.arrays, *([CHECKSUMS] if pack.checksums is not None else [])]:

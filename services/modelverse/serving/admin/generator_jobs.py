@@ -7,9 +7,9 @@ read *and* every shard replica that answers has synced.
 - :class:`EmbeddedJobs` (no broker): the fleet's work functions (``fleet.embedded.run_job``)
   run on one background thread of the admin, writing the directory store; then Sync.
 - :class:`BrokerJobs` (``--broker redis://...``): jobs go to Celery workers through
-  ``fleet.submit``; workers publish to the RedisStore. A follower thread tails the RedisStore's
-  event stream, copies each ``model_ready`` model into the directory store (the admin stays its
-  one writer) and calls Sync, resuming after restarts from the last applied event id (kept in
+  ``fleet.submit``; workers publish to the fleet's Redis (``fleet.redis_state``). A follower
+  thread tails its model store's change feed, copies each ``model_ready`` model into the
+  directory store (the admin stays its one writer) and calls Sync, resuming after restarts from the last applied event id (kept in
   ``STORE/fleet-events.json``).
 
 RemoveModel cancels the model's unfinished job (``cancel``, under the admin's write lock): the
@@ -36,6 +36,7 @@ from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import run_job
 from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
 from modelverse.fleet.plan import SamplePlan
+from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.state import LocalState, partial_name
@@ -44,7 +45,7 @@ from modelverse.serving.admin.sync import SyncReport
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.files import atomic_write_json, read_json
-from modelverse.store.redis_store import MODEL_READY, RedisStore
+from modelverse.store.redis_store import MODEL_READY
 from modelverse.v1 import admin_pb2
 
 log = logging.getLogger("modelverse.admin")
@@ -279,13 +280,13 @@ class _GatedState(LocalState):
 
 
 class BrokerJobs(GeneratorJobs):
-    """Jobs on Celery workers; finished models are copied from the RedisStore by a follower."""
+    """Jobs on Celery workers; finished models are copied from the fleet's Redis by a follower."""
 
     def __init__(self, store: DirectoryStore, encoder: str, sync: Sync, write_lock: threading.Lock,
                  fleet: FleetConfig, poll_ms: int = 500) -> None:
         super().__init__(store, encoder, sync, write_lock)
         self.fleet = fleet
-        self.redis = RedisStore.from_url(fleet.redis_store_url, fleet.store_prefix)
+        self.redis = RedisFleetState.from_url(fleet.redis_store_url, fleet.store_prefix)
         self.poll_ms = poll_ms
         self.cursor_path = Path(store.root) / CURSOR_FILE
         self._stop = threading.Event()
