@@ -213,6 +213,7 @@ def test_an_open_clip_architecture_from_a_local_weights_file(tmp_path: Path) -> 
     np.testing.assert_allclose(enc.encode_texts(texts), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # imports open_clip (seconds) before it can refuse the spec
 def test_missing_weights_file_names_the_path_and_the_remedy(tmp_path: Path) -> None:
     missing = tmp_path / "clip" / "open_clip_model.safetensors"
     with pytest.raises(FileNotFoundError) as info:
@@ -223,6 +224,7 @@ def test_missing_weights_file_names_the_path_and_the_remedy(tmp_path: Path) -> N
         load_encoder(f"local-dir:{tmp_path / 'nowhere'}", cache_dir=tmp_path)
 
 
+@pytest.mark.slow  # imports open_clip
 def test_specs_and_the_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MODELVERSE_ENCODER", raising=False)
     assert parse_spec(None).kind == "bundled"
