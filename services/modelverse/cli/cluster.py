@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from modelverse.errors import InvalidInputError
 from modelverse.serving.cluster import SETTINGS, Cluster, ClusterError, ClusterSpec, stop_recorded
 from modelverse.settings.base import add_field_argument, read_config_file
 from modelverse.settings.gateway import GatewaySettings
@@ -76,13 +77,13 @@ def process_options(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def cluster_up(args: argparse.Namespace) -> int:
     if args.shards < 1 or args.replicas < 1:
-        raise ValueError("--shards and --replicas must be at least 1")
+        raise InvalidInputError("--shards and --replicas must be at least 1")
     options = process_options(args)
     encoder = getattr(args, "encoder", None)
     if options["admin"].get("broker") and not encoder:
-        raise ValueError("--broker needs --encoder (the spec the fleet encodes samples with)")
+        raise InvalidInputError("--broker needs --encoder (the spec the fleet encodes samples with)")
     if not DirectoryStore.exists(args.store):
-        raise ValueError(f"{args.store}: no model store here")
+        raise InvalidInputError(f"{args.store}: no model store here")
     try:
         spec = ClusterSpec(
             store=Path(args.store).resolve(), run_dir=Path(args.run_dir).resolve(), shards=args.shards,
@@ -90,11 +91,11 @@ def cluster_up(args: argparse.Namespace) -> int:
             tls=args.tls, web_port=None if args.no_web else args.web_port, **options,
         )
     except ClusterError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     try:
         cluster = Cluster(spec).start()
     except ClusterError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     print(f"gateway  {cluster.gateway.address}  (modelverse.v1.SearchService)")
     print(f"admin    {cluster.admin.address}  (modelverse.v1.AdminService)")
     if cluster.web is not None:
@@ -129,6 +130,6 @@ def cluster_down(args: argparse.Namespace) -> int:
     try:
         stopped = stop_recorded(Path(args.run_dir))
     except ClusterError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     print(f"stopped {stopped} process(es)")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from modelverse.errors import InvalidInputError
 from modelverse.settings.web import WebSettings
 
 DEMO_TEXT = "a photo of a sneaker"
@@ -52,7 +53,7 @@ def _query_pictures(root: Path) -> dict[str, Path]:
 
 def run(args: argparse.Namespace, modelverse: Callable[[list[str]], int]) -> int:
     if args.samples < 2:
-        raise ValueError("the demo needs at least 2 samples per model")
+        raise InvalidInputError("the demo needs at least 2 samples per model")
     root = Path(args.store)
     print(f"Indexing the bundled zoo ({args.samples} samples per model) into {root.resolve()} ...", flush=True)
     status = modelverse([

@@ -8,6 +8,7 @@ import os
 import socket
 
 from modelverse.cli.device import torch_device
+from modelverse.errors import InvalidInputError
 from modelverse.fleet.config import FleetConfig, JobSecretError
 from modelverse.settings.base import build_parser, from_namespace
 from modelverse.settings.fleet import WorkerSettings
@@ -34,9 +35,9 @@ def worker_config(settings: WorkerSettings) -> FleetConfig:
     try:
         config = FleetConfig.from_settings(settings, device=torch_device(settings.device))
     except JobSecretError as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     if not config.job_secret and not settings.insecure_unsigned_jobs:
-        raise ValueError("no job secret: give --job-secret-file FILE (the admin and `modelverse index --broker` "
+        raise InvalidInputError("no job secret: give --job-secret-file FILE (the admin and `modelverse index --broker` "
                          "sign with the same file; make one with `openssl rand -hex 32 > FILE`), or "
                          "--insecure-unsigned-jobs to run whatever anyone who can write to the broker sends")
     return config
@@ -60,7 +61,7 @@ def run(namespace: argparse.Namespace) -> int:
         if config.redis_store_url != config.broker_url:
             check_redis(config.redis_store_url, "worker's store", allow_eviction=args.allow_evicting_redis)
     except (UnsafeRedisError, redis.AuthenticationError) as exc:
-        raise ValueError(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
     if not config.job_secret:
         log.warning("no job secret (--insecure-unsigned-jobs): this worker runs any job message found in the broker")
     # Pool processes and anything they spawn read the same settings.

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from modelverse.errors import FailedPreconditionError, InvalidInputError
 from modelverse.settings.base import SettingsError, resolve
 from modelverse.settings.fleet import (  # noqa: F401  (the fleet's defaults, imported from here too)
     DEFAULT_BROKER,
@@ -29,7 +30,7 @@ CHUNK_TIME_FRACTION = 0.5
 MIN_JOB_SECRET_BYTES = 16
 
 
-class JobSecretError(ValueError):
+class JobSecretError(FailedPreconditionError, ValueError):
     """A job secret that is missing, unreadable or too short to authenticate anything."""
 
 
@@ -117,7 +118,7 @@ class FleetConfig:
         try:
             settings = resolve(FleetSettings, environ=environ).settings
         except SettingsError as exc:
-            raise ValueError(str(exc)) from None
+            raise InvalidInputError(str(exc)) from None
         return cls.from_settings(settings, **overrides)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:

@@ -32,6 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from modelverse.client import connect, read_key_file
+from modelverse.errors import FailedPreconditionError
 from modelverse.security.keys import KeyRing, KeysFile, Role, write_secret
 from modelverse.security.tls import ClientTLS
 from modelverse.settings.admin import AdminSettings
@@ -49,7 +50,7 @@ CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(FailedPreconditionError, RuntimeError):
     pass
 
 

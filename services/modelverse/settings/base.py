@@ -31,10 +31,12 @@ from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from modelverse.errors import InvalidInputError
+
 SOURCES = ("default", "file", "env", "flag")  # lowest precedence first
 
 
-class SettingsError(ValueError):
+class SettingsError(InvalidInputError):
     """Settings that do not validate; the message is one line naming each setting and its source."""
 
 
