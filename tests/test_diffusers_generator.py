@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
+from modelverse.fleet.job_records import JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir
 from modelverse.fleet.resolve import SpecError, load_generator

@@ -128,7 +128,7 @@ def test_redis_settings_rules() -> None:
 
 def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     from modelverse.cli.main import main
-    from modelverse.fleet.local_cluster import free_port
+    from modelverse.fleet.local_fleet import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["jobs", "--broker", url, "--metrics"]) == 1
@@ -138,7 +138,7 @@ def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pyte
 
 def test_heartbeats_of_long_gone_workers_are_forgotten(tmp_path: Path) -> None:
     from modelverse.fleet import fleet_metrics
-    from modelverse.fleet.local_cluster import RedisServer
+    from modelverse.fleet.local_fleet import RedisServer
     from modelverse.fleet.redis_state import RedisFleetState
 
     server = RedisServer(tmp_path / "redis").start()

@@ -20,8 +20,8 @@ from fleet_support import ENCODER_SPEC
 
 from modelverse.fleet import signing
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
-from modelverse.fleet.local_cluster import (
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
+from modelverse.fleet.local_fleet import (
     RedisServer,
     WorkerProcess,
     free_port,

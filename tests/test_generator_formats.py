@@ -16,7 +16,7 @@ from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.cli.main import main
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
+from modelverse.fleet.job_records import JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir
 from modelverse.fleet.resolve import SpecError, load_generator

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from modelverse.fleet.config import FleetConfig
-from modelverse.serving.cluster import SET_BY_CLUSTER, SETTINGS, Cluster, ClusterError, ClusterSpec
+from modelverse.serving.loopback_cluster import SET_BY_CLUSTER, SETTINGS, Cluster, ClusterError, ClusterSpec
 from modelverse.serving.shard.state import ShardConfig
 from modelverse.settings import PROCESSES, settings_class
 from modelverse.settings.base import ProcessSettings, SettingsError, build_parser, load, resolve, to_argv

@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 from web_support import FEATURES_ONLY_ID, build_web_store
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
 pytestmark = pytest.mark.slow
 

@@ -36,7 +36,7 @@ import numpy as np
 from modelverse.client import connect_aio
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.stats import stats_from_features
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.synthetic import SyntheticZoo

@@ -35,7 +35,7 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING, ScoringParams
 from modelverse.core.reference import ExactSearch
 from modelverse.core.types import Method, QueryPart
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
 from modelverse.core.lift import LiftSpec
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET

@@ -29,7 +29,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
 TEXTS = ["a photo of a sneaker", "a photo of trousers", "a photo of a bag", "a photo of a dress",
          "a photo of a face", "a painting of a blue eye", "a handwritten digit three", "a drawing of an elephant",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from modelverse.errors import InvalidInputError
-from modelverse.serving.cluster import SETTINGS, Cluster, ClusterError, ClusterSpec, stop_recorded
+from modelverse.serving.loopback_cluster import SETTINGS, Cluster, ClusterError, ClusterSpec, stop_recorded
 from modelverse.settings.base import add_field_argument, read_config_file
 from modelverse.settings.gateway import GatewaySettings
 from modelverse.settings.web import WebSettings

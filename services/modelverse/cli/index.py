@@ -26,7 +26,7 @@ from modelverse.fleet.adaptive import (
     DEFAULT_TOLERANCE,
 )
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig, read_job_secret
-from modelverse.fleet.jobs import JobRecord, JobState
+from modelverse.fleet.job_records import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import (
     ModelRequest,

@@ -11,7 +11,7 @@ from modelverse.cli.fleet_access import FleetUnreachableError, reaching
 from modelverse.cli.output import print_json, print_table, progress_bar
 from modelverse.errors import NotFoundError
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobRecord, JobState
+from modelverse.fleet.job_records import JobRecord, JobState
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,7 +1,7 @@
 """A whole serving cluster inside one process: real gRPC servers on loopback.
 
 Tests and benchmarks use it to talk to real shard and gateway servers without starting
-processes; `modelverse cluster up` (serving.cluster) runs the same servicers as processes.
+processes; `modelverse cluster up` (serving.loopback_cluster) runs the same servicers as processes.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ a whole cluster; its keys are field names.
 
 The argparse parser of a process is generated from its class (``build_parser``), and the argv
 that makes a process hold given settings is generated from them too (``to_argv``): a launcher
-(``serving.cluster``) cannot forget a field.
+(``serving.loopback_cluster``) cannot forget a field.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from modelverse.core.stats import stats_from_features
 from modelverse.errors import InvalidInputError, ModelverseError
 from modelverse.fleet.resolve import Runtime, encoder_identity
 from modelverse.serving.admin.generator_jobs import GeneratorJobs
-from modelverse.serving.admin.jobs import JobQueueFull, JobRecord, JobRunner
+from modelverse.serving.admin.feature_jobs import JobQueueFull, JobRecord, JobRunner
 from modelverse.serving.admin.sources import model_request, sample_plan
 from modelverse.serving.admin.sync import SyncReport
 from modelverse.serving.convert import metadata_from_message

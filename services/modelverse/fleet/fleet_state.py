@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from modelverse.core.moments import PartialMoments
 from modelverse.core.stats import DEFAULT_TAU, ModelStats, store_rank
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError, StoreNotFoundError
 
