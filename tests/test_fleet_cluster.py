@@ -19,8 +19,8 @@ from fleet_support import ENCODER_SPEC
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
-from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, start_worker, wait_until
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
+from modelverse.fleet.local_fleet import RedisServer, WorkerProcess, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest

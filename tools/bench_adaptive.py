@@ -133,7 +133,7 @@ def per_query_metrics(collection, encoded, suite) -> dict[str, dict[str, list[di
     from modelverse.core.ranking import top_k
     from modelverse.core.reference import ExactSearch
     from modelverse.core.types import Method
-    from modelverse.evaluation.metrics import query_metrics, relevant_by_tags
+    from modelverse.evaluation.retrieval_metrics import query_metrics, relevant_by_tags
 
     search = ExactSearch(collection, PAPER_SCORING)  # the adaptive study scores at the paper's tau
     ids = collection.ids

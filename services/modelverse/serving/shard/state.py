@@ -23,6 +23,7 @@ from modelverse.core.lift import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.core.ranking import top_k
 from modelverse.core.scores import normalized_means
 from modelverse.core.types import Method, QueryPart
+from modelverse.errors import InvalidInputError
 from modelverse.serving import metrics
 from modelverse.serving.first_stage import (
     SECOND_ORDER_PROBE_FACTOR,
@@ -361,7 +362,7 @@ class ShardState:
         (``serving.first_stage``) chooses the index, the query vector and the nprobe.
         """
         if candidates <= 0:
-            raise ValueError(f"candidates must be positive, got {candidates}")
+            raise InvalidInputError(f"candidates must be positive, got {candidates}")
         dim = self.store.config.dim
         stage = self.first_stages[method]
         q = stage.query(dim, parts, query_model)
