@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from serving_fixtures import build_store, start_in_process
 
-from modelverse.bench.agreement import positions_agreeing, two_stage_curve
+from modelverse.bench.agreement import answer_concentration, positions_agreeing, two_stage_curve
 from modelverse.bench.queries import make_queries
 from modelverse.core.reference import ExactSearch
 from modelverse.core.types import Method, QueryPart
@@ -24,6 +24,14 @@ def test_positions_agreeing_counts_positions_not_overlap() -> None:
     assert positions_agreeing([list("abc")], [list("abd")], k=3) == pytest.approx(2 / 3)
     with pytest.raises(ValueError):
         positions_agreeing(exact[:1], exact)
+
+
+def test_answer_concentration_counts_hubs() -> None:
+    exact = [list("abc"), list("adc"), list("aef"), list("bcd")]
+    assert answer_concentration(exact) == {"queries": 4, "distinct_top1": 2, "most_queries_one_top1": 3,
+                                           "distinct_in_top_lists": 6}
+    with pytest.raises(ValueError):
+        answer_concentration([])
 
 
 def test_queries_are_unit_draws_of_distinct_live_models(tmp_path) -> None:

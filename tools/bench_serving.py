@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelverse.bench.agreement import two_stage_curve
+from modelverse.bench.agreement import answer_concentration, two_stage_curve
 from modelverse.bench.queries import make_queries, vector_request
 from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING, ScoringParams
@@ -159,6 +159,7 @@ def agreement_curve(stub, collection: Collection, queries: np.ndarray, method: M
     curve = two_stage_curve(stub, queries, exact, METHODS[method.value], grid)
     print(f"agreement {method.value} per candidates/shard: {curve}", file=sys.stderr, flush=True)
     return {"method": method.value, "queries": len(queries), "tau": params.tau, "eps": params.eps, "positions_agreeing": curve,
+            "exact_concentration": answer_concentration(exact),
             "exhaustive_seconds_all_queries": round(exhaustive_seconds, 1), "exact_top10": exact}
 
 
@@ -311,6 +312,8 @@ def print_summary(r: dict) -> None:
             print(f"  CPU ms per query: {load['cpu']['cpu_ms_per_query']}")
     for a in r["agreement"]:
         print(f"top-10 agreement ({a['method']}) by candidates/shard: {a['positions_agreeing']}")
+        if "exact_concentration" in a:
+            print(f"  exact answers over the queries: {a['exact_concentration']}")
     print(f"bytes per model: {r['bytes_per_model']}")
     print(f"index builds: {r['index_builds']}")
     print(f"RSS MiB: {r['rss_mib']}")

@@ -3,6 +3,7 @@ a fast path returns the same model as the exhaustive exact search."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -24,6 +25,17 @@ def positions_agreeing(found: Sequence[Sequence[Hashable]], exact: Sequence[Sequ
         raise ValueError("no queries")
     same = sum(sum(a == b for a, b in zip(f[:k], e[:k])) for f, e in zip(found, exact))
     return same / (k * len(exact))
+
+
+def answer_concentration(exact: Sequence[Sequence[Hashable]]) -> dict[str, int]:
+    """How concentrated exact answers are over a query set: a few wide "hub" models that top many
+    queries make a small query set say little. Distinct top-1 models, the most queries one model
+    tops, and distinct models in all top lists."""
+    if not exact:
+        raise ValueError("no queries")
+    firsts = Counter(answer[0] for answer in exact if len(answer))
+    return {"queries": len(exact), "distinct_top1": len(firsts), "most_queries_one_top1": max(firsts.values(), default=0),
+            "distinct_in_top_lists": len({model for answer in exact for model in answer})}
 
 
 def two_stage_curve(stub: Any, queries: np.ndarray, exact: Sequence[Sequence[str]], method: int,
