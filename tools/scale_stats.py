@@ -5,7 +5,7 @@ profile's (``modelverse.bench.structure``): a table on stdout and, with --struct
     .venv/bin/python tools/scale_stats.py --out /tmp/scale-100k --models 100000 \\
         --profile docs/benchmarks/zoo-profile.json --structure-json docs/benchmarks/scale-structure.json
     ... --structure random            # the generator before the structured mode (random directions)
-    ... --measure-only                # measure a store written earlier, write nothing into it
+    ... --measure-only [--profile P]  # measure a store written earlier (beside P's structure); write no store
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def main() -> int:
         parser.error("give --calibrate STORE or --profile JSON, not both")
     if args.measure_only:
         meta = json.loads((args.out / "scale.json").read_text())
-        profile, structure, params, seconds = load_profile(args.out / "scale.json"), meta.get("structure", "random"), \
-            meta.get("structure_params"), None
+        # Compared with --profile when given (e.g. a random store, written before its profile had a structure).
+        profile = load_profile(args.profile or args.out / "scale.json")
+        structure, params, seconds = meta.get("structure", "random"), meta.get("structure_params"), None
     else:
         if args.profile:
             profile = load_profile(args.profile)
