@@ -4,8 +4,9 @@ store's packed table: no per-model files, no samples, no covariances to decompos
     .venv/bin/python tools/scale_stats.py --out /tmp/scale-100k --models 100000   (the command line)
 
 How they are derived. A *profile* is measured on a store of real statistics (``--calibrate
-STORE``: the bundled zoo's store when there is one; by default a store of 48 models of
-``modelverse.synthetic.SyntheticZoo`` at d = 512, 2,000 samples each, built on the fly):
+STORE``: the bundled zoo's store when there is one, docs/benchmarks/zoo-profile.json; by default a
+store of 48 models of ``modelverse.synthetic.SyntheticZoo`` at d = 512, 2,000 samples each, built
+on the fly):
 
 - the norm of the first moment (features are L2-normalised, so ||mu|| < 1 measures how
   concentrated a model's samples are): its empirical quantiles;
@@ -14,15 +15,34 @@ STORE``: the bundled zoo's store when there is one; by default a store of 48 mod
   within a tag;
 - the covariance spectrum: the top-r eigenvalues (the squared column norms of the stored
   factor W, whose columns are orthogonal), as a curve relative to the largest, and the largest's
-  spread; and the residual diagonal D's mean relative to the trace.
+  spread; and the residual diagonal D's mean relative to the trace;
+- the cross-model structure of the factors (``modelverse.bench.structure``): the median fraction
+  of each model's low-rank energy ||W||_F^2 that one shared basis of k = 16, 32, 64, 128
+  directions keeps (fitted on all models, and without the model), and the energy fractions along
+  the model's mean direction, its tag's concept direction and the common direction.
 
 Then model m of the scale collection gets: a cluster c (one of ``--clusters`` concept
 directions, Zipf-distributed sizes, as tags are in a hub), a direction
 normalise(a * concept_c + b * common + own_m) with a, b set so the common and within-cluster
-cosines match the profile, a norm drawn from the profile's quantiles; r random orthonormal
+cosines match the profile, a norm drawn from the profile's quantiles; r orthonormal covariance
 directions with the profile's eigenvalue curve scaled by a drawn lambda_1; a residual diagonal
 around the profile's level. The Woodbury factors are computed by ``core.compression`` from the
 rounded float16 values, exactly as for real models.
+
+The covariance directions (``--structure``):
+
+- ``structured`` (the default): drawn from a basis the whole collection shares, a random rotation
+  R of R^d with a decaying spectrum (a power law with a soft cutoff), with more or less variance
+  along the common, concept and mean directions (``StructureParams``). Its five parameters are
+  fitted (``fit_structure``) so that a generated collection, measured by the same functions,
+  keeps the profile's leave-one-out fractions at each k and its alignment energies; the fit is
+  saved with the profile (``Profile.fitted``, for one dim and cluster count). The number of
+  shared directions k and the fractions carry over unchanged from the profile's dim to ``--dim``.
+  The columns of W stay orthonormal directions scaled by the eigenvalues, largest first, as
+  ``core.compression`` stores them.
+- ``random``: independent random orthonormal directions per model (QR of a Gaussian matrix), the
+  generator as it was before issue 13: same numbers, same stores. A shared basis of k directions
+  keeps about k/d of such a model.
 """
 
 from __future__ import annotations
@@ -412,12 +432,12 @@ def structure_rows(generated: Structure, profile: Structure) -> list[tuple[str, 
     for k in [k for k in generated.sizes if k in profile.sizes]:
         i, j = generated.sizes.index(k), profile.sizes.index(k)
         rows.append((f"kept by {k} shared directions (median)", generated.kept_median[i], profile.kept_median[j]))
-        rows.append((f"  the same, basis fitted without the model", generated.kept_loo_median[i], profile.kept_loo_median[j]))
+        rows.append(("  the same, basis fitted without the model", generated.kept_loo_median[i], profile.kept_loo_median[j]))
     for name in ("mean", "concept", "common"):
         mine, theirs = getattr(generated, name), getattr(profile, name)
         if mine is not None and theirs is not None:
             rows.append((f"energy along the {name} direction", mine.energy, theirs.energy))
-            rows.append((f"  its part inside span(W)", mine.capture, theirs.capture))
+            rows.append(("  its part inside span(W)", mine.capture, theirs.capture))
     rows.append(("random: energy along a direction (1/d)", generated.random_energy, profile.random_energy))
     rows.append(("random: part inside span(W) (r/d)", generated.random_capture, profile.random_capture))
     return rows
