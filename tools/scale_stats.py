@@ -36,7 +36,8 @@ def main() -> int:
     parser.add_argument("--out", required=True, type=Path, help="store directory to create")
     parser.add_argument("--models", type=int, default=100_000)
     parser.add_argument("--clusters", type=int, default=1000, help="concept directions (tags)")
-    parser.add_argument("--calibrate", type=Path, default=None, help="store of real statistics to measure")
+    parser.add_argument("--calibrate", type=Path, default=None,
+                        help="store of real statistics to measure (with --profile: only its structure is measured)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="a profile saved earlier (--save-profile, or the 'profile' of a store's scale.json) "
                              "instead of measuring one")
@@ -57,15 +58,18 @@ def main() -> int:
                         help="measure the structure on the first N models (default: %(default)s)")
     parser.add_argument("--structure-json", type=Path, default=None, help="write the measured structure beside the profile's here")
     args = parser.parse_args()
-    if args.calibrate and args.profile:
-        parser.error("give --calibrate STORE or --profile JSON, not both")
     if args.measure_only:
         meta = json.loads((args.out / "scale.json").read_text())
         # Compared with --profile when given (e.g. a random store, written before its profile had a structure).
         profile = load_profile(args.profile or args.out / "scale.json")
         structure, params, seconds = meta.get("structure", "random"), meta.get("structure_params"), None
     else:
-        if args.profile:
+        if args.profile and args.calibrate:
+            # A saved profile keeps its numbers (the stores made from it stay the same); only the
+            # structure, which it may predate, is measured on STORE.
+            measured = measure_profile(DirectoryStore.open(args.calibrate))
+            profile = replace(load_profile(args.profile), structure=measured.structure, fitted=None)
+        elif args.profile:
             profile = load_profile(args.profile)
         elif args.calibrate:
             profile = measure_profile(DirectoryStore.open(args.calibrate))

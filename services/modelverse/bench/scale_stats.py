@@ -361,7 +361,7 @@ def held_out_structure(factors: np.ndarray, means: np.ndarray, assignment: np.nd
 
 
 def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int = 0,
-                  rounds: int = 3, spectrum_evaluations: int = 30) -> tuple[StructureParams, dict]:
+                  rounds: int = 3, spectrum_evaluations: int = 40) -> tuple[StructureParams, dict]:
     """StructureParams whose collection (``models`` of them at the profile's dim, the same random
     numbers at every step) matches the profile's structure: the leave-one-out kept fractions at
     each k (absolute k: the number of shared directions does not grow with the feature dimension)
@@ -394,13 +394,16 @@ def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int
     def kept_loss(got: dict) -> float:
         return float(sum((g - goal[k]) ** 2 for k, g in zip(sizes, got["kept"])))
 
-    params = StructureParams(decay=1.0, cutoff=32.0)
+    params = StructureParams(decay=0.7, cutoff=40.0)
     for _ in range(rounds):
         def loss(x: np.ndarray, gains: StructureParams = params) -> float:
             return kept_loss(figures(replace(gains, decay=float(np.exp(x[0])), cutoff=float(np.exp(x[1])))))
 
-        result = minimize(loss, np.log([params.decay, params.cutoff]), method="Nelder-Mead",
-                          options={"maxfev": spectrum_evaluations, "xatol": 1e-3, "fatol": 1e-7})
+        x0 = np.log([params.decay, params.cutoff])
+        # An explicit first simplex: scipy's default steps 5 % of each coordinate, nothing at log 1 = 0.
+        simplex = np.stack([x0, x0 + [0.4, 0.0], x0 + [0.0, 0.4]])
+        result = minimize(loss, x0, method="Nelder-Mead",
+                          options={"maxfev": spectrum_evaluations, "initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-7})
         params = replace(params, decay=float(np.exp(result.x[0])), cutoff=float(np.exp(result.x[1])))
         for _ in range(3):
             got = figures(params)
