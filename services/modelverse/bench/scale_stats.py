@@ -224,8 +224,9 @@ class Layout:
         common /= np.linalg.norm(common)
         sizes = 1.0 / np.arange(1, clusters + 1)  # Zipf: a few big tags, a long tail
         assignment = rng.choice(clusters, size=models, p=sizes / sizes.sum())
-        # Drawn after the others, so a random-mode collection is the same as before the mode existed.
-        rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0] if structured else None
+        # From its own stream: a random-mode collection is the same as before the mode existed, and
+        # the rotation does not depend on the number of models (the fit draws fewer, in the same frame).
+        rotation = np.linalg.qr(np.random.default_rng([seed, 1]).standard_normal((dim, dim)))[0] if structured else None
         return cls(assignment, concepts, common, rotation)
 
 
@@ -378,8 +379,14 @@ def fit_structure(profile: Profile, clusters: int, models: int = 1000, seed: int
         raise ValueError("the profile has no measured structure: measure it again (--calibrate) or use --structure random")
     sizes = [k for k in target.sizes if k < profile.dim]
     goal = dict(zip(target.sizes, target.kept_loo_median))
-    layout = Layout.draw(profile.dim, models, clusters, seed, structured=False)  # no rotation: R = I
-    draws = draw(profile, 0, models, layout, seed)  # the same numbers at every step
+    # The generated collection's own rotation, common and concept directions (the alignments
+    # depend on where those few vectors fall in the spectrum, not only on the parameters), and
+    # the same numbers at every step. Everything is expressed in R's frame, so that no step rotates.
+    layout = Layout.draw(profile.dim, models, clusters, seed, structured=True)
+    frame = layout.rotation
+    drawn = draw(profile, 0, models, layout, seed)
+    layout = Layout(layout.assignment, layout.concepts @ frame, layout.common @ frame, None)
+    draws = replace(drawn, means=drawn.means @ frame, directions=drawn.directions @ frame, concepts=drawn.concepts @ frame)
     aligned = {"common": target.common.energy, "mean": target.mean.energy}
     if target.concept is not None:
         aligned["concept"] = target.concept.energy
