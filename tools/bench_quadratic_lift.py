@@ -104,7 +104,7 @@ def main() -> int:
         cache = args.store.with_name(f"{args.store.name}-structured-{args.seed}-{len(arrays)}.npy")
         if not cache.exists():
             np.save(cache, bench.structured_factors(arrays.factor, args.seed))
-        arrays = bench.with_factor(arrays, np.load(cache))
+        arrays = bench.with_factor(arrays, np.load(cache, mmap_mode="r"))  # page cache, not anonymous memory
     queries = (make_text_queries(arrays.means, args.queries, args.seed + 1) if args.kind == "text"
                else image_queries(arrays, args.queries, args.seed + 1))
     forms = bench.forms_of(arrays, method, tau)

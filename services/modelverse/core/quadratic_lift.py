@@ -58,7 +58,10 @@ class QuadraticForms:
     constant: np.ndarray  # (M,)
     linear: np.ndarray  # (M, d)
     diagonal: np.ndarray  # (M, d)
-    factor: np.ndarray  # (M, d, r)
+    factor: np.ndarray  # (M, d, r); V = factor_scale * factor
+    # Stored float16 factors stay float16 (a float32 copy of 100k models' is 3.3 GB); the
+    # temperature scales them as they are read, a block at a time.
+    factor_scale: float = 1.0
 
     def __len__(self) -> int:
         return int(self.constant.shape[0])
@@ -68,7 +71,8 @@ class QuadraticForms:
         return int(self.linear.shape[1])
 
     def take(self, rows: np.ndarray) -> QuadraticForms:
-        return QuadraticForms(self.constant[rows], self.linear[rows], self.diagonal[rows], self.factor[rows])
+        return QuadraticForms(self.constant[rows], self.linear[rows], self.diagonal[rows], self.factor[rows],
+                              self.factor_scale)
 
     def scores(self, q: np.ndarray) -> np.ndarray:
         """The exact scores of one query, float64 accumulation."""
@@ -82,19 +86,19 @@ class QuadraticForms:
             stop = min(start + BLOCK, len(self))
             out[:, start:stop] = _form_scores(
                 self.constant[start:stop], self.linear[start:stop], self.diagonal[start:stop],
-                self.factor[start:stop], queries,
+                self.factor[start:stop], queries, self.factor_scale,
             )
         return out
 
 
 def _form_scores(constant: np.ndarray, linear: np.ndarray, diagonal: np.ndarray, factor: np.ndarray,
-                 queries: np.ndarray) -> np.ndarray:
+                 queries: np.ndarray, scale: float = 1.0) -> np.ndarray:
     dtype = np.float32 if factor.dtype in (np.float16, np.float32) else np.float64
     q = queries.astype(dtype)
     n, d, r = factor.shape
     # (n r, d) @ (d, Q): one matrix product for every column of every model
     projected = (np.ascontiguousarray(np.swapaxes(factor, 1, 2), dtype=dtype).reshape(n * r, d) @ q.T)
-    quad = (projected.astype(np.float64) ** 2).reshape(n, r, -1).sum(axis=1).T  # (Q, n)
+    quad = scale**2 * (projected.astype(np.float64) ** 2).reshape(n, r, -1).sum(axis=1).T  # (Q, n)
     return (np.asarray(constant, dtype=np.float64)[None, :]
             + (queries @ np.asarray(linear, dtype=np.float64).T)
             + ((queries * queries) @ np.asarray(diagonal, dtype=np.float64).T)
@@ -104,15 +108,14 @@ def _form_scores(constant: np.ndarray, linear: np.ndarray, diagonal: np.ndarray,
 def mgf_forms(means: np.ndarray, diag: np.ndarray, factor: np.ndarray, tau: float) -> QuadraticForms:
     """MGF as a quadratic form: tau q.mu + tau^2/2 (D . q^2 + ||W^T q||^2). Keeps the factor's dtype."""
     factor = np.asarray(factor)
-    # Stored float16 factors become float32 (half the memory of float64 at 100k models and more).
-    scaled = (factor.astype(np.float32) * np.float32(tau / np.sqrt(2.0)) if factor.dtype == np.float16
-              else factor * (tau / np.sqrt(2.0)))
+    stored = factor.dtype == np.float16  # kept as it is, scaled when read
     means = np.asarray(means, dtype=np.float64)
     return QuadraticForms(
         constant=np.zeros(means.shape[0]),
         linear=tau * means,
         diagonal=0.5 * tau**2 * np.asarray(diag, dtype=np.float64),
-        factor=scaled,
+        factor=factor if stored else factor * (tau / np.sqrt(2.0)),
+        factor_scale=tau / np.sqrt(2.0) if stored else 1.0,
     )
 
 
@@ -243,7 +246,7 @@ class LiftedQuery:
 def _second_order_blocks(lift: QuadraticLift, forms: QuadraticForms, rows: slice
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For a block of models: g = [e, svec(A A^T)] (float64), ||A||_2 and ||R||_2."""
-    v = np.asarray(forms.factor[rows], dtype=np.float64)
+    v = np.asarray(forms.factor[rows], dtype=np.float64) * forms.factor_scale
     a = np.matmul(lift.basis.T, v)  # (b, k, r)
     a_gram = np.matmul(np.swapaxes(a, 1, 2), a)  # (b, r, r) A^T A
     # R^T R = V^T (I - B B^T) V = V^T V - A^T A (B orthonormal): no (b, d, r) residual in memory.
