@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from small_collection import SmallCollection, build_small_collection
 
-from conftest import SmallCollection, build_small_collection
 from modelverse.serving.inprocess import InProcessCluster, start_in_process  # noqa: F401  (for the tests)
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata

@@ -91,6 +91,7 @@ def test_the_floor_holds_even_when_the_first_chunks_agree() -> None:
     assert replay(plan(tolerance=1.0, floor=2000), low).samples == 2000  # floor = ceiling: a fixed run
 
 
+@pytest.mark.slow
 def test_replay_over_the_feature_cache_stops_where_the_embedded_fleet_stops(tmp_path: Path) -> None:
     """digits-vae-one (8 px, cheap) with the bundled encoder, chunks of 8: the quality cache's
     chunks replayed by bench_adaptive against index_embedded on the same model and plan."""

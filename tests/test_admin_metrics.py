@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelverse.serving.admin.admin_metrics import AdminCollector
-from modelverse.serving.admin.jobs import MAX_PENDING_JOBS
+from modelverse.serving.admin.feature_jobs import MAX_PENDING_JOBS
 from modelverse.serving.admin.service import AdminServicer, wait_for_job
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.grpc_server import build_server

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from serving_fixtures import build_store
 
 from modelverse.client import connect
-from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec, health_check
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 
 pytestmark = pytest.mark.slow

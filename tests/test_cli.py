@@ -16,6 +16,9 @@ import independent
 from modelverse.store.directory import DirectoryStore
 from modelverse.synthetic import SyntheticZoo
 
+# Slow tier: every test runs the `modelverse` console script as a process (about 1-2 s each).
+pytestmark = pytest.mark.slow
+
 MODELVERSE = str(Path(sys.executable).with_name("modelverse"))
 DIM = 48
 COUNT = 7

@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Slow tier: `modelverse demo` indexes the bundled zoo with the encoder, then every query is a CLI process.
+pytestmark = pytest.mark.slow
+
 MODELVERSE = str(Path(sys.executable).with_name("modelverse"))
 SAMPLES = 32  # enough for the tests' clear-cut queries; the README's demo uses 100
 

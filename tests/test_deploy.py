@@ -39,6 +39,9 @@ from modelverse.cli.main import main as modelverse_cli
 from modelverse.serving.admin.__main__ import parse_args as admin_args
 from modelverse.serving.gateway.__main__ import parse_args as gateway_args
 from modelverse.serving.shard.__main__ import parse_args as shard_args
+from modelverse.settings import settings_class
+from modelverse.settings.base import build_parser as build_settings_parser
+from modelverse.settings.fleet import FleetSettings
 from modelverse.web.__main__ import parse_args as web_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,6 +435,81 @@ def test_the_compose_commands_are_accepted_and_stay_on_loopback() -> None:
     # the admin signs the fleet's jobs and the worker checks them with one secret file
     secrets = {services[name]["environment"]["MODELVERSE_JOB_SECRET_FILE"] for name in ("admin", "worker")}
     assert secrets == {"/run/modelverse/job.secret"}
+
+
+# -- one set of names: the processes' settings (modelverse.settings) ---------------------------------
+
+# Variables the deployment sets that are no process's setting: the image's health check
+# (deploy/images/healthcheck.py), the encoder factory's default spec and caches.
+NOT_SETTINGS = {"MODELVERSE_CACHE", "MODELVERSE_ENCODER", "MODELVERSE_HEALTH_PORT", "MODELVERSE_HEALTH_TLS_CA",
+                "MODELVERSE_HEALTH_TLS_NAME", "MODELVERSE_HEALTH_BROKER", "MODELVERSE_HEALTH_HTTP",
+                "MODELVERSE_HEALTH_PATH"}
+MODULES = {"modelverse.serving.shard": "shard", "modelverse.serving.gateway": "gateway",
+           "modelverse.serving.admin": "admin", "modelverse.web": "web"}
+
+
+def process_of(command: list[str]) -> tuple[str | None, list[str]]:
+    """The process a container runs and the arguments in its command."""
+    if command[:2] == ["python", "-m"] and command[2] in MODULES:
+        return MODULES[command[2]], command[3:]
+    if command[:2] == ["modelverse", "worker"]:
+        return "worker", command[2:]
+    return None, []
+
+
+def variables_read_by(process: str) -> set[str]:
+    names = set(settings_class(process).envs())
+    if process == "admin":  # with --broker, the fleet's variables too (fleet.config.FleetConfig.from_env)
+        names |= set(FleetSettings.envs())
+    return names | NOT_SETTINGS
+
+
+def assert_settings_names(where: str, process: str, argv: list[str], variables: list[str]) -> None:
+    options = {o for action in build_settings_parser(settings_class(process))._actions for o in action.option_strings}
+    for word in argv:
+        if word.startswith("--"):
+            assert word.split("=", 1)[0] in options, f"{where}: {word} is no flag of the {process}'s settings"
+    for name in variables:
+        if name.startswith("MODELVERSE_"):
+            assert name in variables_read_by(process), f"{where}: ${name} is no setting of the {process}"
+
+
+def test_the_chart_passes_only_names_of_the_processes_settings(rendered) -> None:
+    _, objects = rendered
+    config_maps = {name: set(o.get("data", {})) for name, o in by_kind(objects, "ConfigMap").items()}
+    readers: dict[str, set[str]] = {}
+    seen = set()
+    for pod_name, pod in pod_templates(objects).items():
+        for container in pod["containers"]:
+            process, argv = process_of([str(w) for w in container.get("command", [])])
+            if process is None:
+                continue
+            seen.add(process)
+            assert_settings_names(f"{pod_name}/{container['name']}", process, [*argv, *args_of(container)],
+                                  [e["name"] for e in container.get("env", [])])
+            for source in container.get("envFrom", []):
+                readers.setdefault(source["configMapRef"]["name"], set()).update(variables_read_by(process))
+    assert seen == {"shard", "gateway", "admin", "web", "worker"}
+    for name, readable in readers.items():  # a shared ConfigMap's variables: each read by a process that mounts it
+        unread = {k for k in config_maps[name] if k.startswith("MODELVERSE_")} - readable
+        assert not unread, f"ConfigMap {name}: {sorted(unread)} read by none of the processes that mount it"
+
+
+def test_the_compose_file_passes_only_names_of_the_processes_settings() -> None:
+    seen = set()
+    for name, service in compose_document()["services"].items():
+        process, argv = process_of([expand(str(word)) for word in service["command"]])
+        if process is not None:
+            seen.add(process)
+            assert_settings_names(f"compose {name}", process, argv, list(service.get("environment", {})))
+    assert seen == {"shard", "gateway", "admin", "web", "worker"}
+
+
+def test_the_names_check_catches_a_misspelt_flag_and_variable() -> None:
+    with pytest.raises(AssertionError, match="--nprobes=4 is no flag of the shard's settings"):
+        assert_settings_names("x", "shard", ["--nprobes=4"], [])
+    with pytest.raises(AssertionError, match=r"\$MODELVERSE_NPROBE is no setting of the shard"):
+        assert_settings_names("x", "shard", [], ["MODELVERSE_NPROBE"])
 
 
 # -- protos ------------------------------------------------------------------------------------

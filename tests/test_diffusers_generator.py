@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMPipeline, StableDiffusionPipeline
 from fleet_support import ENCODER_SPEC
 from safetensors.torch import load_file
 
 from modelverse.bench.tiny_pipelines import save_tiny_ddim, save_tiny_text_to_image
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
+from modelverse.fleet.job_records import JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir
 from modelverse.fleet.resolve import SpecError, load_generator
@@ -53,6 +52,8 @@ def test_unconditional_pipeline_reproduces_diffusers_own_output(ddim_dir: Path) 
     assert isinstance(generator, DiffusersGenerator) and generator.resolution == 16
     images = generator.sample(6, 123)
     assert images.shape == (6, 16, 16, 3) and images.dtype == np.uint8
+    from diffusers import DDIMPipeline  # here, not at the top: importing diffusers costs seconds of every collection
+
     pipeline = DDIMPipeline.from_pretrained(ddim_dir, local_files_only=True)
     pipeline.set_progress_bar_config(disable=True)
     seeds = sample_seeds(123, 6)
@@ -73,6 +74,8 @@ def test_text_to_image_samples_over_the_prompt_file(t2i_dir: Path, tmp_path: Pat
     assert generator.resolution == 16  # UNet sample size 8 x VAE scale 2
     seeds = sample_seeds(7, 4)
     images = generator.sample(4, 7)
+    from diffusers import StableDiffusionPipeline  # here, not at the top: see above
+
     pipeline = StableDiffusionPipeline.from_pretrained(t2i_dir, local_files_only=True, safety_checker=None,
                                                        requires_safety_checker=False)
     pipeline.set_progress_bar_config(disable=True)

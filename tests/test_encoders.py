@@ -56,6 +56,7 @@ def pictures() -> list[Image.Image]:
     return [noise, plain, digit, noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT), plain]
 
 
+@pytest.mark.slow
 def test_bundled_assembles_into_a_fresh_cache_and_loads_through_local_dir(
     encoder, cache_dir: Path
 ) -> None:
@@ -75,12 +76,14 @@ def test_bundled_assembles_into_a_fresh_cache_and_loads_through_local_dir(
     assert load_encoder("bundled", cache_dir=cache_dir, batch_size=4) is encoder
 
 
+@pytest.mark.slow
 def test_assembly_is_deterministic_across_fresh_caches(encoder, cache_dir: Path, tmp_path: Path) -> None:
     other = bundled.assembled_dir(tmp_path / "cache2")
     first = bundled.assembled_dir(cache_dir) / bundled.CHECKPOINT_FILE
     assert sha256_file(other / bundled.CHECKPOINT_FILE) == sha256_file(first)
 
 
+@pytest.mark.slow
 def test_shapes_dtypes_and_determinism(encoder, pictures: list[Image.Image]) -> None:
     images = encoder.encode_images(pictures)
     texts = encoder.encode_texts(["a photo of a face", "a red circle", "a sketch of a shirt"])
@@ -96,12 +99,14 @@ def test_shapes_dtypes_and_determinism(encoder, pictures: list[Image.Image]) -> 
     np.testing.assert_allclose(single, images, rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_encode_pixels_equals_encode_images(encoder, pictures: list[Image.Image]) -> None:
     same_size = [p.resize((48, 40)) for p in pictures]
     pixels = np.stack([np.asarray(p) for p in same_size])
     np.testing.assert_array_equal(encoder.encode_pixels(pixels), encoder.encode_images(same_size))
 
 
+@pytest.mark.slow
 def test_bfloat16_features_are_close_to_float32(encoder, cache_dir: Path, pictures: list[Image.Image]) -> None:
     fast = load_encoder("bundled", cache_dir=cache_dir, batch_size=4, precision="bf16")
     assert fast.precision == "bf16" and encoder.precision == "fp32"
@@ -114,6 +119,7 @@ def test_bfloat16_features_are_close_to_float32(encoder, cache_dir: Path, pictur
     assert np.all(text_cosines > 0.99)
 
 
+@pytest.mark.slow
 def test_precisions_the_device_cannot_run_are_refused(cache_dir: Path) -> None:
     with pytest.raises(ValueError, match="float16 needs a CUDA device"):
         load_encoder("bundled", cache_dir=cache_dir, precision="fp16")
@@ -121,6 +127,7 @@ def test_precisions_the_device_cannot_run_are_refused(cache_dir: Path) -> None:
         load_encoder("bundled", cache_dir=cache_dir, precision="int8")
 
 
+@pytest.mark.slow
 def test_encode_pixels_rejects_bad_arrays(encoder) -> None:
     with pytest.raises(TypeError, match="uint8"):
         encoder.encode_pixels(np.zeros((1, 8, 8, 3), dtype=np.float32))
@@ -130,12 +137,14 @@ def test_encode_pixels_rejects_bad_arrays(encoder) -> None:
         encoder.encode_texts("a face")
 
 
+@pytest.mark.slow
 def test_transparent_images_are_flattened_onto_white(encoder) -> None:
     rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # fully transparent, hidden black
     white = Image.new("RGB", (64, 64), (255, 255, 255))
     np.testing.assert_array_equal(encoder.encode_images([rgba]), encoder.encode_images([white]))
 
 
+@pytest.mark.slow
 def test_text_of_a_concept_is_nearest_its_picture(encoder) -> None:
     """Zero-shot: held-out pictures of the build match their concept's text, not another's."""
     from sklearn.datasets import load_digits
@@ -165,6 +174,7 @@ def test_text_of_a_concept_is_nearest_its_picture(encoder) -> None:
     assert sims["shirt"][1] > sims["digit"][1]
 
 
+@pytest.mark.slow
 def test_fingerprint_differs_for_different_weights(encoder, cache_dir: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
@@ -183,6 +193,7 @@ def test_fingerprint_differs_for_different_weights(encoder, cache_dir: Path, tmp
     assert encoder_id(changed) != encoder_id(encoder)
 
 
+@pytest.mark.slow
 def test_an_open_clip_architecture_from_a_local_weights_file(tmp_path: Path) -> None:
     """'ARCH=/path': any open_clip architecture; the fingerprint is the file's sha256."""
     import open_clip
@@ -202,6 +213,7 @@ def test_an_open_clip_architecture_from_a_local_weights_file(tmp_path: Path) -> 
     np.testing.assert_allclose(enc.encode_texts(texts), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # imports open_clip (seconds) before it can refuse the spec
 def test_missing_weights_file_names_the_path_and_the_remedy(tmp_path: Path) -> None:
     missing = tmp_path / "clip" / "open_clip_model.safetensors"
     with pytest.raises(FileNotFoundError) as info:
@@ -212,6 +224,7 @@ def test_missing_weights_file_names_the_path_and_the_remedy(tmp_path: Path) -> N
         load_encoder(f"local-dir:{tmp_path / 'nowhere'}", cache_dir=tmp_path)
 
 
+@pytest.mark.slow  # imports open_clip
 def test_specs_and_the_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MODELVERSE_ENCODER", raising=False)
     assert parse_spec(None).kind == "bundled"

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from modelverse.evaluation.metadata_baseline import MetadataSearch
-from modelverse.evaluation.metrics import average_precision, query_metrics, relevant_by_tags, top_k_hit
+from modelverse.evaluation.retrieval_metrics import average_precision, query_metrics, relevant_by_tags, top_k_hit
 
 
 def test_average_precision_by_hand() -> None:

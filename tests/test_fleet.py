@@ -11,11 +11,11 @@ import pytest
 from fleet_support import ENCODER_SPEC, conv_encoder, conv_generator
 from modelverse.core.stats import stats_from_features
 from modelverse.fleet.embedded import index_embedded, run_job
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.fleet.plan import SamplePlan, chunk_seed
 from modelverse.fleet.requests import ManifestError, ModelRequest, read_manifest
 from modelverse.fleet.resolve import Runtime, SpecError, load_generator
-from modelverse.fleet.state import LocalState, partial_name
+from modelverse.fleet.fleet_state import LocalState, partial_name
 from modelverse.fleet.work import run_chunk
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata
@@ -207,7 +207,7 @@ def test_index_here_indexes_a_manifest_and_reports_failures(tmp_path: Path, caps
 
 def test_jobs_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     from modelverse.cli.main import main
-    from modelverse.fleet.local_cluster import free_port
+    from modelverse.fleet.local_fleet import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["jobs", "--broker", url]) == 1

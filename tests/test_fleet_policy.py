@@ -22,11 +22,11 @@ from modelverse.fleet.spec_policy import SpecPolicy, SpecRefused
 WORKER = SpecPolicy(allow_python=False)
 
 
-def test_py_specs_are_refused_before_their_module_is_imported(tmp_path: Path) -> None:
+def test_py_specs_are_refused_before_their_module_is_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     module = tmp_path / "planted_module.py"
     marker = tmp_path / "imported"
     module.write_text(f"open({str(marker)!r}, 'w').close()\ndef factory():\n    return None\n")
-    sys.path.insert(0, str(tmp_path))
+    monkeypatch.syspath_prepend(tmp_path)  # importable, as a module an attacker planted would be
     try:
         with pytest.raises(SpecRefused, match="py: specs import and run any Python function"):
             load_generator("py:planted_module:factory", policy=WORKER)
@@ -41,11 +41,12 @@ def test_py_specs_are_refused_before_their_module_is_imported(tmp_path: Path) ->
             load_generator("py:planted_module:factory", policy=SpecPolicy(allow_python=True))
         assert marker.exists()
     finally:
-        sys.path.remove(str(tmp_path))
         sys.modules.pop("planted_module", None)
 
 
-def test_the_allow_list_names_zoo_declarative_specs_and_installed_plugins(tmp_path: Path) -> None:
+def test_the_allow_list_names_zoo_declarative_specs_and_installed_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for spec in ("zoo:digits-vae-zero", "onnx:/models/g.onnx", "diffusers:/models/ddpm", "torchscript:/m.pt"):
         WORKER.check_generator(spec)
     for spec in ("stylegan:/m.pkl", "/models/g.onnx", "PY:os:system", "builtins:eval", ""):
@@ -56,12 +57,9 @@ def test_the_allow_list_names_zoo_declarative_specs_and_installed_plugins(tmp_pa
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stylegan-plugin\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[modelverse.generators]\nstylegan = not_imported_module:load\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        WORKER.check_generator("stylegan:/m.pkl")
-        assert "not_imported_module" not in sys.modules
-    finally:
-        sys.path.remove(str(tmp_path))
+    monkeypatch.syspath_prepend(tmp_path)  # the distribution is installed
+    WORKER.check_generator("stylegan:/m.pkl")
+    assert "not_imported_module" not in sys.modules
 
 
 def test_refusals_never_echo_a_long_spec() -> None:
@@ -130,7 +128,7 @@ def test_redis_settings_rules() -> None:
 
 def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     from modelverse.cli.main import main
-    from modelverse.fleet.local_cluster import free_port
+    from modelverse.fleet.local_fleet import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert main(["jobs", "--broker", url, "--metrics"]) == 1
@@ -140,7 +138,7 @@ def test_jobs_metrics_without_a_reachable_redis_is_a_one_line_error(capsys: pyte
 
 def test_heartbeats_of_long_gone_workers_are_forgotten(tmp_path: Path) -> None:
     from modelverse.fleet import fleet_metrics
-    from modelverse.fleet.local_cluster import RedisServer
+    from modelverse.fleet.local_fleet import RedisServer
     from modelverse.fleet.redis_state import RedisFleetState
 
     server = RedisServer(tmp_path / "redis").start()

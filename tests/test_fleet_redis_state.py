@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from modelverse.core.moments import PartialMoments
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
-from modelverse.fleet.local_cluster import RedisServer
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
+from modelverse.fleet.local_fleet import RedisServer
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.store.metadata import ModelMetadata

@@ -20,8 +20,8 @@ from fleet_support import ENCODER_SPEC
 
 from modelverse.fleet import signing
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
-from modelverse.fleet.local_cluster import (
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
+from modelverse.fleet.local_fleet import (
     RedisServer,
     WorkerProcess,
     free_port,
@@ -251,7 +251,7 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
         with pytest.raises(SystemExit, match="maxmemory-policy is allkeys-lru"):
             attach_fleet(None, args)  # type: ignore[arg-type]
         # So does an unreadable job secret, with one line.
-        args.job_secret_file = str(tmp_path / "missing.secret")
+        args = args.model_copy(update={"job_secret_file": str(tmp_path / "missing.secret")})  # settings are frozen
         with pytest.raises(SystemExit, match="admin: cannot read the job secret file"):
             attach_fleet(None, args)  # type: ignore[arg-type]
     finally:

@@ -18,8 +18,8 @@ from test_serving_register import SAMPLING, code_of, embedded_jobs, make_store, 
 from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
-from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until
+from modelverse.fleet.job_records import JobState
+from modelverse.fleet.local_fleet import RedisServer, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir

@@ -16,7 +16,7 @@ from modelverse.bench.tiny_pipelines import save_broken_torchscript
 from modelverse.cli.main import main
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
+from modelverse.fleet.job_records import JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest, request_for_model_dir
 from modelverse.fleet.resolve import SpecError, load_generator
@@ -25,6 +25,9 @@ from modelverse.store.metadata import ModelMetadata
 from modelverse.zoo import export as zoo_export
 from modelverse.zoo import get_entry
 from modelverse.zoo.loader import WEIGHTS_DIR
+
+# Slow tier: exports zoo generators to TorchScript, torch.export and ONNX and indexes them.
+pytestmark = pytest.mark.slow
 
 PLAN = SamplePlan(max_samples=300, chunk_size=100)
 MODELS = {"dcgan": "fashion-dcgan-sneaker", "vae": "fashion-vae-coat"}

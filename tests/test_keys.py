@@ -107,16 +107,13 @@ def test_an_https_server_applies_the_same_rule_and_tls_settings(tmp_path) -> Non
 
 
 def test_server_tls_flags_take_a_prefix_beside_the_client_flags(tmp_path) -> None:
-    import argparse
+    from modelverse.client import client_tls_from_args
+    from modelverse.security.tls import server_tls_from_args
+    from modelverse.web.__main__ import parse_args
 
-    from modelverse.client import add_client_arguments, client_tls_from_args
-    from modelverse.security.tls import add_server_tls_arguments, server_tls_from_args
-
-    parser = argparse.ArgumentParser()
-    add_client_arguments(parser)  # --tls-ca, --tls-cert, --tls-key: towards the gateway
-    add_server_tls_arguments(parser, prefix="https")  # --https-cert, ...: this server's own port
-    args = parser.parse_args(["--tls-ca", "ca.pem", "--https-cert", "web.pem", "--https-key", "web.key"])
+    # the web page: --tls-ca, --tls-cert, --tls-key towards the gateway; --https-*: its own port
+    args = parse_args(["--gateway", "g:1", "--tls-ca", "ca.pem", "--https-cert", "web.pem", "--https-key", "web.key"])
     assert server_tls_from_args(args, prefix="https") == ServerTLS(Path("web.pem"), Path("web.key"))
     assert client_tls_from_args(args).ca == Path("ca.pem")
     with pytest.raises(SystemExit, match="--https-cert and --https-key"):
-        server_tls_from_args(parser.parse_args(["--https-cert", "web.pem"]), prefix="https")
+        server_tls_from_args(parse_args(["--gateway", "g:1", "--https-cert", "web.pem"]), prefix="https")

@@ -15,13 +15,13 @@ import pytest
 from serving_fixtures import build_store
 from threadpoolctl import threadpool_limits
 
+from modelverse.core.lift import LiftSpec, lift_models, lift_query
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
 from modelverse.core.types import Method, QueryPart
 from modelverse.serving.index_choice import choose_lifted_index
 from modelverse.serving.inprocess import InProcessCluster, start_in_process
-from modelverse.serving.lifted import LiftSpec, lift_models, lift_query
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from modelverse.store.directory import DirectoryStore, StoreConfig
@@ -46,9 +46,9 @@ def random_second_order(rng: np.random.Generator, n: int, d: int, r: int):
 def test_the_lifted_index_rule() -> None:
     assert choose_lifted_index(20_000, 528, GiB).factory == "Flat"
     scan = choose_lifted_index(200_000, 528, GiB)  # 100 MiB of codes: scanned whole
-    assert scan.factory == "SQ8" and scan.exact and scan.bytes_per_vector == 528
+    assert scan.factory == "SQ8" and scan.exhaustive and scan.bytes_per_vector == 528
     big = choose_lifted_index(2_000_000, 528, 8 * GiB)  # a 500k-model shard: still scanned whole
-    assert big.factory == "SQ8" and big.exact
+    assert big.factory == "SQ8" and big.exhaustive
     capped = choose_lifted_index(2_000_000, 528, 8 * GiB, scan_bytes=1 << 29)  # an operator's cap on the scan
     assert capped.factory == "IVF8192,SQ8" and capped.nprobe == 1024  # 8 sqrt(2e6) = 11314 -> 2^13; nlist / 8
     with pytest.raises(ValueError, match="do not fit"):
@@ -98,18 +98,18 @@ def brute_force_top(vectors: np.ndarray, copies: int, ids: list[str], q: np.ndar
     return [ids[i] for i in np.argsort(-best, kind="stable")[:k]]
 
 
-@pytest.mark.parametrize(("exact_threshold", "scan_bytes", "factory"),
+@pytest.mark.parametrize(("exhaustive_threshold", "scan_bytes", "factory"),
                          [(100_000, 1 << 27, "Flat"), (20, 1 << 27, "SQ8"), (20, 100, "IVF16,SQ8")])
-def test_lifted_index_follows_live_adds_and_removes(tmp_path, exact_threshold, scan_bytes, factory) -> None:
+def test_lifted_index_follows_live_adds_and_removes(tmp_path, exhaustive_threshold, scan_bytes, factory) -> None:
     store, small = build_store(tmp_path / "store", count=24)
     collection = store.collection()
     spec = LiftSpec("mgf", columns=2, tau=store.config.tau)
     ids = list(collection.ids)
     n_main = 16
-    plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold, scan_bytes=scan_bytes)
+    plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exhaustive_threshold=exhaustive_threshold, scan_bytes=scan_bytes)
     assert plan.factory == factory
-    if not plan.exact:  # every list probed: the same models as the exhaustive scan
-        plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exact_threshold=exact_threshold,
+    if not plan.exhaustive:  # every list probed: the same models as the exhaustive scan
+        plan = choose_lifted_index(n_main * spec.copies, spec.dim(64), GiB, exhaustive_threshold=exhaustive_threshold,
                                    scan_bytes=scan_bytes, nprobe=plan.nlist)
     index = ShardIndex.build(plan, ids[:n_main], ModelRows(collection, np.arange(n_main)), [1] * n_main, spec)
     index.add(ids[n_main:], ModelRows(collection, np.arange(n_main, len(ids))), [1] * (len(ids) - n_main))
@@ -167,7 +167,7 @@ def test_a_shard_keeps_the_lifted_index_beside_the_first_moment_one(tmp_path) ->
     oracle = ExactSearch(store.collection(), store.config.scoring)
     for method in (Method.MGF, Method.GAUSSIAN):
         q = small.features[5][0]
-        found = other.recall(q, method, 100, parts=[QueryPart(q)])
+        found = other.recall(method, 100, parts=[QueryPart(q)])
         assert found.best(8) == [h.id for h in oracle.search([QueryPart(q)], method, 8)]
         top = other.lifted[method].search(lift_query([QueryPart(q)], 64), 3)
         assert found.first_stage_scores[:3].tolist() == pytest.approx(top.scores.tolist())
@@ -180,10 +180,10 @@ def test_a_shard_scores_mgf_with_its_stores_tau(tmp_path) -> None:
     store = DirectoryStore.create(tmp_path / "store", StoreConfig(dim=64, rank=8, tau=20.0))
     store.put_many([(ModelMetadata(m), s) for m, s in zip(small.ids, small.stats)])
     state = ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index"))
-    assert state.lift_specs[Method.MGF].tau == 20.0
+    assert state.first_stages[Method.MGF].lift.tau == 20.0
     oracle = ExactSearch(store.collection(), store.config.scoring)
     q = small.features[7][0]
-    found = state.recall(q, Method.MGF, 100, parts=[QueryPart(q)])
+    found = state.recall(Method.MGF, 100, parts=[QueryPart(q)])
     expected = oracle.search([QueryPart(q)], Method.MGF, 8)
     assert found.best(8) == [h.id for h in expected]
     score_of = dict(zip(found.ids, found.scores.tolist()))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from serving_fixtures import build_store
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,9 @@ from modelverse.fleet.requests import bundled_requests
 from modelverse.store.directory import DirectoryStore
 from modelverse.zoo import bundled_manifest
 
+# Slow tier: runs tools/bench_quality.py (zoo generators and the encoder) as a process, twice.
+pytestmark = pytest.mark.slow
+
 BENCH_QUALITY = Path(__file__).resolve().parents[1] / "tools" / "bench_quality.py"
 
 # Three models of unrelated content, cheap to sample: 8 px digits, 28 px VAE bags, diffusion.

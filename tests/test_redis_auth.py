@@ -18,8 +18,8 @@ from fleet_support import ENCODER_SPEC
 from serving_fixtures import build_store
 
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobState
-from modelverse.fleet.local_cluster import free_port, start_worker, wait_until
+from modelverse.fleet.job_records import JobState
+from modelverse.fleet.local_fleet import free_port, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_access import RedisAccessError, check_redis_access, redacted
 from modelverse.fleet.redis_state import RedisFleetState

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from modelverse.core.stats import stats_from_features
-from modelverse.fleet.local_cluster import RedisServer
+from modelverse.fleet.local_fleet import RedisServer
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import IncompatibleStatsError, ModelExistsError, ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata

@@ -15,7 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 from serving_fixtures import build_store
 
@@ -36,8 +36,8 @@ def cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("resilience")
     _, small = build_store(root / "store", count=30)
     spec = ClusterSpec(store=root / "store", run_dir=root / "run", shards=2, replicas=2,
-                       gateway_workers=GATEWAY_WORKERS, gateway_queue=GATEWAY_QUEUE,
-                       gateway_metrics_port=free_port(), admin_metrics_port=free_port())
+                       gateway={"workers": GATEWAY_WORKERS, "queue": GATEWAY_QUEUE, "metrics_port": free_port()},
+                       admin={"metrics_port": free_port()})
     with Cluster(spec) as running:
         yield running, small
 
@@ -106,18 +106,18 @@ def test_a_hung_replica_costs_no_search(cluster, search, paused) -> None:
     request = vector_request(small.features[3][:10].mean(axis=0))
     full = [h.model.id for h in search.Search(request, timeout=10).hits]
     running, _ = cluster
-    before = scrape(running.spec.gateway_metrics_port)
+    before = scrape(running.spec.gateway["metrics_port"])
     paused(0, 0)
     answers = [search.Search(request, timeout=2.0) for _ in range(20)]  # raises on any failure
     assert all(not a.partial for a in answers)
     assert all([h.model.id for h in a.hits] == full for a in answers)
-    after = scrape(running.spec.gateway_metrics_port)
+    after = scrape(running.spec.gateway["metrics_port"])
     # The hung replica was hedged or failed over from, not waited for.
     rescued = sum(total(after, "modelverse_shard_attempts_total", why=w) - total(before, "modelverse_shard_attempts_total", why=w)
                   for w in ("hedge", "failover"))
     assert rescued >= 1
     # The admin sees it too: down (no Describe answer), the others up and in sync.
-    admin = scrape(running.spec.admin_metrics_port)
+    admin = scrape(running.spec.admin["metrics_port"])
     assert admin[("modelverse_shard_up", frozenset({("shard", "0"), ("replica", "0")}))] == 0
     assert admin[("modelverse_shard_up", frozenset({("shard", "0"), ("replica", "1")}))] == 1
     assert admin[("modelverse_store_models", frozenset())] == 30
@@ -161,7 +161,7 @@ def test_overload_is_shed_at_once_never_at_the_deadline(cluster, search, paused)
     assert all("overloaded" in d or "Concurrent RPC limit exceeded" in d for d in refusals), refusals
     assert all(answer.partial for code, answer in outcomes if code == "OK")
     # Refused by admission control because they could not be answered in time (not queued to die).
-    assert total(scrape(running.spec.gateway_metrics_port), "modelverse_shed_total", reason="deadline") >= 1
+    assert total(scrape(running.spec.gateway["metrics_port"]), "modelverse_shed_total", reason="deadline") >= 1
 
 
 def test_gateway_not_serving_while_no_shard_answers(cluster, search, paused) -> None:
@@ -193,9 +193,9 @@ def test_removal_with_a_hung_replica_answers_within_its_deadline(cluster, paused
     running.resume_shard(0, 1)
 
     def in_sync() -> bool:
-        metrics = scrape(running.spec.admin_metrics_port)
+        metrics = scrape(running.spec.admin["metrics_port"])
         return (metrics[("modelverse_store_models", frozenset())] == 29
                 and total(metrics, "modelverse_shard_up") == 4 and total(metrics, "modelverse_shard_sync_lag_models") == 0)
 
-    assert wait_for(in_sync), {k: v for k, v in scrape(running.spec.admin_metrics_port).items()
+    assert wait_for(in_sync), {k: v for k, v in scrape(running.spec.admin["metrics_port"]).items()
                                if k[0].startswith(("modelverse_shard", "modelverse_store"))}

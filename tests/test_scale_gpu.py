@@ -19,7 +19,7 @@ from modelverse.bench.scale_gpu import (
 )
 from modelverse.bench.scale_stats import Profile
 from modelverse.core.compression import woodbury_factors_many
-from modelverse.serving.lifted import LiftSpec, lift_models
+from modelverse.core.lift import LiftSpec, lift_models
 
 D, R = 64, 4
 TAU, EPS = 100.0, 1e-3

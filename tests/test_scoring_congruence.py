@@ -20,7 +20,7 @@ from modelverse.core.params import PAPER_SCORING
 from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import stats_from_features
 from modelverse.core.types import Method, QueryPart
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.synthetic import SyntheticZoo

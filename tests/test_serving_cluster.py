@@ -17,7 +17,7 @@ import pytest
 from modelverse.core.stats import stats_from_features
 from modelverse.serving.admin.service import wait_for_job
 from modelverse.serving.partition import shard_of
-from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec, health_check
 from modelverse.synthetic import SyntheticZoo
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 from serving_fixtures import build_store

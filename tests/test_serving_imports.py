@@ -8,6 +8,9 @@ import sys
 
 import pytest
 
+# Slow tier: a fresh Python process per server module (what it imports at start).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("module", ["modelverse.serving.gateway.__main__", "modelverse.serving.shard.__main__",
                                     "modelverse.serving.admin.__main__"])

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from modelverse.core.scores import normalized_means
-from modelverse.serving.index_choice import choose_index
+from modelverse.serving.index_choice import IndexPlan, choose_index
 from modelverse.serving.partition import shard_of
 from modelverse.serving.shard.index import INDEX_FILE, ShardIndex
+from modelverse.serving.shard.__main__ import parse_args as shard_args
 from modelverse.serving.shard.state import ShardConfig, ShardState
 from serving_fixtures import build_store
 
@@ -17,7 +18,7 @@ GiB = 1024**3
 
 def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_budget() -> None:
     small = choose_index(20_000, 512, GiB)
-    assert small.factory == "Flat" and small.exact
+    assert small.factory == "Flat" and small.exhaustive
     mid = choose_index(100_000, 512, GiB)
     assert mid.factory == "IVF2048,Flat" and mid.nprobe == 64  # 8 sqrt(1e5) = 2530 -> 2048; nprobe >= 64
     big = choose_index(1_000_000, 512, 8 * GiB)
@@ -25,13 +26,24 @@ def test_index_rule_exact_below_the_threshold_then_inverted_files_sized_by_the_b
     assert choose_index(1_000_000, 512, GiB).factory == "IVF8192,SQ8"  # 2 GB raw > 1 GiB budget
     assert choose_index(1_000_000, 512, 100 * 1024**2).factory == "IVF8192,PQ64"
     assert choose_index(30_000, 64, GiB).nlist <= 30_000 // 39
-    assert choose_index(5_000, 512, GiB, exact_threshold=1_000).factory.startswith("IVF")
+    assert choose_index(5_000, 512, GiB, exhaustive_threshold=1_000).factory.startswith("IVF")
     # compact (the shards' default): 8-bit codes even when float32 fits; exact Flat stays exact
     assert choose_index(100_000, 512, 8 * GiB, compact=True).factory == "IVF2048,SQ8"
     assert choose_index(100_000, 512, 8 * GiB, compact=True).bytes_per_vector == 520
     assert choose_index(20_000, 512, GiB, compact=True).factory == "Flat"
     with pytest.raises(ValueError, match="do not fit"):
         choose_index(1_000_000, 512, 1024**2)
+
+
+def test_plans_saved_before_the_rename_still_load() -> None:
+    """Indexes saved before ``exact`` was renamed ``exhaustive`` load as they are (no rebuild),
+    and the shard still takes the old flag name."""
+    plan = choose_index(5_000, 64, GiB, exhaustive_threshold=1_000)
+    old = {("exact" if k == "exhaustive" else k): v for k, v in plan.__dict__.items()}
+    assert IndexPlan.from_record(old) == plan and IndexPlan.from_record(plan.__dict__) == plan
+    required = ["--store", "s", "--shard", "0", "--shards", "1", "--index-dir", "i"]
+    assert shard_args([*required, "--exact-threshold", "123"]).exhaustive_threshold == 123
+    assert shard_args([*required, "--exhaustive-threshold", "45"]).exhaustive_threshold == 45
 
 
 def test_partition_is_stable_and_spreads_models() -> None:
@@ -46,13 +58,13 @@ def exact_top(ids: list[str], means: np.ndarray, q: np.ndarray, k: int) -> list[
     return [ids[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-@pytest.mark.parametrize("exact_threshold", [10_000, 500])  # Flat, then IVF with every list probed
-def test_live_adds_and_removes_match_an_exact_scan(tmp_path, exact_threshold) -> None:
+@pytest.mark.parametrize("exhaustive_threshold", [10_000, 500])  # Flat, then IVF with every list probed
+def test_live_adds_and_removes_match_an_exact_scan(tmp_path, exhaustive_threshold) -> None:
     rng = np.random.default_rng(3)
     means = rng.standard_normal((3000, 32))
     ids = [f"m{i}" for i in range(3000)]
-    plan = choose_index(2500, 32, GiB, exact_threshold=exact_threshold)
-    plan = plan if plan.exact else choose_index(2500, 32, GiB, exact_threshold=exact_threshold, nprobe=plan.nlist)
+    plan = choose_index(2500, 32, GiB, exhaustive_threshold=exhaustive_threshold)
+    plan = plan if plan.exhaustive else choose_index(2500, 32, GiB, exhaustive_threshold=exhaustive_threshold, nprobe=plan.nlist)
     index = ShardIndex.build(plan, ids[:2500], means[:2500], [1] * 2500)
     index.add(ids[2500:], means[2500:], [1] * 500)
     removed = ids[::7]
@@ -82,7 +94,7 @@ def test_an_nprobe_override_scans_more_lists() -> None:
     rng = np.random.default_rng(5)
     means = rng.standard_normal((2500, 32))
     ids = [f"m{i}" for i in range(2500)]
-    plan = choose_index(2500, 32, GiB, exact_threshold=500, nprobe=1)
+    plan = choose_index(2500, 32, GiB, exhaustive_threshold=500, nprobe=1)
     index = ShardIndex.build(plan, ids, means, [1] * 2500)
     queries = rng.standard_normal((20, 32))
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

@@ -20,8 +20,8 @@ from fleet_support import ENCODER_SPEC
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
-from modelverse.fleet.local_cluster import RedisServer, WorkerProcess, start_worker, wait_until
+from modelverse.fleet.job_records import JobState
+from modelverse.fleet.local_fleet import RedisServer, WorkerProcess, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
@@ -303,9 +303,9 @@ def test_encoder_mismatch_python_specs_and_no_fleet_are_refused(tmp_path: Path) 
 
 def test_cluster_passes_the_fleet_options_to_the_admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelverse.serving.admin.__main__ import parse_args
-    from modelverse.serving.cluster import Cluster, ClusterSpec
+    from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
-    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", broker="redis://127.0.0.1:6390/0")
+    spec = ClusterSpec(store=tmp_path, run_dir=tmp_path / "run", encoder="bundled", admin={"broker": "redis://127.0.0.1:6390/0"})
     args = parse_args([*Cluster(spec).admin_arguments(), "--shard", "127.0.0.1:1"])
     assert (args.encoder, args.broker, args.allow_python_generators) == ("bundled", "redis://127.0.0.1:6390/0", False)
     bare = parse_args([*Cluster(ClusterSpec(store=tmp_path, run_dir=tmp_path)).admin_arguments(), "--shard", "a:1"])

@@ -9,7 +9,7 @@ import pytest
 from serving_fixtures import build_store
 
 from modelverse.serving.admin.service import wait_for_job
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.serving.partition import shard_of
 from modelverse.store.directory import DirectoryStore
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc

@@ -8,12 +8,12 @@ import grpc
 import numpy as np
 import pytest
 from PIL import Image
+from serving_fixtures import start_in_process
+from small_collection import build_small_collection
 
-from conftest import build_small_collection
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2
-from serving_fixtures import start_in_process
 
 ZOO_ID = "generateme-faces-dcgan"
 

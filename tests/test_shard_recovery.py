@@ -79,6 +79,7 @@ def test_a_damaged_pack_row_is_not_indexed(tmp_path: Path) -> None:
     assert state.index.search(q, 5).ids == exact_ids(store, mine[1:], q, 5)
 
 
+@pytest.mark.slow
 def test_a_shard_process_starts_and_serves_on_a_corrupt_saved_index(tmp_path: Path) -> None:
     _, small = build_store(tmp_path / "store", count=16)
     ShardState(ShardConfig(store=tmp_path / "store", shard=0, shards=1, index_dir=tmp_path / "index"))

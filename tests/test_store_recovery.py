@@ -116,6 +116,7 @@ def kill_add_before_pack(store: Path, tmp: Path, seed: int) -> None:
     assert (store / "models" / model_dir_name(f"model-{seed}") / "meta.json").exists()
 
 
+@pytest.mark.slow
 def test_a_zombie_is_absent_for_info_list_and_search_and_add_writes_it_again(store: Path, tmp_path: Path) -> None:
     kill_add_before_pack(store, tmp_path, 7)
     info = run("info", "--store", str(store), "model-7", check=False)
@@ -133,6 +134,7 @@ def test_a_zombie_is_absent_for_info_list_and_search_and_add_writes_it_again(sto
     assert verify_store(store).findings == []
 
 
+@pytest.mark.slow
 def test_verify_finds_a_zombie_and_repair_completes_the_interrupted_add(store: Path, tmp_path: Path) -> None:
     kill_add_before_pack(store, tmp_path, 9)
     found = run("verify", "--store", str(store), "--json", check=False)
@@ -146,6 +148,7 @@ def test_verify_finds_a_zombie_and_repair_completes_the_interrupted_add(store: P
     assert verify_store(store).findings == []
 
 
+@pytest.mark.slow
 def test_a_killed_replace_serves_the_old_version_until_repair_brings_the_new_one(store: Path, tmp_path: Path) -> None:
     """kill -9 of `add --replace` after meta.json: the pack still serves version 1 (verify calls
     the row stale); the leftover version is completed by repair."""
@@ -175,6 +178,7 @@ def test_a_killed_replace_serves_the_old_version_until_repair_brings_the_new_one
 # -- damaged files -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_overwritten_row_of_means_is_never_ranked_and_repair_restores_it(store: Path, tmp_path: Path) -> None:
     pack = DirectoryStore.open(store).pack()
     victim_row = pack.live_rows()["model-0"]
@@ -195,6 +199,7 @@ def test_an_overwritten_row_of_means_is_never_ranked_and_repair_restores_it(stor
     assert_matches_reference(hits, reference_hits([0, 1, 2, 3], query))
 
 
+@pytest.mark.slow
 def test_a_corrupt_pack_json_leaves_verify_repair_and_repack_working(store: Path, tmp_path: Path) -> None:
     (store / "pack" / "pack.json").write_text('{"format_version": 1, "generation": ')
     listed = run("list", "--store", str(store), check=False)
@@ -209,6 +214,7 @@ def test_a_corrupt_pack_json_leaves_verify_repair_and_repack_working(store: Path
     assert_matches_reference(hits, reference_hits([0, 1, 2, 3], query))
 
 
+@pytest.mark.slow
 def test_a_missing_pack_is_reported_as_missing_not_as_zero_models(store: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -222,6 +228,7 @@ def test_a_missing_pack_is_reported_as_missing_not_as_zero_models(store: Path, t
     assert len(json.loads(run("list", "--store", str(store), "--json").stdout)) == 4
 
 
+@pytest.mark.slow
 def test_a_corrupt_model_file_is_quarantined_and_the_rest_keeps_working(store: Path, tmp_path: Path) -> None:
     model_dir = store / "models" / model_dir_name("model-1")
     stats_file = model_dir / "stats-v1.npz"
@@ -270,6 +277,7 @@ def test_temporary_files_orphans_and_leftovers_of_killed_writes_are_cleaned(stor
     assert not list(store.rglob("*.tmp")) and len(DirectoryStore.open(store)) == 4
 
 
+@pytest.mark.slow
 def test_a_store_from_before_checksums_opens_and_gets_them_on_repair(store: Path, tmp_path: Path) -> None:
     manifest_path = store / "pack" / "pack.json"
     manifest = json.loads(manifest_path.read_text())
@@ -381,6 +389,7 @@ def test_a_snapshot_taken_while_a_writer_adds_and_removes_restores_a_consistent_
     assert verify_store(tmp_path / "snap").findings == []
 
 
+@pytest.mark.slow
 def test_restore_refuses_a_damaged_snapshot_and_an_existing_store(store: Path, tmp_path: Path) -> None:
     run("snapshot", "--store", str(store), "--out", str(tmp_path / "snap"))
     existing = run("restore", "--snapshot", str(tmp_path / "snap"), "--store", str(store), check=False)
@@ -393,6 +402,7 @@ def test_restore_refuses_a_damaged_snapshot_and_an_existing_store(store: Path, t
     assert verify_store(store).findings == []
 
 
+@pytest.mark.slow
 def test_the_admin_reports_what_a_crash_left_when_it_starts(store: Path, tmp_path: Path) -> None:
     kill_add_before_pack(store, tmp_path, 8)
     fd, _ = tempfile.mkstemp(dir=store / "pack", prefix=".pack.json.", suffix=".tmp")
@@ -431,6 +441,7 @@ def test_a_bulk_written_pack_without_model_files_is_never_emptied_by_repair(tmp_
     assert DirectoryStore.open(store.root).ids() == ["bulk-0", "bulk-1", "bulk-2"]
 
 
+@pytest.mark.slow
 def test_a_damaged_second_order_row_is_left_out_of_second_order_searches_only(store: Path, tmp_path: Path) -> None:
     pack = DirectoryStore.open(store).pack()
     row = pack.live_rows()["model-0"]

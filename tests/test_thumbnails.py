@@ -10,14 +10,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-from conftest import build_small_collection
 from fleet_support import ENCODER_SPEC, conv_generator
 from PIL import Image
 from serving_fixtures import start_in_process
+from small_collection import build_small_collection
 
 from modelverse.fleet.embedded import index_embedded
-from modelverse.fleet.jobs import JobState
-from modelverse.fleet.local_cluster import RedisServer
+from modelverse.fleet.job_records import JobState
+from modelverse.fleet.local_fleet import RedisServer
 from modelverse.fleet.plan import SamplePlan, chunk_seed
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.thumbnails import THUMBNAIL_COUNT, make_thumbnails

@@ -11,7 +11,7 @@ from serving_fixtures import build_store
 from modelverse.client import connect
 from modelverse.security.certs import LocalCA
 from modelverse.security.tls import ClientTLS, ServerTLS
-from modelverse.serving.cluster import Cluster, ClusterSpec, health_check
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec, health_check
 from modelverse.serving.grpc_server import build_server
 from modelverse.v1 import admin_pb2, admin_pb2_grpc, search_pb2, search_pb2_grpc
 

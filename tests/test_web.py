@@ -20,7 +20,7 @@ import requests
 from PIL import Image
 from web_support import FEATURES_ONLY_ID, build_web_store
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ WAIT_S = 30.0
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("web")
     build_web_store(root / "store")
-    spec = ClusterSpec(store=root / "store", run_dir=root / "run", shards=2, encoder="bundled", generators="zoo",
+    spec = ClusterSpec(store=root / "store", run_dir=root / "run", shards=2, encoder="bundled", gateway={"generators": "zoo"},
                        web_port=0)
     cluster = Cluster(spec).start()
     try:

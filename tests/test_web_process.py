@@ -11,6 +11,9 @@ from web_support import WebProcess
 
 from modelverse.security.certs import LocalCA
 
+# Slow tier: starts the web page as its own process.
+pytestmark = pytest.mark.slow
+
 
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""

@@ -44,6 +44,7 @@ def test_a_class_is_modelled_by_several_families() -> None:
     assert any(len(f) >= 2 for f in families_by_class.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)
 def test_every_model_samples_deterministically(entry: zoo.ZooEntry) -> None:
     generator = zoo.load_generator(entry)
@@ -57,6 +58,7 @@ def test_every_model_samples_deterministically(entry: zoo.ZooEntry) -> None:
     assert not np.array_equal(generator.sample(2, seed=12), images)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model_id",
     [
@@ -75,6 +77,7 @@ def test_samples_do_not_depend_on_batch_size(model_id: str) -> None:
     np.testing.assert_array_equal(build_generator(entry, batch_size=2).sample(5, seed=4), reference)
 
 
+@pytest.mark.slow
 def test_class_fixed_models_of_one_net_draw_different_classes() -> None:
     blue = zoo.load_generator("omniart-eyes-blue").sample(8, seed=0).astype(float)
     red = zoo.load_generator("omniart-eyes-red").sample(8, seed=0).astype(float)
@@ -97,6 +100,7 @@ def _package_file(package: str, relative: str):
     return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model_id, package, file, factory",
     [

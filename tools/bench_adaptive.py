@@ -72,20 +72,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # -- replay -----------------------------------------------------------------------------------
 
 
+# The first criterion (fleet.adaptive's module doc: "Why not the change between rounds"), kept
+# here for the comparison only: the largest change of 64 random unit probes' 1st + 2nd moment
+# scores at the paper's tau since the previous round.
+FORMER_PROBES = 64
+FORMER_PROBE_SEED = 20231211
+
+
+def former_probe_set(dim: int) -> np.ndarray:
+    probes = np.random.default_rng(FORMER_PROBE_SEED).standard_normal((FORMER_PROBES, dim))
+    return probes / np.linalg.norm(probes, axis=1, keepdims=True)
+
+
+def former_probe_scores(moments, probes: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from modelverse.fleet.adaptive import CRITERION_TAU
+
+    first = probes @ moments.mean
+    second = np.einsum("pi,ij,pj->p", probes, moments.covariance(), probes)
+    return CRITERION_TAU * first + 0.5 * CRITERION_TAU**2 * second
+
+
 def former_rule_changes(cache, model_id: str, chunks: int, step: int) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
-    """The first criterion's value (largest change of 64 random unit probes' 1st + 2nd moment
-    scores since the previous round) after every ``step`` chunks: (samples, change in nats)."""
+    """The first criterion's value after every ``step`` chunks: (samples, change in nats)."""
     from modelverse.core.moments import PartialMoments
-    from modelverse.fleet.adaptive import probe_scores, probe_set, score_change
 
     merged, previous, out = None, None, []
     for index in range(chunks):
         part = PartialMoments.from_samples(np.load(cache.chunk_path(model_id, index)))
         merged = part if merged is None else merged.merge(part)
         if (index + 1) % step == 0:
-            scores = probe_scores(merged, probe_set(merged.dim))
+            scores = former_probe_scores(merged, former_probe_set(merged.dim))
             if previous is not None:
-                out.append((merged.count, score_change(previous, scores)))
+                out.append((merged.count, float(np.max(np.abs(scores - previous)))))
             previous = scores
     return out
 
@@ -115,7 +133,7 @@ def per_query_metrics(collection, encoded, suite) -> dict[str, dict[str, list[di
     from modelverse.core.ranking import top_k
     from modelverse.core.reference import ExactSearch
     from modelverse.core.types import Method
-    from modelverse.evaluation.metrics import query_metrics, relevant_by_tags
+    from modelverse.evaluation.retrieval_metrics import query_metrics, relevant_by_tags
 
     search = ExactSearch(collection, PAPER_SCORING)  # the adaptive study scores at the paper's tau
     ids = collection.ids

@@ -24,7 +24,7 @@ import numpy as np
 
 from modelverse.core.stats import stats_from_features
 from modelverse.security.keys import KeyRing, KeysFile, Role
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.v1 import search_pb2, search_pb2_grpc

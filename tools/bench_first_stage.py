@@ -14,8 +14,9 @@ of:
             the density with an isotropic covariance, linear in q plus a per-model constant);
   MGF       tau q . mu + tau^2/2 (D . q^2) + tau^2/2 tr(W W^T) / d  (the |W^T q|^2 term replaced
             by its mean over directions), an inner product of [q, q^2, 1];
-- ``tangent t=1``, ``tangent t=2`` (MGF): the shards' lifted first stage (``serving.lifted``):
-  the t largest columns of W by the tangent bound at alpha |w_k| (alpha = 0.1), the other
+- ``tangent t=1``, ``tangent t=2`` (MGF): the shards' lifted first stage (``core.lift``, ``serving.first_stage``):
+  the t largest columns of W by the tangent bound at alpha |w_k| (alpha = core.lift.DEFAULT_ALPHA;
+  the figures in core/lift.py were measured at 0.1), the other
   columns and the diagonal by their means. Computed here in closed form,
   tau q.mu + tau^2/2 (mean(D) + sum_k>t |w_k|^2 / d + sum_k<=t (2 s_k |w_k . q| - s_k^2)), which
   is the maximum over the 2^t sign-pattern vectors the index holds
@@ -40,7 +41,7 @@ from modelverse.bench.queries import make_queries  # noqa: E402
 from modelverse.core.reference import ExactSearch  # noqa: E402
 from modelverse.core.scores import normalized_means  # noqa: E402
 from modelverse.core.types import Method, QueryPart  # noqa: E402
-from modelverse.serving.lifted import DEFAULT_ALPHA  # noqa: E402
+from modelverse.core.lift import DEFAULT_ALPHA  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
 
 GRID = (100, 200, 400, 800, 1600)

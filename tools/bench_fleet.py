@@ -35,13 +35,13 @@ from modelverse.core.types import Method
 from modelverse.fleet.adaptive import DEFAULT_TOLERANCE
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import run_job
-from modelverse.fleet.jobs import JobSpec, JobState
-from modelverse.fleet.local_cluster import RedisServer, start_worker, wait_until
+from modelverse.fleet.job_records import JobSpec, JobState
+from modelverse.fleet.local_fleet import RedisServer, start_worker, wait_until
 from modelverse.fleet.plan import SamplePlan, chunk_seed
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest, bundled_requests, read_manifest
 from modelverse.fleet.resolve import Runtime
-from modelverse.fleet.state import LocalState
+from modelverse.fleet.fleet_state import LocalState
 from modelverse.fleet.submit import submit_jobs
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.metadata import ModelMetadata

@@ -11,7 +11,7 @@ What runs (``modelverse.bench.scale_gpu`` holds the generator and the scores):
 2. One pass over the collection in batches: generate, score every model exactly for every query
    (FIRST_MOMENT, MGF, GAUSSIAN, float64), keep the scores (float32, Q x N per method), and keep
    the first-stage vectors a serving node would hold: normalised means and the lifted MGF and
-   GAUSSIAN vectors (``modelverse.serving.lifted``), float16.
+   GAUSSIAN vectors (``modelverse.core.lift``), float16.
 3. First-stage search timing: inner products of a query batch with every resident vector and a
    top-k (an exact flat scan, what faiss's GpuIndexFlatIP does), at batch sizes 1 and Q.
 4. Fidelity: for each method and first stage, the top C candidates of the first stage re-ranked

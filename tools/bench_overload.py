@@ -36,7 +36,7 @@ import numpy as np
 from modelverse.client import connect_aio
 from modelverse.core.moments import l2_normalize_rows
 from modelverse.core.stats import stats_from_features
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.metadata import ModelMetadata
 from modelverse.synthetic import SyntheticZoo
@@ -155,7 +155,7 @@ def attempts(metrics_port: int) -> dict[str, float]:
 
 def overload_part(args: argparse.Namespace, root: Path, requests: list) -> list[dict]:
     spec = ClusterSpec(store=root / "store", run_dir=root / "run-overload", shards=2, replicas=1,
-                       gateway_workers=args.workers, gateway_queue=args.queue)
+                       gateway={"workers": args.workers, "queue": args.queue})
     rows = []
     with Cluster(spec) as running:
         asyncio.run(closed_loop(running.gateway.address, running.read_key, requests, 2, 2.0, args.deadline))  # warm
@@ -170,7 +170,7 @@ def overload_part(args: argparse.Namespace, root: Path, requests: list) -> list[
 
 def hung_part(args: argparse.Namespace, root: Path, requests: list) -> list[dict]:
     port = free_port()
-    spec = ClusterSpec(store=root / "store", run_dir=root / "run-hung", shards=2, replicas=2, gateway_metrics_port=port)
+    spec = ClusterSpec(store=root / "store", run_dir=root / "run-hung", shards=2, replicas=2, gateway={"metrics_port": port})
     rows = []
     with Cluster(spec) as running:
         asyncio.run(closed_loop(running.gateway.address, running.read_key, requests, 2, 2.0, args.deadline))  # warm

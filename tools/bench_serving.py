@@ -35,9 +35,9 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import PAPER_SCORING, ScoringParams
 from modelverse.core.reference import ExactSearch
 from modelverse.core.types import Method, QueryPart
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 from modelverse.serving.index_choice import choose_index, choose_lifted_index
-from modelverse.serving.lifted import LiftSpec
+from modelverse.core.lift import LiftSpec
 from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
 from modelverse.store.directory import DirectoryStore
 from modelverse.v1 import search_pb2, search_pb2_grpc
@@ -238,9 +238,11 @@ def main() -> int:
     sizes = result["bytes_per_model"]
     sizes["total"] = sizes["pack_row"] + sizes["index_vector"] + sizes["lifted_mgf_index"]
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, candidates=args.candidates,
-                       nprobe=args.nprobe, second_order_probe_factor=args.second_order_probe_factor,
-                       lifted_nprobe=args.lifted_nprobe, lift_alpha=args.lift_alpha, startup_timeout=1800)
+    shard = {"nprobe": args.nprobe, "second_order_probe_factor": args.second_order_probe_factor,
+             "lifted_nprobe": args.lifted_nprobe, "lift_alpha": args.lift_alpha}
+    spec = ClusterSpec(store=args.store.resolve(), run_dir=run_dir, shards=args.shards, startup_timeout=1800,
+                       shard={k: v for k, v in shard.items() if v is not None},
+                       gateway={} if args.candidates is None else {"candidates": args.candidates})
     started = time.perf_counter()
     with Cluster(spec) as cluster:
         result["cluster_start_seconds"] = round(time.perf_counter() - started, 1)

@@ -35,11 +35,11 @@ import numpy as np  # noqa: E402
 
 from modelverse.bench.agreement import two_stage_curve  # noqa: E402
 from modelverse.bench.queries import make_queries  # noqa: E402
+from modelverse.core.lift import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
 from modelverse.core.reference import ExactSearch  # noqa: E402
 from modelverse.core.types import Method, QueryPart  # noqa: E402
 from modelverse.serving.inprocess import serve_states  # noqa: E402
-from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS  # noqa: E402
-from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402
+from modelverse.serving.shard.state import ShardConfig, ShardState  # noqa: E402
 from modelverse.store.directory import DirectoryStore  # noqa: E402
 from modelverse.v1 import search_pb2  # noqa: E402
 
@@ -49,17 +49,16 @@ faiss.omp_set_num_threads(1)
 def set_lifted_nprobe(states: list[ShardState], method: Method, nprobe: int) -> None:
     for state in states:
         index = state.lifted[method]
-        if not index.plan.exact:
+        if not index.plan.exhaustive:
             index.plan = replace(index.plan, nprobe=min(nprobe, index.plan.nlist))
 
 
 def recall_ms(state: ShardState, queries: np.ndarray, candidates: int, method: Method) -> float:
-    dim = state.store.config.dim
     seconds = []
     for q in queries:
         parts = [QueryPart(q.astype(np.float64))]
         started = time.perf_counter()
-        state.recall(first_stage_query(parts, dim), method, candidates, parts=parts)
+        state.recall(method, candidates, parts=parts)
         seconds.append(time.perf_counter() - started)
     return round(1000 * float(np.median(seconds)), 2)
 

@@ -24,10 +24,10 @@ import numpy as np  # noqa: E402
 
 from modelverse.bench.queries import make_queries  # noqa: E402
 from modelverse.core.reference import ExactSearch  # noqa: E402
-from modelverse.core.scores import normalize_query  # noqa: E402
 from modelverse.core.types import Method, QueryPart, SecondOrderForm  # noqa: E402
+from modelverse.serving.first_stage import first_moment_query  # noqa: E402
 from modelverse.serving.rerank import candidates_collection  # noqa: E402
-from modelverse.serving.shard.state import ShardConfig, ShardState, first_stage_query  # noqa: E402
+from modelverse.serving.shard.state import ShardConfig, ShardState  # noqa: E402
 
 
 def main() -> int:
@@ -49,14 +49,14 @@ def main() -> int:
     for q in queries.astype(np.float64):
         parts = [QueryPart(q)]
         t0 = time.perf_counter()
-        found = state.index.search(normalize_query(first_stage_query(parts, dim), dim).astype(np.float32), args.candidates)
+        found = state.index.search(first_moment_query(dim, parts, None).astype(np.float32), args.candidates)
         t1 = time.perf_counter()
         rows = np.array([snap.row_of[m] for m in found.ids])
         candidates = candidates_collection(snap.collection, rows, Method.GAUSSIAN)
         t2 = time.perf_counter()
         ExactSearch(candidates, state.store.config.scoring).score_parts(parts, Method.GAUSSIAN, SecondOrderForm.COMPRESSED)
         t3 = time.perf_counter()
-        state.recall(first_stage_query(parts, dim), Method.GAUSSIAN, args.candidates, parts=parts)
+        state.recall(Method.GAUSSIAN, args.candidates, parts=parts)
         t4 = time.perf_counter()
         for name, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             stages[name].append(seconds)

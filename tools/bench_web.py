@@ -29,7 +29,7 @@ from typing import Any
 import requests
 from PIL import Image
 
-from modelverse.serving.cluster import Cluster, ClusterSpec
+from modelverse.serving.loopback_cluster import Cluster, ClusterSpec
 
 TEXTS = ["a photo of a sneaker", "a photo of trousers", "a photo of a bag", "a photo of a dress",
          "a photo of a face", "a painting of a blue eye", "a handwritten digit three", "a drawing of an elephant",
@@ -143,7 +143,7 @@ def main() -> int:
         Image.fromarray(heldout_images("fashion-mnist", name, limit=1)[0]).save(path)
         pictures.append(path)
     spec = ClusterSpec(store=Path(args.store).resolve(), run_dir=work / "run", shards=2, encoder="bundled",
-                       generators="zoo", web_port=0)
+                       gateway={"generators": "zoo"}, web_port=0)
     with Cluster(spec) as cluster:
         assert cluster.web is not None
         base = cluster.web.url.rstrip("/")

@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from encoder_build.concept_sources import sketch_captions
+from encoder_build.registry_sources import ANIMAL_CLASSES, FASHION_CLASSES
+from encoder_build.samples import zoo_heldout
 
-import build_encoder as be  # noqa: E402
-import concept_sources as cs  # noqa: E402
-
-from modelverse.encoders import bundled, load_encoder  # noqa: E402
-from modelverse.encoders.sketch import line_drawing  # noqa: E402
+from modelverse.encoders import bundled, load_encoder
+from modelverse.encoders.sketch import line_drawing
 
 
 def held_out_sketches(per_class: int) -> tuple[list, list[int], list[str]]:
@@ -34,21 +34,21 @@ def held_out_sketches(per_class: int) -> tuple[list, list[int], list[str]]:
     pictures, truth = [], []
     fashion = load_dataset("fashion-mnist")
     images, labels = fashion.images, fashion.labels
-    held = be.zoo_heldout("fashion-mnist")
-    for c, name in enumerate(be.FASHION_CLASSES):
+    held = zoo_heldout("fashion-mnist")
+    for c, name in enumerate(FASHION_CLASSES):
         subjects.append(("an " if name[0] in "aeiou" else "a ") + name)
         for i in [i for i in np.flatnonzero(labels == c) if int(i) in held][-per_class:]:
             pictures.append(line_drawing(Image.fromarray(images[i]), sigma=2.5, thickness=2))
             truth.append(len(subjects) - 1)
     animal_data = load_dataset("animal-shape")
     animals, animal_labels = animal_data.images, animal_data.labels
-    held = be.zoo_heldout("animal-shape")
-    for c, name in enumerate(be.ANIMAL_CLASSES):
+    held = zoo_heldout("animal-shape")
+    for c, name in enumerate(ANIMAL_CLASSES):
         subjects.append(("an " if name[0] in "aeiou" else "a ") + name)
         for i in [i for i in np.flatnonzero(animal_labels == c) if int(i) in held][-per_class:]:
             pictures.append(line_drawing(Image.fromarray(animals[i]), sigma=2.5, thickness=2))
             truth.append(len(subjects) - 1)
-    return pictures, truth, [cs.sketch_captions(s)[0] for s in subjects]
+    return pictures, truth, [sketch_captions(s)[0] for s in subjects]
 
 
 def main() -> int:

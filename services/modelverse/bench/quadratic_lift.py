@@ -23,7 +23,7 @@ from modelverse.core import quadratic_lift as ql
 from modelverse.core.compression import woodbury_factors_many
 from modelverse.core.scores import normalized_means
 from modelverse.core.types import Method
-from modelverse.serving import lifted as tangent
+from modelverse.core import lift as tangent
 
 GRID = (100, 200, 400, 800, 1600, 3200)
 TOP = 10
@@ -135,7 +135,7 @@ def sq8_index(width: int):
 
 
 def padded(width: int) -> int:
-    """FAISS's SIMD scan of 8-bit codes wants a multiple of 16 (serving.lifted.padded_dim)."""
+    """FAISS's SIMD scan of 8-bit codes wants a multiple of 16 (core.lift.padded_dim)."""
     return -(-width // 16) * 16
 
 
@@ -190,7 +190,7 @@ def quadratic_stage(forms: ql.QuadraticForms, queries: np.ndarray, k: int, colum
 
 def tangent_stage(arrays: StoreArrays, queries: np.ndarray, tau: float, columns: int = tangent.DEFAULT_COLUMNS,
                   alpha: float = tangent.DEFAULT_ALPHA, index: bool = True) -> FirstStage:
-    """Today's MGF first stage (serving.lifted): the max over 2^t sign-pattern vectors, computed
+    """Today's MGF first stage (core.lift): the max over 2^t sign-pattern vectors, computed
     in closed form for the ranking; the index is the shards' (4 vectors per model, 8-bit codes)."""
     started = time.perf_counter()
     m, d = arrays.means.shape
@@ -230,7 +230,7 @@ def tangent_stage(arrays: StoreArrays, queries: np.ndarray, tau: float, columns:
             return found[np.sort(first)][:n]
 
     return FirstStage(f"tangent t={columns} alpha={alpha}", estimate, None, copies * tangent.padded_dim(d), search,
-                      fit_seconds, notes="today's MGF first stage (serving.lifted), 8-bit codes")
+                      fit_seconds, notes="today's MGF first stage (core.lift), 8-bit codes")
 
 
 def gaussian_baselines(arrays: StoreArrays, queries: np.ndarray) -> list[FirstStage]:
@@ -243,7 +243,7 @@ def gaussian_baselines(arrays: StoreArrays, queries: np.ndarray) -> list[FirstSt
     d = means.shape[1]
     return [FirstStage("cosine", cosine, None, d, None, notes="first moments (today's GAUSSIAN recall, IVF)"),
             FirstStage("isotropic lift", iso, None, tangent.padded_dim(d), None,
-                       notes="serving.lifted GAUSSIAN vector (--lifted gaussian)")]
+                       notes="core.lift GAUSSIAN vector (--lifted gaussian)")]
 
 
 def certificate_size(upper: np.ndarray, exact: np.ndarray, k: int = TOP, margin: float = 0.0) -> int:

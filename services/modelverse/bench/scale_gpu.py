@@ -156,7 +156,7 @@ def exact_scores(batch: Batch, queries: torch.Tensor, tau: float, eps: float) ->
 
 
 def lift_mgf(batch: Batch, tau: float, columns: int, alpha: float) -> torch.Tensor:
-    """(n * 2^columns, d + 1) float64: ``modelverse.serving.lifted``'s MGF vectors, same rows order."""
+    """(n * 2^columns, d + 1) float64: ``modelverse.core.lift``'s MGF vectors, same rows order."""
     mu = batch.means.double()
     w = batch.factor.double()
     n, d = mu.shape
@@ -175,7 +175,7 @@ def lift_mgf(batch: Batch, tau: float, columns: int, alpha: float) -> torch.Tens
 
 
 def lift_gaussian(batch: Batch, eps: float) -> torch.Tensor:
-    """(n, d + 1) float64: the isotropic Gaussian vector of ``modelverse.serving.lifted``."""
+    """(n, d + 1) float64: the isotropic Gaussian vector of ``modelverse.core.lift``."""
     mu = batch.means.double()
     diag = batch.diag.double()
     w = batch.factor.double()

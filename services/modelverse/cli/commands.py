@@ -11,22 +11,23 @@ import numpy as np
 from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch
-from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, stats_from_features
+from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU, stats_from_features, store_rank
 from modelverse.core.text_index import MetadataDocument
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
+from modelverse.errors import InvalidInputError
 from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
 from modelverse.query.images import ImageError, image_files, read_image
 from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
-from modelverse.store.errors import ModelNotFoundError, StoreCorruptError
+from modelverse.store.errors import ModelExistsError, ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import CHECKED_COLUMNS, FLAG_COVARIANCE
 
 SECOND_ORDER_METHODS = {Method.MGF, Method.GAUSSIAN, Method.FRECHET}
 
 
-class CommandError(Exception):
-    """Something the user can fix; printed as one line."""
+class CommandError(InvalidInputError):
+    """A flag or file the user gave that cannot be used; printed as one line."""
 
 
 def load_array(path: str, what: str) -> np.ndarray:
@@ -53,7 +54,7 @@ def add(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.features}: expected an N x d array of sample features, got shape {features.shape}")
     dim = int(features.shape[1])
     root = Path(args.store)
-    rank = args.rank if args.rank is not None else min(DEFAULT_RANK, dim)
+    rank = store_rank(dim, args.rank)
     eps = args.eps if args.eps is not None else DEFAULT_EPS
     tau = args.tau if args.tau is not None else DEFAULT_TAU
     # Created under the store's lock: of two adds creating one store, the second finds the
@@ -61,7 +62,8 @@ def add(args: argparse.Namespace) -> int:
     store = DirectoryStore.open_or_create(root, StoreConfig(dim, rank, eps, encoder=args.encoder, tau=tau))
     if dim != store.config.dim:
         raise CommandError(f"{args.features}: features have dimension {dim}, the store at {root} holds dimension {store.config.dim}")
-    for name, given, kept in (("rank", args.rank, store.config.rank), ("eps", args.eps, store.config.eps),
+    given_rank = None if args.rank is None else store_rank(dim, args.rank)
+    for name, given, kept in (("rank", given_rank, store.config.rank), ("eps", args.eps, store.config.eps),
                               ("tau", args.tau, store.config.tau)):
         if given is not None and given != kept:
             raise CommandError(f"--{name} {given} differs from the store's {name} {kept}; it is fixed when a store is created")
@@ -77,7 +79,7 @@ def add(args: argparse.Namespace) -> int:
         source=args.source,
     )
     if args.id in store and not args.replace:
-        raise CommandError(f"model {args.id!r} is already in the store (use --replace to replace it)")
+        raise ModelExistsError(f"model {args.id!r} is already in the store (use --replace to replace it)")
     stats = stats_from_features(
         features,
         rank=store.config.rank,
@@ -193,7 +195,7 @@ def search(args: argparse.Namespace) -> int:
         raise CommandError(f"--min-confidence must be between 0 and 1, got {args.min_confidence}")
     try:
         text_mode = resolve_text_mode(TextMode(args.text_mode) if args.text_mode else None, bool(query.texts))
-    except ValueError as exc:
+    except InvalidInputError as exc:
         raise CommandError(f"--text-mode: {exc}") from exc
     documents = []
     if text_mode is not TextMode.CONTENT:

@@ -14,12 +14,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from modelverse.errors import InvalidInputError
+from modelverse.settings.web import WebSettings
+
 DEMO_TEXT = "a photo of a sneaker"
 DEMO_IMAGE_CLASS = ("fashion-mnist", "trouser")
 DEMO_SKETCH_CLASS = ("fashion-mnist", "bag")
 DEMO_SET_CLASS = ("animal-shape", "elephant")
 DEMO_LIKE = "fashion-vae-sneaker"
-DEMO_WEB_PORT = 8080  # `cluster up`'s default --web-port
+DEMO_WEB_PORT = WebSettings.default_of("port")  # `cluster up`'s default --web-port
 
 
 def register(subparsers: argparse._SubParsersAction, cli: Callable[[list[str]], int]) -> None:
@@ -50,7 +53,7 @@ def _query_pictures(root: Path) -> dict[str, Path]:
 
 def run(args: argparse.Namespace, modelverse: Callable[[list[str]], int]) -> int:
     if args.samples < 2:
-        raise ValueError("the demo needs at least 2 samples per model")
+        raise InvalidInputError("the demo needs at least 2 samples per model")
     root = Path(args.store)
     print(f"Indexing the bundled zoo ({args.samples} samples per model) into {root.resolve()} ...", flush=True)
     status = modelverse([

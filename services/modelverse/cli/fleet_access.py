@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from modelverse.errors import UnavailableError
 from modelverse.store.errors import StoreError
 
 
-class FleetUnreachableError(StoreError):
+class FleetUnreachableError(UnavailableError, StoreError):
     """The broker or the Redis store does not answer; printed as one line."""
 
 

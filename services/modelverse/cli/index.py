@@ -18,6 +18,7 @@ from modelverse.cli.device import torch_device
 from modelverse.cli.fleet_access import reaching
 from modelverse.cli.output import print_json, progress_bar
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
+from modelverse.errors import InvalidInputError
 from modelverse.fleet.adaptive import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_ROUND_SAMPLES,
@@ -25,7 +26,7 @@ from modelverse.fleet.adaptive import (
     DEFAULT_TOLERANCE,
 )
 from modelverse.fleet.config import DEFAULT_CHUNK_SIZE, FleetConfig, read_job_secret
-from modelverse.fleet.jobs import JobRecord, JobState
+from modelverse.fleet.job_records import JobRecord, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import (
     ModelRequest,
@@ -81,9 +82,9 @@ def _handle(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--id", args.id), ("--name", args.name), ("--tags", args.tags),
                                           ("--option", args.option), ("--half", args.half)) if value]
         if given:
-            raise ValueError(f"{given[0]} applies to --model-dir only")
+            raise InvalidInputError(f"{given[0]} applies to --model-dir only")
     if args.broker is None and args.store is None:
-        raise ValueError("say where to index: --store DIR (or $MODELVERSE_STORE), or --broker URL for the fleet")
+        raise InvalidInputError("say where to index: --store DIR (or $MODELVERSE_STORE), or --broker URL for the fleet")
     return run_index(args)
 
 
@@ -135,7 +136,7 @@ def requests_from_args(args: argparse.Namespace) -> tuple[list[ModelRequest], st
         return bundled_requests(), args.encoder
     if getattr(args, "model_dir", None):
         return [model_dir_request(args)], args.encoder
-    raise ValueError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
+    raise InvalidInputError("name the models to index: --zoo bundled, --manifest FILE or --model-dir DIR")
 
 
 def model_dir_request(args: argparse.Namespace) -> ModelRequest:
@@ -144,7 +145,7 @@ def model_dir_request(args: argparse.Namespace) -> ModelRequest:
     for item in args.option:
         key, equals, value = item.partition("=")
         if not equals or not key:
-            raise ValueError(f"--option {item[:80]!r}: expected KEY=VALUE")
+            raise InvalidInputError(f"--option {item[:80]!r}: expected KEY=VALUE")
         options[key] = value
     if args.half:
         options["dtype"] = "float16"

@@ -9,8 +9,9 @@ from datetime import datetime
 
 from modelverse.cli.fleet_access import FleetUnreachableError, reaching
 from modelverse.cli.output import print_json, print_table, progress_bar
+from modelverse.errors import NotFoundError
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobRecord, JobState
+from modelverse.fleet.job_records import JobRecord, JobState
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +67,7 @@ def _load(args: argparse.Namespace) -> list[JobRecord]:
             records = [store.get_job(job_id) for job_id in args.job_ids]
             missing = [j for j, r in zip(args.job_ids, records) if r is None]
             if missing:
-                raise ValueError(f"no job {missing[0]!r} in {store!r}")
+                raise NotFoundError(f"no job {missing[0]!r} in {store!r}")
             return [r for r in records if r is not None]
         return store.jobs(limit=max(args.limit, 1))
 

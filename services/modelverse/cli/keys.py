@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from modelverse.errors import NotFoundError
 from modelverse.security.keys import KEYS_FILE_ENV, KeysFile, Role, write_secret
 
 
@@ -66,7 +67,7 @@ def list_keys(args: argparse.Namespace) -> int:
 def revoke_key(args: argparse.Namespace) -> int:
     keys = KeysFile.load(args.keys)
     if not keys.revoke(args.key_id):
-        raise ValueError(f"no key with id {args.key_id[:40]!r} in {args.keys}")
+        raise NotFoundError(f"no key with id {args.key_id[:40]!r} in {args.keys}")
     keys.save()
     print(f"revoked {args.key_id}")
     return 0

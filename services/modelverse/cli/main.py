@@ -1,7 +1,9 @@
 """`modelverse`: the command line for people and scripts.
 
-User errors (missing store, wrong dimension, NaN, unknown id, unreadable file) end with a one-line
-message on stderr and exit status 1; usage errors exit 2, as argparse does.
+User errors (``modelverse.errors``: missing store, wrong dimension, NaN, unknown id, unreadable
+file) end with a one-line message on stderr and exit status 1; usage errors exit 2, as argparse
+does. Anything else is a bug: one line "internal error, see log: PATH" and exit status 70
+(EX_SOFTWARE), the traceback in the log (``cli/internal_errors.py``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from modelverse.cli import cluster, commands, demo, index, jobs, keys, maintenance, web, worker
+from modelverse.cli import cluster, commands, config, demo, index, internal_errors, jobs, keys, maintenance, web, worker
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU
 from modelverse.core.types import Method
+from modelverse.errors import ModelverseError
 from modelverse.query.hybrid import TextMode
 from modelverse.query.parts import Modality, default_method_rule
-from modelverse.store.errors import StoreError
 
 EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
 CLI_MODALITY_NAMES = {Modality.TEXT: "--text", Modality.IMAGE: "--image", Modality.SKETCH: "--sketch",
                       Modality.IMAGE_SET: "--images", Modality.VECTOR: "--vector"}
 
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(sub)
     jobs.register(sub)
     cluster.register(sub)
+    config.register(sub)
     keys.register(sub)
     web.register(sub)
     return parser
@@ -138,7 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return handler(args) or 0
-    except (commands.CommandError, StoreError, ValueError, FileNotFoundError) as exc:
+    except ModelverseError as exc:
+        print(f"modelverse {args.command}: error: {exc.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except FileNotFoundError as exc:  # a path the user named (its message names it): theirs to fix
         print(f"modelverse {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
@@ -146,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `modelverse list | head`
         return 0
+    except Exception as exc:  # a bug: one line here, the traceback in the log
+        written = internal_errors.record(exc, list(sys.argv[1:] if argv is None else argv))
+        where = f"see log: {written}" if written else "traceback above"
+        print(f"modelverse {args.command}: internal error, {where}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
+from modelverse.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class PartialMoments:
@@ -79,15 +81,15 @@ def merge_all(partials: Iterable[PartialMoments]) -> PartialMoments:
 def l2_normalize_rows(features: np.ndarray) -> np.ndarray:
     """z_i = f(x_i) / ||f(x_i)||, as the method does for CLIP features.
 
-    Raises ValueError for rows that are zero or not finite, which would otherwise turn into NaN
+    Raises InvalidInputError for rows that are zero or not finite, which would otherwise turn into NaN
     statistics without a trace of where they came from.
     """
     x = np.asarray(features, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         bad = np.argwhere(~np.isfinite(x).all(axis=-1)).ravel()[:5].tolist()
-        raise ValueError(f"features contain NaN or infinity (rows {bad})")
+        raise InvalidInputError(f"features contain NaN or infinity (rows {bad})")
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(norms == 0):
         bad = np.argwhere(norms.ravel() == 0).ravel()[:5].tolist()
-        raise ValueError(f"features contain all-zero rows, which have no direction (rows {bad})")
+        raise InvalidInputError(f"features contain all-zero rows, which have no direction (rows {bad})")
     return x / norms

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU
+from modelverse.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ScoringParams:
         for name in ("tau", "eps"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"scoring parameter {name} must be a finite positive number, not {value!r}")
+                raise InvalidInputError(f"scoring parameter {name} must be a finite positive number, not {value!r}")
 
 
 # The paper's values (CLIP's temperature, its regulariser): what a store is created with unless

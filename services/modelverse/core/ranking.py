@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modelverse.errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -22,7 +24,7 @@ class Hit:
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
     if k <= 0:
-        raise ValueError(f"k must be positive, got {k}")
+        raise InvalidInputError(f"k must be positive, got {k}")
     if np.any(np.isnan(scores)):
         raise ValueError("scores contain NaN")
     k = min(k, scores.shape[0])

@@ -13,10 +13,12 @@ from modelverse.core.params import ScoringParams
 from modelverse.core.ranking import Hit, top_k
 from modelverse.core.second_order import SecondOrder
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
+from modelverse.errors import FailedPreconditionError
 
 
-class MissingStatisticsError(ValueError):
-    """The collection lacks what a method needs (full covariances, raw samples)."""
+class MissingStatisticsError(FailedPreconditionError, ValueError):
+    """The collection lacks what a method needs (full covariances, raw samples): the query is
+    fine, the store cannot answer it (a ValueError too, as it was)."""
 
 
 class ExactSearch:

@@ -18,24 +18,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelverse.core.second_order import CompressedCovariances, FullCovariances, SecondOrder
+from modelverse.errors import InvalidInputError
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def normalize_query(vector: np.ndarray, dim: int | None = None) -> np.ndarray:
-    """Validate a raw query feature and L2-normalise it (float64)."""
+    """Validate a raw query feature and L2-normalise it (float64); InvalidInputError when it
+    cannot be one (shape, dimension, NaN, zero)."""
     q = np.asarray(vector, dtype=np.float64)
     if q.ndim == 2 and q.shape[0] == 1:
         q = q[0]
     if q.ndim != 1:
-        raise ValueError(f"a query vector must be 1-D, got shape {np.shape(vector)}")
+        raise InvalidInputError(f"a query vector must be 1-D, got shape {np.shape(vector)}")
     if dim is not None and q.shape[0] != dim:
-        raise ValueError(f"query has dimension {q.shape[0]}, the collection has {dim}")
+        raise InvalidInputError(f"query has dimension {q.shape[0]}, the collection has {dim}")
     if not np.all(np.isfinite(q)):
-        raise ValueError("query vector contains NaN or infinity")
+        raise InvalidInputError("query vector contains NaN or infinity")
     norm = np.linalg.norm(q)
     if norm == 0:
-        raise ValueError("query vector is all zeros and has no direction")
+        raise InvalidInputError("query vector is all zeros and has no direction")
     return q / norm
 
 
@@ -158,10 +160,10 @@ def combine(part_scores: list[np.ndarray], weights: list[float]) -> np.ndarray:
     the collection is sharded. See docs/METHOD.md for why all parts share one method.
     """
     if not part_scores:
-        raise ValueError("a query needs at least one part")
+        raise InvalidInputError("a query needs at least one part")
     if len(part_scores) != len(weights):
         raise ValueError("one weight per query part")
     for weight in weights:
         if not np.isfinite(weight) or weight <= 0:
-            raise ValueError(f"part weights must be positive and finite, got {weight}")
+            raise InvalidInputError(f"part weights must be positive and finite, got {weight}")
     return sum(w * s for w, s in zip(weights, part_scores))

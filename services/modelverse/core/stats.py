@@ -15,6 +15,13 @@ DEFAULT_EPS = 1e-3
 DEFAULT_RANK = 16
 
 
+def store_rank(dim: int, requested: int | None = None) -> int:
+    """The rank of a new store's compressed covariance, decided here for every path that creates
+    one (the CLI's add, embedded and fleet indexing): the requested rank, else DEFAULT_RANK,
+    never above the features' dimension."""
+    return min(DEFAULT_RANK if requested is None else requested, dim)
+
+
 @dataclass(frozen=True)
 class ModelStats:
     """One model's summary: first moment, second order in two forms, optionally raw samples."""
@@ -49,7 +56,7 @@ def summarize(
     return ModelStats(
         count=moments.count,
         mean=moments.mean.copy(),
-        compressed=compress_covariance(covariance, rank=min(rank, moments.dim), eps=eps),
+        compressed=compress_covariance(covariance, rank=store_rank(moments.dim, rank), eps=eps),
         covariance=covariance if keep_covariance else None,
         samples=None if samples is None else np.asarray(samples, dtype=np.float32),
         encoder=encoder,

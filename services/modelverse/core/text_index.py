@@ -52,10 +52,6 @@ class TextIndex:
 
     def __init__(self, documents: Sequence[MetadataDocument]) -> None:
         self.ids = np.array([d.model_id for d in documents], dtype=str)
-        # ids sorted, for looking up many candidates at once (a dict lookup per candidate cost
-        # more than the BM25 scoring at 3,200 candidates)
-        self._order = np.argsort(self.ids, kind="stable")
-        self._sorted_ids = self.ids[self._order]
         self._retriever: bm25s.BM25 | None = None
         self._recent = functools.lru_cache(maxsize=16)(self._compute)  # thread-safe
         self._common: set[str] = set()
@@ -94,18 +90,6 @@ class TextIndex:
         if not words:  # only stop words: nothing to match
             return np.zeros(len(self), dtype=np.float32)
         return np.asarray(self._retriever.get_scores(words), dtype=np.float32)
-
-    def scores_of(self, query: str, ids: Sequence[str]) -> np.ndarray:
-        """BM25 scores of the documents ``ids`` (0 for an id not in the index)."""
-        wanted = np.asarray(ids, dtype=str)
-        out = np.zeros(len(wanted), dtype=np.float32)
-        if not len(self) or not len(wanted):
-            return out
-        values = self.scores(query)
-        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self) - 1)
-        known = self._sorted_ids[at] == wanted
-        out[known] = values[self._order[at[known]]]
-        return out
 
     def top(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best documents with a positive score: (ids, scores), best first, ties by id."""

@@ -21,9 +21,6 @@ class SecondOrderForm(str, Enum):
     COMPRESSED = "compressed"
 
 
-VECTOR_METHODS = (Method.FIRST_MOMENT, Method.MGF, Method.GAUSSIAN, Method.MONTE_CARLO)
-
-
 @dataclass(frozen=True)
 class QueryPart:
     """One encoded query vector (raw: scorers normalise it) and its weight in the combination."""

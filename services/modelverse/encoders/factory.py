@@ -24,6 +24,7 @@ from modelverse.encoders.base import Encoder
 from modelverse.encoders.fingerprint import combined_fingerprint, file_fingerprint
 from modelverse.encoders.hf_cache import MINILM_HUB_ID, offline_hub, seed_hf_cache
 from modelverse.encoders.openclip_encoder import DEFAULT_BATCH_SIZE, LoadedOpenClip, OpenClipEncoder
+from modelverse.errors import InvalidInputError
 
 ENV_SPEC = "MODELVERSE_ENCODER"
 DEFAULT_SPEC = "bundled"
@@ -33,7 +34,7 @@ PRODUCTION_SPEC_EXAMPLE = (
 LOCAL_DIR_PREFIX = "local-dir:"
 
 
-class EncoderSpecError(ValueError):
+class EncoderSpecError(InvalidInputError):
     """An encoder spec that cannot name a loadable encoder."""
 
 

@@ -3,7 +3,7 @@ order, against the number of samples per model.
 
 Scores come from the exact reference search (``core.reference.ExactSearch`` and ``core.scores``),
 never from a fast path, so the numbers measure the method, not an approximation of it. Every
-ranking covers the whole zoo; the metrics are those of ``evaluation.metrics`` (top-k accuracy of
+ranking covers the whole zoo; the metrics are those of ``evaluation.retrieval_metrics`` (top-k accuracy of
 the ground truth, mAP@k with relevance = sharing a tag with the ground truth, as in the paper).
 """
 
@@ -25,7 +25,7 @@ from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, summarize
 from modelverse.core.types import Method, SecondOrderForm
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.metadata_baseline import MetadataSearch
-from modelverse.evaluation.metrics import query_metrics, relevant_by_tags, summarize_queries
+from modelverse.evaluation.retrieval_metrics import query_metrics, relevant_by_tags, summarize_queries
 from modelverse.evaluation.quality_queries import PictureGroup, QuerySuite
 from modelverse.evaluation.sample_features import FeatureCache
 

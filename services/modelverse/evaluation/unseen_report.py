@@ -13,6 +13,7 @@ from modelverse.core.confidence import (
     calibrated_confidence,
     logsumexp,
     mixture_evidence,
+    z_scores,
 )
 from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
 from modelverse.core.params import ScoringParams
@@ -55,7 +56,7 @@ def _confidences(search: ExactSearch, reference: ExactSearch, background: Backgr
         "mixture (served)": served,
         "raw score": top,
         "cosine": float(first_moment(vector, search.collection.means).max()),
-        "z-score": float((top - ref.mean()) / max(float(ref.std()), 1e-12)),
+        "z-score": float(z_scores(np.array([top]), ref)[0]),
         "background": top - background.score(vector, method, params),
     }
 

@@ -134,26 +134,3 @@ def replay(plan: SamplePlan, chunk: Callable[[int], PartialMoments] | Sequence[P
         round_index += 1
     chunks = plan.round_end(round_index)
     return Replay(chunks, merged.count, merged, tuple(checks))
-
-
-# -- the former criterion, kept for tools/bench_fleet.py's diagnostics -------------------------
-
-DEFAULT_PROBES = 64
-PROBE_SEED = 20231211
-
-
-def probe_set(dim: int, count: int = DEFAULT_PROBES, seed: int = PROBE_SEED) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    probes = rng.standard_normal((count, dim))
-    return probes / np.linalg.norm(probes, axis=1, keepdims=True)
-
-
-def probe_scores(moments: PartialMoments, probes: np.ndarray, tau: float = CRITERION_TAU) -> np.ndarray:
-    covariance = moments.covariance()
-    first = probes @ moments.mean
-    second = np.einsum("pi,ij,pj->p", probes, covariance, probes)
-    return tau * first + 0.5 * tau**2 * second
-
-
-def score_change(previous: np.ndarray, current: np.ndarray) -> float:
-    return float(np.max(np.abs(np.asarray(current) - np.asarray(previous))))

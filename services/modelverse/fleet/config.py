@@ -1,32 +1,36 @@
-"""Fleet settings, from the environment or given explicitly (the CLI's flags override both)."""
+"""The fleet's configuration: ``FleetConfig``, made field by field from ``settings.fleet.FleetSettings``
+(the environment, or a worker's flags), with the job secret read; ``to_env`` hands it to child
+processes by the same variables."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-DEFAULT_CHUNK_SIZE = 1000
-# A chunk task must finish well inside the visibility timeout, or Redis hands the same message
-# to a second worker while the first still works on it (harmless, the write is idempotent, but
-# wasted). One hour covers a 1,000-sample chunk of a slow diffusion model on a CPU.
-DEFAULT_VISIBILITY_TIMEOUT_S = 3600
-DEFAULT_MAX_RETRIES = 8
-DEFAULT_RETRY_BACKOFF_S = 2.0
-DEFAULT_RETRY_BACKOFF_MAX_S = 120.0
-# How long a task waits, backing off, for a Redis that refuses writes (out of memory) before it
-# fails the job with the reason: long enough for an operator or a finishing job to free memory.
-DEFAULT_OOM_WAIT_S = 300.0
+from modelverse.errors import FailedPreconditionError, InvalidInputError
+from modelverse.settings.base import SettingsError, resolve
+from modelverse.settings.fleet import (  # noqa: F401  (the fleet's defaults, imported from here too)
+    DEFAULT_BROKER,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_OOM_WAIT_S,
+    DEFAULT_RETRY_BACKOFF_MAX_S,
+    DEFAULT_RETRY_BACKOFF_S,
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    JOB_SECRET_ENV,
+    JOB_SECRET_FILE_ENV,
+    FleetSettings,
+)
+
 # A chunk must finish within this fraction of the visibility timeout (see work.run_chunk).
 CHUNK_TIME_FRACTION = 0.5
-
-JOB_SECRET_ENV = "MODELVERSE_JOB_SECRET"
-JOB_SECRET_FILE_ENV = "MODELVERSE_JOB_SECRET_FILE"
 MIN_JOB_SECRET_BYTES = 16
 
 
-class JobSecretError(ValueError):
+class JobSecretError(FailedPreconditionError, ValueError):
     """A job secret that is missing, unreadable or too short to authenticate anything."""
 
 
@@ -98,45 +102,35 @@ class FleetConfig:
         return self.store_url or self.broker_url
 
     @classmethod
-    def from_env(cls, **overrides: object) -> FleetConfig:
-        env = os.environ
-        secret, secret_file = job_secret_from_env(dict(env))
-        config = cls(
-            broker_url=env.get("MODELVERSE_BROKER", DEFAULT_BROKER),
-            result_backend=env.get("MODELVERSE_RESULT_BACKEND", ""),
-            store_url=env.get("MODELVERSE_REDIS_STORE", ""),
-            store_prefix=env.get("MODELVERSE_REDIS_PREFIX", "mv"),
-            visibility_timeout_s=int(env.get("MODELVERSE_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S)),
-            max_retries=int(env.get("MODELVERSE_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
-            retry_backoff_s=float(env.get("MODELVERSE_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF_S)),
-            torch_threads=int(env.get("MODELVERSE_TORCH_THREADS", 1)),
-            device=env.get("MODELVERSE_DEVICE", "cpu"),
-            stall_timeout_s=int(env.get("MODELVERSE_STALL_TIMEOUT", 0)),
-            job_secret=secret,
-            job_secret_file=secret_file,
-            allow_python_specs=env.get("MODELVERSE_ALLOW_PYTHON_GENERATORS", "") == "1",
-            oom_wait_s=float(env.get("MODELVERSE_OOM_WAIT", DEFAULT_OOM_WAIT_S)),
-        )
+    def from_settings(cls, settings: FleetSettings, **overrides: object) -> FleetConfig:
+        """Every field from the setting of the same name; the job secret read from its file (or
+        checked when given inline). ``overrides`` that are not None win (a caller's flags)."""
+        values: dict[str, Any] = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        values["job_secret"], values["job_secret_file"] = job_secret_from_env(
+            {JOB_SECRET_FILE_ENV: settings.job_secret_file, JOB_SECRET_ENV: settings.job_secret.get_secret_value()})
+        config = cls(**values)
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(config, **given) if given else config
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> FleetConfig:
+        """The fleet's settings from its environment variables (settings.fleet)."""
+        try:
+            settings = resolve(FleetSettings, environ=environ).settings
+        except SettingsError as exc:
+            raise InvalidInputError(str(exc)) from None
+        return cls.from_settings(settings, **overrides)  # type: ignore[arg-type]
+
     def to_env(self) -> dict[str, str]:
-        """The environment that makes ``from_env`` return this configuration (worker children).
-        A secret read from a file travels as the file's path, not as its value."""
-        secret = ({JOB_SECRET_FILE_ENV: self.job_secret_file, JOB_SECRET_ENV: ""} if self.job_secret_file
-                  else {JOB_SECRET_FILE_ENV: "", JOB_SECRET_ENV: self.job_secret.decode()})
-        return {
-            **secret,
-            "MODELVERSE_ALLOW_PYTHON_GENERATORS": "1" if self.allow_python_specs else "",
-            "MODELVERSE_OOM_WAIT": str(self.oom_wait_s),
-            "MODELVERSE_BROKER": self.broker_url,
-            "MODELVERSE_RESULT_BACKEND": self.result_backend,
-            "MODELVERSE_REDIS_STORE": self.store_url,
-            "MODELVERSE_REDIS_PREFIX": self.store_prefix,
-            "MODELVERSE_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s),
-            "MODELVERSE_MAX_RETRIES": str(self.max_retries),
-            "MODELVERSE_RETRY_BACKOFF": str(self.retry_backoff_s),
-            "MODELVERSE_TORCH_THREADS": str(self.torch_threads),
-            "MODELVERSE_DEVICE": self.device,
-            "MODELVERSE_STALL_TIMEOUT": str(self.stall_timeout_s),
-        }
+        """The environment that makes ``from_env`` return this configuration (worker children),
+        every field by its variable. A secret read from a file travels as the file's path, not
+        as its value."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "job_secret":
+                value = "" if self.job_secret_file else value.decode()
+            elif isinstance(value, bool):
+                value = "1" if value else ""
+            env[FleetSettings.env_of(f.name)] = str(value)
+        return env

@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
-from modelverse.fleet.state import FleetState, LocalState
+from modelverse.fleet.fleet_state import FleetState, LocalState
 from modelverse.fleet.work import close_round, run_chunk
 from modelverse.store.directory import DirectoryStore
 

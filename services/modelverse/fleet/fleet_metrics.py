@@ -19,7 +19,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelverse.fleet.jobs import JobState
+from modelverse.fleet.job_records import JobState
 from modelverse.fleet.redis_state import RedisFleetState
 
 CHUNKS_DONE = "chunks_done"

@@ -12,6 +12,8 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass
 
+from modelverse.errors import InvalidInputError
+
 SEED_BITS = 63  # numpy and torch both accept any non-negative int64
 
 
@@ -40,18 +42,18 @@ class SamplePlan:
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
-            raise ValueError(f"chunk size must be positive, got {self.chunk_size}")
+            raise InvalidInputError(f"chunk size must be positive, got {self.chunk_size}")
         if self.max_samples < 2:
-            raise ValueError(f"a model needs at least 2 samples, got {self.max_samples}")
+            raise InvalidInputError(f"a model needs at least 2 samples, got {self.max_samples}")
         if self.adaptive:
             if not 2 <= self.min_samples <= self.max_samples:
-                raise ValueError(
+                raise InvalidInputError(
                     f"adaptive sampling needs 2 <= floor <= ceiling, got {self.min_samples} and {self.max_samples}"
                 )
             if self.round_samples < 1:
-                raise ValueError(f"adaptive rounds must add samples, got {self.round_samples}")
+                raise InvalidInputError(f"adaptive rounds must add samples, got {self.round_samples}")
             if self.tolerance is not None and self.tolerance <= 0:
-                raise ValueError(f"the convergence tolerance must be positive, got {self.tolerance}")
+                raise InvalidInputError(f"the convergence tolerance must be positive, got {self.tolerance}")
 
     @property
     def adaptive(self) -> bool:

@@ -19,10 +19,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from modelverse.errors import FailedPreconditionError
+
 log = logging.getLogger("modelverse.fleet")
 
 
-class RedisAccessError(ValueError):
+class RedisAccessError(FailedPreconditionError, ValueError):
     """Redis refuses us (credentials, ACL, TLS): retrying will not help."""
 
 

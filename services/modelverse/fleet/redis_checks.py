@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 import redis
 
+from modelverse.errors import FailedPreconditionError
+
 log = logging.getLogger(__name__)
 
 SAFE_POLICY = "noeviction"
 
 
-class UnsafeRedisError(RuntimeError):
+class UnsafeRedisError(FailedPreconditionError, RuntimeError):
     """The Redis would silently delete the fleet's data; the process refuses to start."""
 
 

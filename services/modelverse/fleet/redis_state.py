@@ -1,6 +1,6 @@
 """The fleet's state in Redis: the model store plus what only the fleet keeps.
 
-``RedisFleetState`` is the ``FleetState`` of a cluster (``fleet.state`` has the Protocol and
+``RedisFleetState`` is the ``FleetState`` of a cluster (``fleet.fleet_state`` has the Protocol and
 the embedded ``LocalState``): the Redis model store (``store.redis_store``, where finished
 statistics are published and announced) and, under the same prefix, partial moments under
 idempotent keys, the thumbnails a chunk kept, job records and leases.
@@ -10,7 +10,7 @@ store's own keys are listed in ``store.redis_store``)::
 
     P:partial:NAME         npz bytes of one chunk's PartialMoments (float64), expires after a week
     P:thumbs:NAME          the thumbnails a chunk kept (chunk 0), until the finaliser publishes them
-    P:job:ID               hash: one job record (see modelverse.fleet.jobs.JobRecord)
+    P:job:ID               hash: one job record (see modelverse.fleet.job_records.JobRecord)
     P:job:ID:chunks        set of finished chunk indices
     P:jobs                 sorted set of job ids by submission time
     P:jobs:active          set of job ids not yet done or failed (the watchdog's work list)
@@ -31,7 +31,7 @@ import redis
 
 from modelverse.core.moments import PartialMoments
 from modelverse.core.stats import ModelStats
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.store.errors import StoreCorruptError
 from modelverse.store.redis_store import RedisModelStore
 from modelverse.store.thumbnails import thumbnails_from_bytes, thumbnails_to_bytes

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelverse.errors import InvalidInputError
 from modelverse.generators.card import ModelCardError, read_card
 from modelverse.generators.model_dir import card_metadata, spec_for_model_dir
 from modelverse.generators.specs import GeneratorSpecError
 from modelverse.store.metadata import ModelMetadata
 
 
-class ManifestError(ValueError):
+class ManifestError(InvalidInputError):
     pass
 
 

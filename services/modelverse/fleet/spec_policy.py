@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modelverse.errors import InvalidInputError, PermissionDeniedError
 from modelverse.generators import registry
 from modelverse.generators.specs import DECLARATIVE_SCHEMES
 
@@ -35,11 +36,11 @@ DECLARATIVE_GENERATOR_SCHEMES: tuple[str, ...] = DECLARATIVE_SCHEMES
 MAX_SHOWN = 80
 
 
-class SpecError(ValueError):
+class SpecError(InvalidInputError):
     """A spec that names nothing loadable; the job fails with this message."""
 
 
-class SpecRefused(SpecError):
+class SpecRefused(PermissionDeniedError, SpecError):
     """A spec this process is not allowed to load; the job fails with this message."""
 
 

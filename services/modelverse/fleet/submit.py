@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK
 from modelverse.fleet.app import configure
 from modelverse.fleet.config import FleetConfig
-from modelverse.fleet.jobs import JobRecord, JobSpec
+from modelverse.fleet.job_records import JobRecord, JobSpec
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest

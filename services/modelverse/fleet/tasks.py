@@ -26,12 +26,12 @@ from kombu.exceptions import OperationalError
 from modelverse.fleet import fleet_metrics, signing, work
 from modelverse.fleet.app import app, current_config
 from modelverse.fleet.config import CHUNK_TIME_FRACTION
-from modelverse.fleet.jobs import JobSpec, JobState
+from modelverse.fleet.job_records import JobSpec, JobState
 from modelverse.fleet.redis_memory import RedisFull, wait_out_of_memory
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.resolve import Runtime
 from modelverse.fleet.spec_policy import SpecPolicy
-from modelverse.fleet.state import partial_name
+from modelverse.fleet.fleet_state import partial_name
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from modelverse.core.moments import PartialMoments, l2_normalize_rows, merge_all
 from modelverse.core.stats import summarize
 from modelverse.encoders.base import Encoder
 from modelverse.fleet.adaptive import check_round
-from modelverse.fleet.jobs import JobSpec, JobState
+from modelverse.fleet.job_records import JobSpec, JobState
 from modelverse.fleet.plan import chunk_seed
 from modelverse.fleet.resolve import Runtime, check_features, check_images, encoder_identity
-from modelverse.fleet.state import FleetState, partial_name
+from modelverse.fleet.fleet_state import FleetState, partial_name
 from modelverse.fleet.thumbnails import THUMBNAIL_CHUNK, make_thumbnails
 from modelverse.generators.base import Generator
 from modelverse.store.errors import IncompatibleStatsError

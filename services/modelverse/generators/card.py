@@ -16,12 +16,14 @@ from typing import Any
 
 import yaml
 
+from modelverse.errors import InvalidInputError
+
 CARD_NAME = "README.md"
 MAX_CARD_BYTES = 1 << 20  # a card is text; a larger README is not read whole
 MAX_DESCRIPTION = 2000
 
 
-class ModelCardError(ValueError):
+class ModelCardError(InvalidInputError):
     """A card whose front matter is not valid YAML or has a field of the wrong type."""
 
 

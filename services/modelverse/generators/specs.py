@@ -19,11 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
+from modelverse.errors import InvalidInputError
+
 DECLARATIVE_SCHEMES = ("diffusers", "torchscript", "torch-export", "onnx", "safetensors")
 MAX_SPEC_LENGTH = 4096
 
 
-class GeneratorSpecError(ValueError):
+class GeneratorSpecError(InvalidInputError):
     """A spec (or one of its options) that cannot name a generator; the message says why."""
 
 

@@ -21,6 +21,7 @@ from modelverse.core.ranking import top_k
 from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
+from modelverse.errors import InvalidInputError
 
 
 class TextMode(str, Enum):
@@ -34,7 +35,7 @@ def resolve_text_mode(requested: TextMode | None, has_text: bool) -> TextMode:
     if requested is None:
         return TextMode.HYBRID if has_text else TextMode.CONTENT
     if requested is not TextMode.CONTENT and not has_text:
-        raise ValueError(f"text mode {requested.value} needs a text part in the query")
+        raise InvalidInputError(f"text mode {requested.value} needs a text part in the query")
     return requested
 
 

@@ -9,18 +9,20 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from modelverse.errors import InvalidInputError, ResourceExhaustedError
+
 # 40 megapixels: far above any generator's output, far below what exhausts a worker's memory.
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-class ImageError(ValueError):
+class ImageError(InvalidInputError):
     """An image that cannot be used as a query: unreadable, corrupt, empty or too large."""
 
 
-class ImageTooLarge(ImageError):
-    """Over the byte or pixel limit (a service answers RESOURCE_EXHAUSTED, not INVALID_ARGUMENT)."""
+class ImageTooLarge(ResourceExhaustedError, ImageError):
+    """Over the byte or pixel limit (RESOURCE_EXHAUSTED, not INVALID_ARGUMENT)."""
 
 
 def decode_image(

@@ -21,6 +21,7 @@ from PIL import Image
 
 from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
+from modelverse.errors import InvalidInputError
 from modelverse.query.sketches import prepare_sketch
 
 
@@ -64,7 +65,7 @@ def default_method(modalities: Sequence[Modality]) -> Method:
     alone -> Gaussian density, vectors alone -> first moment, anything else -> 1st + 2nd moment."""
     present = set(modalities)
     if not present:
-        raise ValueError("empty query: give a text, an image, a sketch, images or a vector")
+        raise InvalidInputError("empty query: give a text, an image, a sketch, images or a vector")
     if present <= PICTURES:
         return Method.GAUSSIAN
     if present == {Modality.VECTOR}:
@@ -89,12 +90,12 @@ def encode_query(query: Query, encoder: Encoder | None) -> list[QueryPart]:
     so the set's score is the mean log-likelihood of its images (the paper's product rule, scaled
     so that a set weighs as much as a single image beside other parts)."""
     if not query.modalities():
-        raise ValueError("empty query: give a text, an image, a sketch, images or a vector")
+        raise InvalidInputError("empty query: give a text, an image, a sketch, images or a vector")
     for _, weight in (*query.texts, *query.images, *query.sketches, *query.image_sets, *query.vectors):
         if not np.isfinite(weight) or weight <= 0:
-            raise ValueError(f"query weights must be positive numbers, got {weight}")
+            raise InvalidInputError(f"query weights must be positive numbers, got {weight}")
     if query.needs_encoder() and encoder is None:
-        raise ValueError("text and image queries need an encoder")
+        raise InvalidInputError("text and image queries need an encoder")
     parts: list[QueryPart] = []
     if query.texts:
         features = encoder.encode_texts([text for text, _ in query.texts])
@@ -107,7 +108,7 @@ def encode_query(query: Query, encoder: Encoder | None) -> list[QueryPart]:
         parts += [QueryPart(f, w) for f, (_, w) in zip(features, pictures)]
     for members, weight in query.image_sets:
         if not members:
-            raise ValueError("an image set needs at least one image")
+            raise InvalidInputError("an image set needs at least one image")
         features = encoder.encode_images(list(members))
         parts += [QueryPart(f, weight / len(members)) for f in features]
     parts += [QueryPart(np.asarray(v), w) for v, w in query.vectors]

@@ -24,10 +24,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# The environment variable a server reads its keys file path from (e.g. a mounted Kubernetes
+# secret), declared with the setting it gives (settings.common.AuthSettings.api_keys).
+from modelverse.errors import InvalidInputError
+from modelverse.settings.common import KEYS_FILE_ENV  # noqa: F401  (imported from here too)
+
 KEY_PREFIX = "mv"
 FORMAT_VERSION = 1
-# Environment variables a server reads its keys file path from (e.g. a mounted Kubernetes secret).
-KEYS_FILE_ENV = "MODELVERSE_API_KEYS_FILE"
 MAX_KEY_CHARS = 200  # longer "keys" are refused before any hashing
 
 
@@ -39,7 +42,7 @@ class Role(str, enum.Enum):
         return self is Role.ADMIN or needed is Role.READ
 
 
-class KeyFileError(ValueError):
+class KeyFileError(InvalidInputError):
     """The keys file is missing, unreadable or malformed."""
 
 

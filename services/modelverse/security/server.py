@@ -7,11 +7,10 @@ and is accepted only when the server listens on loopback, where nobody else can 
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import os
-from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -20,14 +19,6 @@ from modelverse.security.interceptor import ApiKeyInterceptor
 from modelverse.security.keys import KEYS_FILE_ENV, KeyFileError, KeyRing
 
 log = logging.getLogger("modelverse.auth")
-
-
-def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("access control")
-    group.add_argument("--api-keys", type=Path, default=os.environ.get(KEYS_FILE_ENV) or None, metavar="FILE",
-                       help=f"hashed API keys (`modelverse keys create`); default: ${KEYS_FILE_ENV}")
-    group.add_argument("--insecure-no-auth", action="store_true",
-                       help="serve every caller without a key; only on a loopback --host")
 
 
 def is_loopback(host: str) -> bool:
@@ -39,7 +30,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def authenticator_from_args(args: argparse.Namespace, service: str) -> Authenticator | None:
+def authenticator_from_args(args: Any, service: str) -> Authenticator | None:
     """The authenticator of ``--api-keys``; None under ``--insecure-no-auth``; exits otherwise."""
     if args.insecure_no_auth:
         if args.api_keys is not None and os.environ.get(KEYS_FILE_ENV) != str(args.api_keys):
@@ -57,6 +48,6 @@ def authenticator_from_args(args: argparse.Namespace, service: str) -> Authentic
         raise SystemExit(f"{service}: --api-keys: {exc}") from exc
 
 
-def interceptors_from_args(args: argparse.Namespace, service: str) -> list[grpc.ServerInterceptor]:
+def interceptors_from_args(args: Any, service: str) -> list[grpc.ServerInterceptor]:
     authenticator = authenticator_from_args(args, service)
     return [] if authenticator is None else [ApiKeyInterceptor(authenticator)]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -62,17 +62,9 @@ class ClientTLS:
         return [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
 
 
-def add_server_tls_arguments(parser: argparse.ArgumentParser, prefix: str = "tls") -> None:
-    """``--tls-cert``, ``--tls-key``, ``--tls-client-ca``; another ``prefix`` (e.g. "https" for a
-    web server that also has the client flags of ``modelverse.client``) renames all three."""
-    group = parser.add_argument_group(f"TLS (plaintext without --{prefix}-cert)")
-    group.add_argument(f"--{prefix}-cert", type=Path, default=None, metavar="PEM", help="this server's certificate chain")
-    group.add_argument(f"--{prefix}-key", type=Path, default=None, metavar="PEM", help="its private key")
-    group.add_argument(f"--{prefix}-client-ca", type=Path, default=None, metavar="PEM",
-                       help="demand client certificates signed by this CA (mutual TLS)")
-
-
-def server_tls_from_args(args: argparse.Namespace, prefix: str = "tls") -> ServerTLS | None:
+def server_tls_from_args(args: Any, prefix: str = "tls") -> ServerTLS | None:
+    """The TLS of a server from its settings' ``{prefix}_cert``, ``_key`` and ``_client_ca``
+    (settings.common.ServerTLSSettings; the web page's are ``https_*``)."""
     name = prefix.replace("-", "_")
     cert, key, client_ca = (getattr(args, f"{name}_{part}") for part in ("cert", "key", "client_ca"))
     if cert is None and key is None:
@@ -84,14 +76,8 @@ def server_tls_from_args(args: argparse.Namespace, prefix: str = "tls") -> Serve
     return ServerTLS(cert, key, client_ca)
 
 
-def add_shard_client_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("TLS to the shards (plaintext without --shard-tls-ca)")
-    group.add_argument("--shard-tls-ca", type=Path, default=None, metavar="PEM", help="CA the shards' certificates are signed by")
-    group.add_argument("--shard-tls-cert", type=Path, default=None, metavar="PEM", help="client certificate for shards that demand one")
-    group.add_argument("--shard-tls-key", type=Path, default=None, metavar="PEM")
-
-
-def shard_client_tls_from_args(args: argparse.Namespace) -> ClientTLS | None:
+def shard_client_tls_from_args(args: Any) -> ClientTLS | None:
+    """TLS towards the shards from settings' ``shard_tls_*`` (settings.common.ShardClientTLSSettings)."""
     if args.shard_tls_ca is None:
         if args.shard_tls_cert is not None or args.shard_tls_key is not None:
             raise SystemExit("--shard-tls-cert/--shard-tls-key need --shard-tls-ca")

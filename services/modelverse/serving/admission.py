@@ -19,7 +19,6 @@ health checks, which are never held back: build it with ``AdmissionLimits.thread
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 import time
@@ -56,15 +55,8 @@ class AdmissionLimits:
         return self.threads()
 
 
-def add_admission_arguments(parser: argparse.ArgumentParser, concurrency: int, queue: int) -> None:
-    group = parser.add_argument_group("admission control")
-    group.add_argument("--workers", type=int, default=concurrency, help="calls at work at once")
-    group.add_argument("--queue", type=int, default=queue,
-                       help="calls waiting for a worker; beyond it, or when a call cannot be answered before its "
-                            "deadline, RESOURCE_EXHAUSTED at once")
-
-
-def admission_from_args(args: argparse.Namespace, service: str) -> AdmissionControl:
+def admission_from_args(args: Any, service: str) -> AdmissionControl:
+    """Admission control from settings' ``workers`` and ``queue`` (settings.common.AdmissionSettings)."""
     try:
         return AdmissionControl(AdmissionLimits(args.workers, args.queue), service)
     except ValueError as exc:

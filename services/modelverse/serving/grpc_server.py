@@ -13,9 +13,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from modelverse.security.tls import ClientTLS, ServerTLS
+from modelverse.serving.errors import ErrorInterceptor
 from modelverse.serving.reflection import enable_reflection
-
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+from modelverse.settings.common import DEFAULT_MAX_MESSAGE_BYTES  # one default (settings.common)
 
 
 def message_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -41,10 +41,12 @@ def build_server(
 
     ``tls``: serve TLS (mutual with a client CA) instead of plaintext. ``interceptors`` see every
     call (the API-key check, request ids, admission control); health and reflection stay open to
-    every caller. ``maximum_concurrent_rpcs``: gRPC refuses calls beyond it RESOURCE_EXHAUSTED."""
+    every caller. ``maximum_concurrent_rpcs``: gRPC refuses calls beyond it RESOURCE_EXHAUSTED.
+    What a handler raises is answered by the innermost interceptor, ``serving.errors.ErrorInterceptor``
+    (a user error with its status code; anything else INTERNAL, logged)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers), options=message_options(max_message_bytes),
-        interceptors=list(interceptors), maximum_concurrent_rpcs=maximum_concurrent_rpcs,
+        interceptors=[*interceptors, ErrorInterceptor()], maximum_concurrent_rpcs=maximum_concurrent_rpcs,
     )
     for add in register:
         add(server)

@@ -3,9 +3,9 @@
 The rule, in the spirit of autofaiss and FAISS's own guidelines
 (https://github.com/facebookresearch/faiss/wiki/Guidelines-to-choose-an-index):
 
-1. Up to ``exact_threshold`` vectors (default 20,000), when the raw vectors fit the budget:
-   ``Flat``, the exact inner product. At d = 512 a scan of 20,000 vectors is a few ms on one
-   core, and exact recall makes the two-stage search equal to the exhaustive one whenever the
+1. Up to ``exhaustive_threshold`` vectors (default 20,000), when the raw vectors fit the budget:
+   ``Flat``, the exact inner product of every vector. At d = 512 a scan of 20,000 vectors is a
+   few ms on one core, and exact recall makes the two-stage search equal to the exhaustive one whenever the
    candidates cover the shard.
 2. Above it, an inverted file: nlist = the power of two nearest 8 sqrt(n) (FAISS: 4 to 16
    sqrt(n) lists; on a 500k shard of the million-model collection 4,096 lists at nprobe 128
@@ -21,8 +21,11 @@ The rule, in the spirit of autofaiss and FAISS's own guidelines
    64 of 2,048 lists (a 500k shard) 0.977 in 2 ms (docs/SERVING.md).
 3. No HNSW: FAISS's HNSW cannot remove vectors, and shards remove models live.
 
-The lifted indexes (``serving.lifted``, several vectors per model for MGF) follow
+The lifted indexes (``core.lift``, several vectors per model for MGF) follow
 ``choose_lifted_index``: exhaustive 8-bit codes where the first moments would get an IVF.
+
+A plan is ``exhaustive`` when a search scores every vector (``Flat``, ``SQ8``: no partition, no
+nprobe), whether or not the scores are exact (8-bit codes round them).
 
 A budget that not even the smallest codes fit is an error, not a silent degradation.
 """
@@ -31,11 +34,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
-EXACT_THRESHOLD = 20_000
+if TYPE_CHECKING:
+    import faiss
+
+EXHAUSTIVE_THRESHOLD = 20_000
 MIN_POINTS_PER_CENTROID = 39
 TRAINING_POINTS_PER_CENTROID = 64
 TRAINING_POINTS_FLAT_CODES = 65536  # enough for a scalar quantiser's per-dimension ranges
@@ -47,14 +53,22 @@ LIFTED_SCAN_BYTES: int | None = None  # cap on a lifted index's exhaustive scan 
 @dataclass(frozen=True)
 class IndexPlan:
     factory: str  # a faiss.index_factory description
-    exact: bool
+    exhaustive: bool  # every vector scored (no inverted file, no nprobe)
     nlist: int  # 0 for Flat
     nprobe: int  # 0 for Flat
     bytes_per_vector: int
     reason: str
 
     def training_size(self, n: int) -> int:
-        return 0 if self.exact else min(n, TRAINING_POINTS_PER_CENTROID * self.nlist)
+        return 0 if self.exhaustive else min(n, TRAINING_POINTS_PER_CENTROID * self.nlist)
+
+    @classmethod
+    def from_record(cls, record: dict) -> IndexPlan:
+        """A plan saved with an index; those saved before the rename name ``exhaustive`` ``exact``."""
+        record = dict(record)
+        if "exact" in record and "exhaustive" not in record:
+            record["exhaustive"] = record.pop("exact")
+        return cls(**record)
 
 
 def _nlist_for(n: int) -> int:
@@ -68,7 +82,7 @@ def choose_index(
     dim: int,
     memory_budget_bytes: int,
     *,
-    exact_threshold: int = EXACT_THRESHOLD,
+    exhaustive_threshold: int = EXHAUSTIVE_THRESHOLD,
     nprobe: int | None = None,
     compact: bool = False,
 ) -> IndexPlan:
@@ -76,8 +90,8 @@ def choose_index(
     if n < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise ValueError(f"invalid index sizing: n={n}, dim={dim}, budget={memory_budget_bytes}")
     flat_bytes = 4 * dim
-    if n <= exact_threshold and n * flat_bytes <= memory_budget_bytes:
-        return IndexPlan("Flat", True, 0, 0, flat_bytes, f"{n} <= {exact_threshold} vectors: exact")
+    if n <= exhaustive_threshold and n * flat_bytes <= memory_budget_bytes:
+        return IndexPlan("Flat", True, 0, 0, flat_bytes, f"{n} <= {exhaustive_threshold} vectors: exact")
     nlist = _nlist_for(n)
     probe = nprobe if nprobe is not None else max(MIN_NPROBE, nlist // 32)
     probe = min(probe, nlist)
@@ -90,7 +104,7 @@ def choose_index(
         if n * per_vector <= memory_budget_bytes:
             return IndexPlan(
                 factory, False, nlist, probe, per_vector,
-                f"{n} vectors > {exact_threshold}: inverted file; {per_vector} B/vector fits "
+                f"{n} vectors > {exhaustive_threshold}: inverted file; {per_vector} B/vector fits "
                 f"the budget of {memory_budget_bytes} B",
             )
     raise ValueError(
@@ -104,13 +118,13 @@ def choose_lifted_index(
     dim: int,
     memory_budget_bytes: int,
     *,
-    exact_threshold: int = EXACT_THRESHOLD,
+    exhaustive_threshold: int = EXHAUSTIVE_THRESHOLD,
     scan_bytes: int | None = LIFTED_SCAN_BYTES,
     nprobe: int | None = None,
 ) -> IndexPlan:
-    """The index for n lifted vectors (``serving.lifted``: a few per model, dim a multiple of 16).
+    """The index for n lifted vectors (``core.lift``: a few per model, dim a multiple of 16).
 
-    1. n <= ``exact_threshold`` and the raw vectors fit: ``Flat``, exact;
+    1. n <= ``exhaustive_threshold`` and the raw vectors fit: ``Flat``, exact;
     2. otherwise ``SQ8``, an exhaustive scan of 8-bit codes (no partition, scores rounded to the
        codes) while they fit the budget. A lifted vector's covariance part points in
        model-specific directions, which an inverted file's clusters do not capture: on a
@@ -124,8 +138,8 @@ def choose_lifted_index(
     """
     if n < 0 or dim <= 0 or memory_budget_bytes <= 0:
         raise ValueError(f"invalid index sizing: n={n}, dim={dim}, budget={memory_budget_bytes}")
-    if n <= exact_threshold and n * 4 * dim <= memory_budget_bytes:
-        return IndexPlan("Flat", True, 0, 0, 4 * dim, f"{n} <= {exact_threshold} lifted vectors: exact")
+    if n <= exhaustive_threshold and n * 4 * dim <= memory_budget_bytes:
+        return IndexPlan("Flat", True, 0, 0, 4 * dim, f"{n} <= {exhaustive_threshold} lifted vectors: exact")
     if n * dim <= memory_budget_bytes and (scan_bytes is None or n * dim <= scan_bytes):
         return IndexPlan("SQ8", True, 0, 0, dim, f"{n} lifted vectors: an exhaustive scan of {n * dim} B of 8-bit codes")
     nlist = _nlist_for(n)
@@ -139,6 +153,8 @@ def choose_lifted_index(
 
 def build_index(plan: IndexPlan, vectors: np.ndarray, seed: int = 0) -> faiss.Index:
     """A trained index holding ``vectors`` (rows labelled 0..n-1), inner-product metric."""
+    import faiss  # here: the gateway reads the first stages' defaults (serving.first_stage) and builds no index
+
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     index = faiss.index_factory(dim, plan.factory, faiss.METRIC_INNER_PRODUCT)
@@ -147,7 +163,7 @@ def build_index(plan: IndexPlan, vectors: np.ndarray, seed: int = 0) -> faiss.In
         size = plan.training_size(vectors.shape[0]) or min(vectors.shape[0], TRAINING_POINTS_FLAT_CODES)
         sample = vectors[np.sort(rng.choice(vectors.shape[0], size, replace=False))]
         index.train(sample)
-    if not plan.exact:
+    if not plan.exhaustive:
         faiss.extract_index_ivf(index).nprobe = plan.nprobe
     index.add(vectors)
     return index

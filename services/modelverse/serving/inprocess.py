@@ -1,12 +1,12 @@
 """A whole serving cluster inside one process: real gRPC servers on loopback.
 
 Tests and benchmarks use it to talk to real shard and gateway servers without starting
-processes; `modelverse cluster up` (serving.cluster) runs the same servicers as processes.
+processes; `modelverse cluster up` (serving.loopback_cluster) runs the same servicers as processes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +17,13 @@ from modelverse.serving.admission import AdmissionControl, AdmissionLimits
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.query import Limits
 from modelverse.serving.gateway.service import GatewayServicer
-from modelverse.serving.grpc_server import build_server
+from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server
 from modelverse.serving.shard.service import ShardServicer
 from modelverse.serving.request_context import RequestIdInterceptor
-from modelverse.serving.shard.state import ShardConfig, ShardState
+from modelverse.serving.shard.state import ShardState
 from modelverse.serving.tracing import OFF, Tracing
+from modelverse.settings.shard import ShardSettings
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2, shard_pb2_grpc
-
-DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -87,14 +86,20 @@ def start_in_process(
     shards: int = 2,
     *,
     lifted: tuple[str, ...] | None = None,
+    shard: Mapping[str, Any] | None = None,
     **serve_options: Any,
 ) -> InProcessCluster:
     """``shards`` shards of the store at ``store_root`` (indexes under ``index_root``), and a gateway.
 
-    ``lifted``: the methods with a lifted first stage (None: ShardConfig's default)."""
-    extra = {} if lifted is None else {"lifted": lifted}
+    ``shard``: settings of every shard by field name (settings.shard.ShardSettings, as a
+    ClusterSpec's); ``lifted``: the methods with a lifted first stage (None: the default)."""
+    options = dict(shard or {})
+    if lifted is not None:
+        options["lifted"] = ",".join(lifted)
     states = [
-        ShardState(ShardConfig(store=store_root, shard=s, shards=shards, index_dir=index_root / f"shard-{s}", **extra))
+        ShardState(ShardSettings.model_validate({
+            **options, "store": store_root, "shard": s, "shards": shards, "index_dir": index_root / f"shard-{s}",
+        }).shard_config())
         for s in range(shards)
     ]
     return serve_states(states, **serve_options)

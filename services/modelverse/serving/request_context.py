@@ -29,10 +29,6 @@ _current: ContextVar[str | None] = ContextVar("modelverse_request_id", default=N
 log = logging.getLogger("modelverse.requests")
 
 
-def current_request_id() -> str | None:
-    return _current.get()
-
-
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:
     """Metadata that carries the current request id to the next service (empty outside a request)."""
     request_id = _current.get()

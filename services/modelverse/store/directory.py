@@ -36,6 +36,7 @@ from modelverse.core.collection import Collection
 from modelverse.core.params import ScoringParams
 from modelverse.core.reference import MissingStatisticsError
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_RANK, DEFAULT_TAU, ModelStats
+from modelverse.errors import InvalidInputError
 from modelverse.store.errors import (
     IncompatibleStatsError,
     ModelExistsError,
@@ -201,7 +202,7 @@ class DirectoryStore:
     def _create_or_open(cls, root: Path, config: StoreConfig, *, may_open: bool) -> DirectoryStore:
         if (config.dim <= 0 or config.rank <= 0 or config.rank > config.dim or config.eps <= 0
                 or not 0 < config.tau < float("inf")):
-            raise ValueError(f"invalid store configuration {config}")
+            raise InvalidInputError(f"invalid store configuration {config}")
         root.mkdir(parents=True, exist_ok=True)
         # Under the lock, so that of two processes creating the same store one creates it and
         # the other finds it (and then its own configuration is checked against it).
@@ -524,7 +525,7 @@ class DirectoryStore:
         (a replaced model's old thumbnails go with its old statistics)."""
         ids = [metadata.id for metadata, _ in items]
         if len(set(ids)) != len(ids):
-            raise ValueError("the same model id appears twice in one batch")
+            raise InvalidInputError("the same model id appears twice in one batch")
         for _, stats in items:
             self._check_stats(stats)
         with self._writer_lock():

@@ -7,6 +7,8 @@ import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from modelverse.errors import InvalidInputError
+
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 10_000
 
@@ -14,22 +16,22 @@ MAX_TEXT_LENGTH = 10_000
 def validate_model_id(model_id: str) -> str:
     """Ids are what hubs use ("owner/name", "name:v2"): printable, no surrounding spaces."""
     if not isinstance(model_id, str) or not model_id:
-        raise ValueError("a model id must be a non-empty string")
+        raise InvalidInputError("a model id must be a non-empty string")
     if len(model_id) > MAX_ID_LENGTH:
-        raise ValueError(f"a model id is at most {MAX_ID_LENGTH} characters, got {len(model_id)}")
+        raise InvalidInputError(f"a model id is at most {MAX_ID_LENGTH} characters, got {len(model_id)}")
     if model_id != model_id.strip():
-        raise ValueError(f"model id {model_id!r} has leading or trailing whitespace")
+        raise InvalidInputError(f"model id {model_id!r} has leading or trailing whitespace")
     if any(unicodedata.category(ch).startswith("C") for ch in model_id):
-        raise ValueError(f"model id {model_id!r} contains control characters")
+        raise InvalidInputError(f"model id {model_id!r} contains control characters")
     if model_id in {".", ".."}:
-        raise ValueError(f"{model_id!r} is not a valid model id")
+        raise InvalidInputError(f"{model_id!r} is not a valid model id")
     return model_id
 
 
 def _clean_tag(tag: str) -> str:
     tag = re.sub(r"\s+", " ", tag.strip().lower())
     if not tag:
-        raise ValueError("tags must be non-empty")
+        raise InvalidInputError("tags must be non-empty")
     return tag
 
 
@@ -51,9 +53,9 @@ class ModelMetadata:
         for name in ("name", "description", "family", "creator", "license", "source"):
             value = getattr(self, name)
             if not isinstance(value, str) or len(value) > MAX_TEXT_LENGTH:
-                raise ValueError(f"metadata field {name!r} must be a string of at most {MAX_TEXT_LENGTH} characters")
+                raise InvalidInputError(f"metadata field {name!r} must be a string of at most {MAX_TEXT_LENGTH} characters")
         if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution <= 0):
-            raise ValueError(f"resolution must be a positive integer, got {self.resolution!r}")
+            raise InvalidInputError(f"resolution must be a positive integer, got {self.resolution!r}")
 
     @property
     def display_name(self) -> str:

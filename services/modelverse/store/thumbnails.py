@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+from modelverse.errors import InvalidInputError
 from modelverse.store.errors import StoreCorruptError
 
 MAX_THUMBNAILS = 16
@@ -21,12 +22,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def check_thumbnails(images: list[bytes]) -> list[bytes]:
     """Refuse what is not a short list of small PNG files (a writer's bug, not user input)."""
     if len(images) > MAX_THUMBNAILS:
-        raise ValueError(f"at most {MAX_THUMBNAILS} thumbnails per model, got {len(images)}")
+        raise InvalidInputError(f"at most {MAX_THUMBNAILS} thumbnails per model, got {len(images)}")
     for i, image in enumerate(images):
         if not isinstance(image, bytes) or not image.startswith(PNG_SIGNATURE):
-            raise ValueError(f"thumbnail {i} is not a PNG file")
+            raise InvalidInputError(f"thumbnail {i} is not a PNG file")
         if len(image) > MAX_THUMBNAIL_BYTES:
-            raise ValueError(f"thumbnail {i} has {len(image)} bytes, at most {MAX_THUMBNAIL_BYTES}")
+            raise InvalidInputError(f"thumbnail {i} has {len(image)} bytes, at most {MAX_THUMBNAIL_BYTES}")
     return list(images)
 
 

@@ -1,8 +1,8 @@
-"""`python -m modelverse.web` (also `modelverse web`): the web page, served by uvicorn."""
+"""`python -m modelverse.web` (also `modelverse web`): the web page, served by uvicorn (every flag,
+its environment variable and default: settings.web, `modelverse config show --process web`)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import socket
 import ssl
@@ -15,7 +15,8 @@ from modelverse.client import client_tls_from_args, resolve_api_key
 from modelverse.security.tls import server_tls_from_args
 from modelverse.web.app import create_app
 from modelverse.web.client import Gateway
-from modelverse.web.options import add_arguments
+from modelverse.settings.base import load
+from modelverse.settings.web import WebSettings
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -39,7 +40,7 @@ def write_port_file(path: str | None, port: int) -> None:
     tmp.replace(target)  # atomic: a launcher never reads half of it
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: WebSettings) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     server_tls_from_args(args, prefix="https")  # refuses a certificate without its key, and the like
     api_key = resolve_api_key(args.api_key, args.api_key_file)
@@ -60,10 +61,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m modelverse.web", description=__doc__)
-    add_arguments(parser)
-    return parser.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> WebSettings:
+    """The web page's settings: flags over $MODELVERSE_WEB_* over --config FILE (settings.web)."""
+    return load(WebSettings, argv).settings
 
 
 def main(argv: list[str] | None = None) -> int:

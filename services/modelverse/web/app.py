@@ -164,7 +164,7 @@ class Pages:
         except FormError as exc:
             # A refused field: the form shown again keeps at least the description typed.
             kept = form or SearchForm(text=(request.query_params.get("q") or "")[:500])
-            return self.error(request, PageError(exc.status, "The query cannot be run", exc.message), kept)
+            return self.error(request, PageError(exc.http_status, "The query cannot be run", exc.message), kept)
         except grpc.RpcError as exc:
             return self.error(request, page_error(exc), form)
         share = request.url.query if request.query_params.get("sample_of") else form.share_query()
@@ -174,12 +174,12 @@ class Pages:
     async def _posted_form(self, request: Request) -> SearchForm:
         length = request.headers.get("content-length")
         if length is None or not length.isdigit():
-            raise FormError("The upload must state its length (Content-Length).", status=411)
+            raise FormError("The upload must state its length (Content-Length).", http_status=411)
         if int(length) > MAX_BODY_BYTES:
             if int(length) <= MAX_DRAIN_BYTES:
                 async for _ in request.stream():  # read and drop: the browser then shows our answer
                     pass
-            raise FormError(too_large_message(int(length)), status=413)
+            raise FormError(too_large_message(int(length)), http_status=413)
         posted = await request.form(max_files=4, max_fields=32)
         form = parse_fields({k: v for k, v in posted.items() if isinstance(v, str)})
         for kind in ("image", "sketch"):

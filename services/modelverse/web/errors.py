@@ -1,6 +1,9 @@
 """What a page says when the gateway refuses or fails: an HTTP status and a short message a
 person can act on. The gateway's own message is shown for the caller's mistakes, shortened and
-(by the templates) escaped; transport failures get a fixed message, never internals."""
+(by the templates) escaped; transport failures get a fixed message, never internals.
+
+The codes are those of ``modelverse.errors``' kinds, which the gateway answers for user errors;
+INTERNAL is a bug of the service (logged there), shown as a fixed message."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ import grpc
 MAX_MESSAGE_CHARS = 300
 UNAVAILABLE_MESSAGE = ("The search service is not answering right now, so this page cannot search or show "
                        "models. Nothing you entered is lost: try again in a moment.")
+INTERNAL_MESSAGE = ("The search service hit an internal error (its operator finds it in the service's log). "
+                    "Try again; if it persists, tell the operator.")
 
 
 @dataclass(frozen=True)
@@ -45,4 +50,6 @@ def page_error(exc: grpc.RpcError) -> PageError:
         return PageError(502, "The search service refused this page",
                          "The gateway did not accept this web service's API key; the operator must give it "
                          "a read key (--api-key-file).")
+    if code == grpc.StatusCode.INTERNAL:
+        return PageError(502, "The search service failed", INTERNAL_MESSAGE)
     return PageError(502, "The search service failed", f"The gateway answered {code.name}.")

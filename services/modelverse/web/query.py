@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 from PIL import Image, UnidentifiedImageError
 
+from modelverse.errors import InvalidInputError
 from modelverse.v1 import search_pb2
 
 MAX_PICTURE_BYTES = 8 * 1024 * 1024  # the gateway's default limit for one image
@@ -32,13 +33,12 @@ METHOD_LABELS = {
 }
 
 
-class FormError(ValueError):
-    """A query the page refuses with a clear message (HTTP ``status``)."""
+class FormError(InvalidInputError):
+    """A query the page refuses with a clear message, answered with HTTP ``http_status``."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, http_status: int = 400) -> None:
         super().__init__(message)
-        self.message = message
-        self.status = status
+        self.http_status = http_status
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def check_picture(kind: str, label: str, data: bytes) -> Picture:
     """A picture the gateway can decode, or a FormError that names the file (shortened)."""
     name = (label or kind)[:80]
     if len(data) > MAX_PICTURE_BYTES:
-        raise FormError(too_large_message(len(data)), status=413)
+        raise FormError(too_large_message(len(data)), http_status=413)
     try:  # the header only: the gateway decodes the pixels (and says so if they are corrupt)
         with Image.open(io.BytesIO(data)) as picture:
             picture.verify()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from modelverse.errors import FailedPreconditionError
+
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 FASHION_MNIST_CLASSES = (
@@ -44,7 +46,7 @@ ANIMAL_SHAPE_CLASSES = (
 DIGIT_CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(FailedPreconditionError, RuntimeError):
     """The registry package that ships a data set is not installed."""
 
 

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from modelverse.errors import FailedPreconditionError
 from modelverse.generators.architectures.diffusion import DDIMSampler, TinyUNet28
 from modelverse.generators.architectures.small import (
     ConditionalConvDecoder28,
@@ -35,7 +36,7 @@ _cache: dict[tuple[str, str], Generator] = {}
 _cache_lock = threading.RLock()
 
 
-class ZooWeightsMissingError(RuntimeError):
+class ZooWeightsMissingError(FailedPreconditionError, RuntimeError):
     """A zoo model's weight file is not on this machine."""
 
 

@@ -1,8 +1,8 @@
-"""Run the admin service: ``python -m modelverse.serving.admin --store DIR --shard ADDR ...``."""
+"""Run the admin service: ``python -m modelverse.serving.admin --store DIR --shard ADDR ...`` (every
+flag, its environment variable and default: settings.admin, `modelverse config show --process admin`)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import threading
@@ -10,65 +10,31 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY
 
-from modelverse.security.server import add_auth_arguments, interceptors_from_args
-from modelverse.security.tls import (
-    add_server_tls_arguments,
-    add_shard_client_tls_arguments,
-    server_tls_from_args,
-    shard_client_tls_from_args,
-)
+from modelverse.security.server import interceptors_from_args
+from modelverse.security.tls import server_tls_from_args, shard_client_tls_from_args
 from modelverse.serving import logs, metrics
 from modelverse.serving.admin.service import AdminServicer
 from modelverse.serving.admin.admin_metrics import AdminCollector
-from modelverse.serving.admission import add_admission_arguments, admission_from_args
+from modelverse.serving.admission import admission_from_args
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.request_context import RequestIdInterceptor
 from modelverse.serving.tracing import from_environment
 from modelverse.serving.grpc_server import build_server, write_port_file
+from modelverse.settings.admin import AdminSettings
+from modelverse.settings.base import load
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.verify import verify_store
 from modelverse.v1 import admin_pb2, admin_pb2_grpc
 
 log = logging.getLogger("modelverse.admin")
-MAX_ADMIN_MESSAGE_BYTES = 256 * 1024 * 1024  # sample features of a model: 50,000 x 512 float32 = 100 MB
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m modelverse.serving.admin", description=__doc__)
-    parser.add_argument("--store", required=True, type=Path)
-    parser.add_argument("--shard", action="append", required=True, metavar="ADDR[,ADDR...]")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", default=None)
-    parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--metrics-port", type=int, default=0,
-                        help="serve Prometheus /metrics here (jobs, models, store generation, shard sync lag); 0: none")
-    parser.add_argument("--reflection", action="store_true",
-                        help="serve gRPC server reflection (off by default: the admin API need not be discoverable)")
-    # Uploads of up to 256 MiB each: few at once, and a short queue.
-    add_admission_arguments(parser, concurrency=4, queue=8)
-    add_auth_arguments(parser)
-    add_server_tls_arguments(parser)
-    add_shard_client_tls_arguments(parser)
-    fleet = parser.add_argument_group("generator jobs (RegisterModel with a zoo_model or generator source)")
-    fleet.add_argument("--encoder", default=None, metavar="SPEC",
-                       help="encoder spec the fleet encodes samples with (must be the store's encoder); "
-                            "without it the admin registers sample features only")
-    fleet.add_argument("--broker", default=None, metavar="redis://HOST:PORT/DB",
-                       help="run jobs on the Celery fleet of this broker and follow its model_ready events "
-                            "(default: embedded, in this process)")
-    fleet.add_argument("--allow-python-generators", action="store_true",
-                       help="accept py:MODULE:FACTORY generator specs (they run code in the fleet's processes)")
-    fleet.add_argument("--job-secret-file", default=None, metavar="FILE",
-                       help="sign the fleet's job messages with this shared secret, as the workers' "
-                            "--job-secret-file (default: $MODELVERSE_JOB_SECRET_FILE or $MODELVERSE_JOB_SECRET)")
-    fleet.add_argument("--allow-evicting-redis", action="store_true",
-                       help="start even when the broker's maxmemory-policy would evict the fleet's data")
-    fleet.add_argument("--torch-threads", type=int, default=1, help="torch threads of embedded jobs")
-    return parser.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> AdminSettings:
+    """The admin's settings: flags over $MODELVERSE_ADMIN_* over --config FILE (settings.admin)."""
+    return load(AdminSettings, argv).settings
 
 
-def attach_fleet(servicer: AdminServicer, args: argparse.Namespace) -> None:
+def attach_fleet(servicer: AdminServicer, args: AdminSettings) -> None:
     from dataclasses import replace
 
     from modelverse.fleet.config import FleetConfig, JobSecretError, read_job_secret
@@ -135,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     server, port, _ = build_server(
         [lambda s: admin_pb2_grpc.add_AdminServiceServicer_to_server(servicer, s)],
         [admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name],
-        address=f"{args.host}:{args.port}", max_message_bytes=MAX_ADMIN_MESSAGE_BYTES,
+        address=f"{args.host}:{args.port}", max_message_bytes=args.max_message_bytes,
         interceptors=[RequestIdInterceptor("admin"), *tracing.server_interceptors(), *interceptors, admission],
         max_workers=admission.limits.threads(), maximum_concurrent_rpcs=admission.limits.maximum_concurrent_rpcs(),
         tls=tls, reflection=args.reflection,

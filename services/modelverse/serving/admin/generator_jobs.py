@@ -34,13 +34,13 @@ import redis
 from modelverse.core.stats import ModelStats
 from modelverse.fleet.config import FleetConfig
 from modelverse.fleet.embedded import run_job
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.fleet.plan import SamplePlan
 from modelverse.fleet.redis_state import RedisFleetState
 from modelverse.fleet.requests import ModelRequest
 from modelverse.fleet.resolve import Runtime
-from modelverse.fleet.state import LocalState, partial_name
-from modelverse.serving.admin.jobs import CANCELLED
+from modelverse.fleet.fleet_state import LocalState, partial_name
+from modelverse.serving.admin.feature_jobs import CANCELLED
 from modelverse.serving.admin.sync import SyncReport
 from modelverse.store.directory import DirectoryStore
 from modelverse.store.errors import ModelNotFoundError, StoreError

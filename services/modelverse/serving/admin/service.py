@@ -11,10 +11,11 @@ import numpy as np
 import redis
 
 from modelverse.core.stats import stats_from_features
+from modelverse.errors import InvalidInputError, ModelverseError
 from modelverse.fleet.resolve import Runtime, encoder_identity
 from modelverse.serving.admin.generator_jobs import GeneratorJobs
-from modelverse.serving.admin.jobs import JobQueueFull, JobRecord, JobRunner
-from modelverse.serving.admin.sources import SourceError, model_request, sample_plan
+from modelverse.serving.admin.feature_jobs import JobQueueFull, JobRecord, JobRunner
+from modelverse.serving.admin.sources import model_request, sample_plan
 from modelverse.serving.admin.sync import SyncReport
 from modelverse.serving.convert import metadata_from_message
 from modelverse.serving.gateway.fanout import ShardPool
@@ -102,8 +103,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def RegisterModel(self, request: admin_pb2.RegisterModelRequest, context: grpc.ServicerContext) -> admin_pb2.Job:
         try:
             metadata = metadata_from_message(request.metadata)
-        except (ValueError, TypeError) as exc:
-            abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"metadata: {exc}")
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"metadata: {exc}") from exc
         source = request.WhichOneof("source")
         if source in ("zoo_model", "generator"):
             return self._register_generator(request, context)
@@ -149,12 +150,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             abort(context, grpc.StatusCode.FAILED_PRECONDITION,
                           "this admin indexes no generators: start it with --encoder SPEC (and --broker URL "
                           "to use Celery workers)")
-        try:
-            model = model_request(request, allow_python=self.allow_python_generators,
-                                  importable_here=isinstance(jobs, EmbeddedJobs))
-            plan = sample_plan(request.sampling)
-        except SourceError as exc:
-            abort(context, exc.code, exc.message)
+        # what the caller can fix is raised as a modelverse.errors kind: the server answers its code
+        model = model_request(request, allow_python=self.allow_python_generators,
+                              importable_here=isinstance(jobs, EmbeddedJobs))
+        plan = sample_plan(request.sampling)
         if not request.replace and model.model_id in self.store:
             abort(context, grpc.StatusCode.ALREADY_EXISTS, f"model {model.model_id!r} exists; set replace to replace it")
         try:
@@ -168,8 +167,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                           f"{config.encoder!r}: start the admin with the store's encoder")
         try:
             record = jobs.submit(model, plan)
-        except (StoreError, ValueError) as exc:
-            abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"cannot start the job: {exc}")
+        except ModelverseError as exc:  # the fleet refused it (spec policy, store): not a bug of ours
+            abort(context, grpc.StatusCode.FAILED_PRECONDITION, f"cannot start the job: {exc.message}")
         log.info("generator job submitted", extra={"model_id": model.model_id, "job_id": record.job_id,
                                                    "generator": model.generator})
         answer = jobs.job(record.job_id)
@@ -204,8 +203,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                         raise
         except ModelNotFoundError as exc:
             abort(context, grpc.StatusCode.NOT_FOUND, bounded(str(exc)))
-        except (ValueError, StoreError) as exc:
-            abort(context, grpc.StatusCode.INVALID_ARGUMENT, bounded(str(exc)))
+        # other user errors (a malformed id, a locked store) reach the server's ErrorInterceptor
         if self.generator_jobs is not None:
             try:  # the fleet's copy too, or a restarted admin would copy the model back
                 self.generator_jobs.remove(request.id)

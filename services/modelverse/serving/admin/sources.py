@@ -3,19 +3,17 @@
 The request names a generator as a manifest entry does (docs/FLEET.md): a bundled zoo model, or
 a generator spec (``zoo:ID`` / ``py:MODULE:FACTORY?k=v`` / a declarative spec such as
 ``diffusers:DIR`` or ``onnx:FILE?latent=100``, or a plugin's; docs/MODELS.md), plus sampling
-options. Problems the caller can fix are raised as :class:`SourceError` with the gRPC status to
-answer; problems of the model itself (its factory or sampler raises) fail the job later, with the reason.
+options. Problems the caller can fix are raised as ``modelverse.errors`` kinds (the kind says the
+gRPC status the admin answers); problems of the model itself (its factory or sampler raises) fail the job later, with the reason.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
+from modelverse.errors import FailedPreconditionError, InvalidInputError, NotFoundError, PermissionDeniedError
 from modelverse.fleet.adaptive import (
     DEFAULT_MIN_SAMPLES,
     DEFAULT_ROUND_SAMPLES,
@@ -37,34 +35,21 @@ MAX_SAMPLES = 1_000_000
 MAX_CHUNK_SIZE = 100_000
 
 
-@dataclass(frozen=True)
-class SourceError(Exception):
-    code: grpc.StatusCode
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def _invalid(message: str) -> SourceError:
-    return SourceError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def sample_plan(options: admin_pb2.SamplingOptions) -> SamplePlan:
     """The sampling options with their defaults (zero = default), as the fleet's SamplePlan."""
     values = {"samples": options.samples, "min_samples": options.min_samples,
               "round_samples": options.round_samples, "chunk_size": options.chunk_size}
     negative = [name for name, value in values.items() if value < 0]
     if not math.isfinite(options.tolerance):  # NaN passes every comparison and ran jobs to their ceiling
-        raise _invalid("sampling options: tolerance must be a finite number of nats")
+        raise InvalidInputError("sampling options: tolerance must be a finite number of nats")
     if negative or options.tolerance < 0:
-        raise _invalid(f"sampling options must not be negative: {', '.join(negative) or 'tolerance'}")
+        raise InvalidInputError(f"sampling options must not be negative: {', '.join(negative) or 'tolerance'}")
     samples = options.samples or DEFAULT_SAMPLES
     chunk_size = options.chunk_size or DEFAULT_CHUNK_SIZE
     if samples > MAX_SAMPLES:
-        raise _invalid(f"at most {MAX_SAMPLES:,} samples per model, got {samples:,}")
+        raise InvalidInputError(f"at most {MAX_SAMPLES:,} samples per model, got {samples:,}")
     if chunk_size > MAX_CHUNK_SIZE:
-        raise _invalid(f"chunk size at most {MAX_CHUNK_SIZE:,}, got {chunk_size:,}")
+        raise InvalidInputError(f"chunk size at most {MAX_CHUNK_SIZE:,}, got {chunk_size:,}")
     adaptive = options.adaptive if options.HasField("adaptive") else True
     try:
         if not adaptive:
@@ -76,19 +61,19 @@ def sample_plan(options: admin_pb2.SamplingOptions) -> SamplePlan:
             round_samples=options.round_samples or DEFAULT_ROUND_SAMPLES,
             tolerance=options.tolerance or DEFAULT_TOLERANCE,
         )
-    except ValueError as exc:
-        raise _invalid(f"sampling options: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"sampling options: {exc}") from exc
 
 
 def _zoo_entry(zoo_id: str):  # type: ignore[no-untyped-def]
     try:
         from modelverse import zoo
     except ImportError as exc:
-        raise SourceError(grpc.StatusCode.FAILED_PRECONDITION, "the bundled zoo is not installed") from exc
+        raise FailedPreconditionError("the bundled zoo is not installed") from exc
     try:
         return zoo.get_entry(zoo_id)
     except KeyError:
-        raise SourceError(grpc.StatusCode.NOT_FOUND, f"no model {zoo_id!r} in the bundled zoo") from None
+        raise NotFoundError(f"no model {zoo_id!r} in the bundled zoo") from None
 
 
 def _merged_metadata(given: ModelMetadata | None, message_fields: set[str], base: ModelMetadata) -> ModelMetadata:
@@ -108,14 +93,14 @@ def _check_python_spec(spec: str, importable_here: bool) -> None:
     target = spec[len("py:"):].partition("?")[0]
     module, _, factory = target.partition(":")
     if not module or not factory or not factory.isidentifier():
-        raise _invalid(f"generator {spec!r}: expected py:MODULE:FACTORY[?key=value&...]")
+        raise InvalidInputError(f"generator {spec!r}: expected py:MODULE:FACTORY[?key=value&...]")
     if importable_here:  # embedded: the admin process itself imports it
         try:
             found = importlib.util.find_spec(module)
         except (ImportError, ValueError):
             found = None
         if found is None:
-            raise _invalid(f"generator {spec!r}: no module {module!r} importable by the admin")
+            raise InvalidInputError(f"generator {spec!r}: no module {module!r} importable by the admin")
 
 
 def model_request(
@@ -126,7 +111,7 @@ def model_request(
     spec = request.zoo_model.strip() if source == "zoo_model" else request.generator.strip()
     if source == "zoo_model":
         if not spec:
-            raise _invalid("zoo_model is empty")
+            raise InvalidInputError("zoo_model is empty")
         spec = f"zoo:{spec}"
     if spec.startswith("zoo:"):
         entry = _zoo_entry(spec[len("zoo:"):])
@@ -134,21 +119,20 @@ def model_request(
             given = metadata_from_message(request.metadata) if request.metadata.id else None
             fields = _set_fields(request)
             metadata = _merged_metadata(given, fields, entry.metadata)
-        except (ValueError, TypeError) as exc:
-            raise _invalid(f"metadata: {exc}") from exc
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"metadata: {exc}") from exc
         return ModelRequest(metadata, spec)
     if spec.startswith("py:"):
         if not allow_python:
-            raise SourceError(grpc.StatusCode.PERMISSION_DENIED,
-                              f"generator {spec!r}: py: specs run code in the indexing processes; start the "
-                              "admin with --allow-python-generators to accept them")
+            raise PermissionDeniedError(f"generator {spec!r}: py: specs run code in the indexing processes; start "
+                                        "the admin with --allow-python-generators to accept them")
         _check_python_spec(spec, importable_here)
     else:
         return _declarative_request(request, spec, importable_here)
     try:
         return ModelRequest(metadata_from_message(request.metadata), spec)
-    except (ValueError, TypeError) as exc:
-        raise _invalid(f"metadata: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"metadata: {exc}") from exc
 
 
 def _declarative_request(request: admin_pb2.RegisterModelRequest, spec: str, importable_here: bool) -> ModelRequest:
@@ -158,22 +142,22 @@ def _declarative_request(request: admin_pb2.RegisterModelRequest, spec: str, imp
     try:
         parsed = check_spec(spec)
     except GeneratorSpecError as exc:
-        raise _invalid(f"generator: {exc}") from None
+        raise InvalidInputError(f"generator: {exc}") from None
     card_fields: dict[str, object] = {}
     if importable_here and parsed.scheme in DECLARATIVE_SCHEMES:
         target = Path(parsed.target)
         if not target.exists():
-            raise _invalid(f"generator: {parsed.label}: no such file or directory")
+            raise InvalidInputError(f"generator: {parsed.label}: no such file or directory")
         directory = target if target.is_dir() else target.parent
         try:
             card_fields = card_metadata(directory, parsed, read_card(directory))
         except ModelCardError as exc:
-            raise _invalid(f"generator: {exc}") from None
+            raise InvalidInputError(f"generator: {exc}") from None
         card_fields.pop("id", None)
     try:
         given = metadata_from_message(request.metadata)
         base = ModelMetadata.from_dict({**card_fields, "id": given.id})
         metadata = _merged_metadata(given, _set_fields(request), base)
-    except (ValueError, TypeError) as exc:
-        raise _invalid(f"metadata: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"metadata: {exc}") from exc
     return ModelRequest(metadata, str(parsed))

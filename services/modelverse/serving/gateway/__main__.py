@@ -1,32 +1,28 @@
 """Run a gateway: ``python -m modelverse.serving.gateway --shard ADDR[,REPLICA...] ...``.
 
-Give ``--shard`` once per shard, in shard order; a shard's replicas are comma-separated.
+Give ``--shard`` once per shard, in shard order; a shard's replicas are comma-separated. Every
+flag, its environment variable and default: settings.gateway, `modelverse config show --process gateway`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import threading
 
 from modelverse.encoders.base import Encoder
-from modelverse.security.server import add_auth_arguments, interceptors_from_args
-from modelverse.security.tls import (
-    add_server_tls_arguments,
-    add_shard_client_tls_arguments,
-    server_tls_from_args,
-    shard_client_tls_from_args,
-)
+from modelverse.security.server import interceptors_from_args
+from modelverse.security.tls import server_tls_from_args, shard_client_tls_from_args
 from modelverse.serving import logs, metrics
-from modelverse.serving.admission import add_admission_arguments, admission_from_args
+from modelverse.serving.admission import admission_from_args
 from modelverse.serving.gateway.health_watch import ShardHealthWatch
 from modelverse.serving.request_context import RequestIdInterceptor
 from modelverse.serving.tracing import from_environment
 from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.gateway.query import Limits
-from modelverse.serving.gateway.service import DEFAULT_CANDIDATES, METHOD_CANDIDATES, SERVICE, GatewayServicer
-from modelverse.serving.grpc_server import DEFAULT_MAX_MESSAGE_BYTES, build_server, write_port_file
+from modelverse.serving.gateway.service import SERVICE, GatewayServicer
+from modelverse.serving.grpc_server import build_server, write_port_file
+from modelverse.settings.base import load
+from modelverse.settings.gateway import GatewaySettings
 from modelverse.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger("modelverse.gateway")
@@ -40,34 +36,9 @@ def load_named_encoder(name: str) -> Encoder:
     return load_encoder(name)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m modelverse.serving.gateway", description=__doc__)
-    parser.add_argument("--shard", action="append", required=True, metavar="ADDR[,ADDR...]",
-                        help="one shard's replica addresses (repeat per shard, in shard order)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--port-file", default=None)
-    parser.add_argument("--metrics-port", type=int, default=0)
-    parser.add_argument("--encoder", default=None, help="encoder for text and image queries (none: vectors and model ids only)")
-    parser.add_argument("--generators", choices=["none", "zoo"], default="none",
-                        help="where SampleImages finds a model's generator: the bundled zoo, or nowhere")
-    parser.add_argument("--candidates", type=int, default=None,
-                        help="first-stage candidates per shard (default: "
-                             + ", ".join(f"{n} for {m.value}" for m, n in METHOD_CANDIDATES.items())
-                             + f", {DEFAULT_CANDIDATES} for the other methods)")
-    parser.add_argument("--max-top-k", type=int, default=Limits.max_top_k)
-    parser.add_argument("--max-image-bytes", type=int, default=Limits.max_image_bytes)
-    parser.add_argument("--max-images", type=int, default=Limits.max_images,
-                        help="images one request may hold (image sets included)")
-    parser.add_argument("--max-request-pixels", type=int, default=Limits.max_request_pixels,
-                        help="decoded pixels of one request's images in all")
-    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
-    parser.add_argument("--log-level", default="INFO")
-    add_admission_arguments(parser, concurrency=16, queue=32)
-    add_auth_arguments(parser)
-    add_server_tls_arguments(parser)
-    add_shard_client_tls_arguments(parser)
-    return parser.parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> GatewaySettings:
+    """The gateway's settings: flags over $MODELVERSE_GATEWAY_* over --config FILE (settings.gateway)."""
+    return load(GatewaySettings, argv).settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         generators = load_generator
     servicer = GatewayServicer(
         pool, encoder=encoder, generators=generators, candidates_per_shard=args.candidates,
-        limits=Limits(max_top_k=args.max_top_k, max_image_bytes=args.max_image_bytes, max_images=args.max_images,
-                      max_request_pixels=args.max_request_pixels),
+        limits=args.limits(),
     )
     service_name = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
     server, port, health_servicer = build_server(

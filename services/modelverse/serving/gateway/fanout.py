@@ -31,9 +31,9 @@ from typing import Any
 import grpc
 from opentelemetry.trace import Span, StatusCode
 
+from modelverse.errors import DeadlineExceededError, UnavailableError, error_for_status
 from modelverse.security.tls import ClientTLS
 from modelverse.serving import metrics
-from modelverse.serving.gateway.errors import RequestError
 from modelverse.serving.gateway.replicas import HedgeBudget, LatencyTracker, ReplicaHealth
 from modelverse.serving.grpc_server import channel
 from modelverse.serving.messages import bounded
@@ -106,7 +106,7 @@ class ShardPool:
     def _timeout(deadline: float) -> float:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline expired before the shards answered")
+            raise DeadlineExceededError("the deadline expired before the shards answered")
         return remaining
 
     # -- one attempt's bookkeeping ------------------------------------------------------------------
@@ -129,9 +129,9 @@ class ShardPool:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             self.health.mark_slow(shard, replica)
         if code in PASS_THROUGH_CODES:
-            raise RequestError(code, bounded(exc.details() or code.name)) from exc
-        if code not in FAILOVER_CODES:
-            raise RequestError(grpc.StatusCode.INTERNAL, bounded(f"shard {shard}: {code.name}: {exc.details()}")) from exc
+            raise error_for_status(code.name, bounded(exc.details() or code.name)) from exc
+        if code not in FAILOVER_CODES:  # e.g. a shard refusing the gateway's key: ours to fix, not the caller's
+            raise RuntimeError(f"shard {shard} answered {code.name}: {exc.details()}") from exc
 
     def _answered(self, shard: int, replica: int, rpc: str, seconds: float) -> None:
         self.latency.observe(rpc, seconds)
@@ -259,12 +259,12 @@ class ShardPool:
         reach a shard), that is DEADLINE_EXCEEDED; shards that failed or hung while the
         caller's time lasted leave the caller to answer UNAVAILABLE within it."""
         if time.monotonic() >= callers_deadline:
-            raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline expired before any shard answered")
+            raise DeadlineExceededError("the deadline expired before any shard answered")
 
     def call(self, shard: int, rpc: str, request: Any, deadline: float) -> Any:
         self._timeout(deadline)
         answer = self._settle(shard, self._order(shard), rpc, request, shard_deadline(deadline))
         if answer is None:
             self._expired(deadline)
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, f"no replica of shard {shard} answered in time")
+            raise UnavailableError(f"no replica of shard {shard} answered in time")
         return answer

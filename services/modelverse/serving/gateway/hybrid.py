@@ -18,7 +18,7 @@ from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture
 from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, fuse
 from modelverse.core.ranking import top_k
 from modelverse.core.types import Method
-from modelverse.serving.gateway.errors import invalid
+from modelverse.errors import InvalidInputError
 from modelverse.v1 import search_pb2, shard_pb2
 
 TEXT_MODES = {search_pb2.CONTENT, search_pb2.METADATA, search_pb2.HYBRID}
@@ -28,11 +28,11 @@ def resolve_text_mode(request: search_pb2.SearchRequest, has_text: bool) -> int:
     """The request's text mode, the default resolved: HYBRID when the query has text."""
     mode = request.text_mode
     if mode != search_pb2.TEXT_MODE_UNSPECIFIED and mode not in TEXT_MODES:
-        raise invalid(f"unknown text_mode {mode}; use CONTENT, METADATA or HYBRID")
+        raise InvalidInputError(f"unknown text_mode {mode}; use CONTENT, METADATA or HYBRID")
     if mode == search_pb2.TEXT_MODE_UNSPECIFIED:
         return search_pb2.HYBRID if has_text else search_pb2.CONTENT
     if mode in (search_pb2.METADATA, search_pb2.HYBRID) and not has_text:
-        raise invalid(f"text_mode {search_pb2.TextMode.Name(mode)} needs a text part in the query")
+        raise InvalidInputError(f"text_mode {search_pb2.TextMode.Name(mode)} needs a text part in the query")
     return mode
 
 
@@ -41,7 +41,7 @@ def min_confidence(request: search_pb2.SearchRequest) -> float | None:
         return None
     value = float(request.min_confidence)
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise invalid(f"min_confidence must be between 0 and 1, got {value}")
+        raise InvalidInputError(f"min_confidence must be between 0 and 1, got {value}")
     return value
 
 

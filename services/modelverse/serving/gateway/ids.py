@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from modelverse.serving.gateway.errors import RequestError, invalid
+from modelverse.errors import InvalidInputError
 from modelverse.store.metadata import MAX_ID_LENGTH, validate_model_id
 
 PAGE_TOKEN_PREFIX = "p1."
@@ -17,11 +17,11 @@ def checked_model_id(value: str, where: str) -> str:
     """``value`` if it is a model id the store could hold (the store's rule: 1-200 printable
     characters, no surrounding spaces), else INVALID_ARGUMENT naming ``where``."""
     if len(value) > MAX_ID_LENGTH:  # before anything else, so no message quotes it
-        raise invalid(f"{where}: a model id is at most {MAX_ID_LENGTH} characters, got {len(value)}")
+        raise InvalidInputError(f"{where}: a model id is at most {MAX_ID_LENGTH} characters, got {len(value)}")
     try:
         return validate_model_id(value)
-    except ValueError as exc:
-        raise invalid(f"{where}: {exc}") from exc
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from exc
 
 
 def page_token(last_id: str) -> str:
@@ -34,12 +34,12 @@ def page_start(token: str) -> str:
     this service did not issue."""
     if not token:
         return ""
-    bogus: RequestError = invalid("page_token is not one this service issued: pass next_page_token unchanged")
+    bogus = InvalidInputError("page_token is not one this service issued: pass next_page_token unchanged")
     if len(token) > MAX_PAGE_TOKEN_CHARS or not token.startswith(PAGE_TOKEN_PREFIX):
         raise bogus
     body = token[len(PAGE_TOKEN_PREFIX):]
     try:
         last_id = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode("utf-8")
         return validate_model_id(last_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, InvalidInputError):
         raise bogus from None

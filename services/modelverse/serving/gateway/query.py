@@ -11,19 +11,18 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import grpc
 import numpy as np
 from PIL import Image
 
 from modelverse.core.scores import normalize_query
 from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
+from modelverse.errors import DeadlineExceededError, FailedPreconditionError, InvalidInputError, ResourceExhaustedError
 from modelverse.query import images
 from modelverse.query import parts as query_parts
 from modelverse.query.parts import Modality
 from modelverse.query.sketches import prepare_sketch
 from modelverse.serving.convert import METHOD_TO_CORE
-from modelverse.serving.gateway.errors import RequestError, invalid
 from modelverse.serving.gateway.ids import checked_model_id
 from modelverse.v1 import search_pb2
 
@@ -74,7 +73,7 @@ def _weight(part: search_pb2.QueryPart, index: int) -> float:
         return 1.0
     weight = float(part.weight)
     if not math.isfinite(weight) or weight <= 0:
-        raise invalid(f"query part {index}: weight must be positive and finite, got {weight}")
+        raise InvalidInputError(f"query part {index}: weight must be positive and finite, got {weight}")
     return weight
 
 
@@ -89,12 +88,12 @@ def decode_image(data: bytes, where: str, limits: Limits, pixels_left: int | Non
         return images.decode_image(data, label=where, max_pixels=max_pixels, max_bytes=limits.max_image_bytes)
     except images.ImageTooLarge as exc:
         if max_pixels < limits.max_image_pixels:
-            raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                               f"{where}: the request's images hold more than the {limits.max_request_pixels} "
-                               "pixels allowed in all; send fewer or smaller images") from exc
-        raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from exc
+            raise ResourceExhaustedError(f"{where}: the request's images hold more than the "
+                                         f"{limits.max_request_pixels} pixels allowed in all; send fewer or "
+                                         "smaller images") from exc
+        raise ResourceExhaustedError(str(exc)) from exc
     except images.ImageError as exc:
-        raise invalid(str(exc)) from exc
+        raise InvalidInputError(str(exc)) from exc
 
 
 def count_images(request: search_pb2.SearchRequest) -> int:
@@ -108,28 +107,28 @@ def count_images(request: search_pb2.SearchRequest) -> int:
 def check_deadline(deadline: float | None, doing: str) -> None:
     """Stop a request's own work once its caller has given up on it."""
     if deadline is not None and time.monotonic() >= deadline:
-        raise RequestError(grpc.StatusCode.DEADLINE_EXCEEDED, f"the deadline expired while {doing}")
+        raise DeadlineExceededError(f"the deadline expired while {doing}")
 
 
 def parse_query(
     request: search_pb2.SearchRequest, dim: int, encoder: Encoder | None, limits: Limits,
     deadline: float | None = None,
 ) -> ParsedQuery:
-    """Validate and encode a search request; raises RequestError with the documented code.
+    """Validate and encode a search request; raises a ``modelverse.errors`` kind with the documented code.
 
     ``deadline`` (monotonic seconds): decoding and encoding stop when it passes."""
     if request.method not in METHOD_TO_CORE and request.method != search_pb2.METHOD_UNSPECIFIED:
-        raise invalid(f"unknown method {request.method}; use one of FIRST_MOMENT, MGF, GAUSSIAN, FRECHET")
+        raise InvalidInputError(f"unknown method {request.method}; use one of FIRST_MOMENT, MGF, GAUSSIAN, FRECHET")
     top_k = request.top_k if request.HasField("top_k") else 10
     if not 1 <= top_k <= limits.max_top_k:
-        raise invalid(f"top_k must be between 1 and {limits.max_top_k}, got {top_k}")
+        raise InvalidInputError(f"top_k must be between 1 and {limits.max_top_k}, got {top_k}")
     if not request.parts:
-        raise invalid("the query is empty: give at least one part (text, image, sketch, vector, model id, image set)")
+        raise InvalidInputError("the query is empty: give at least one part (text, image, sketch, vector, model id, image set)")
     if len(request.parts) > limits.max_parts:
-        raise invalid(f"at most {limits.max_parts} query parts, got {len(request.parts)}")
+        raise InvalidInputError(f"at most {limits.max_parts} query parts, got {len(request.parts)}")
     image_count = count_images(request)
     if image_count > limits.max_images:
-        raise invalid(f"at most {limits.max_images} images per request (image sets included), got {image_count}")
+        raise InvalidInputError(f"at most {limits.max_images} images per request (image sets included), got {image_count}")
     pixels_left = limits.max_request_pixels
 
     kinds: list[str] = []
@@ -140,15 +139,15 @@ def parse_query(
     for i, part in enumerate(request.parts, start=1):
         kind = part.WhichOneof("content")
         if kind is None:
-            raise invalid(f"query part {i} is empty")
+            raise InvalidInputError(f"query part {i} is empty")
         kinds.append(kind)
         weight = _weight(part, i)
         if kind == TEXT:
             text = part.text.strip()
             if not text:
-                raise invalid(f"query part {i}: empty text")
+                raise InvalidInputError(f"query part {i}: empty text")
             if len(text) > limits.max_text_chars:
-                raise invalid(f"query part {i}: text of {len(text)} characters is over {limits.max_text_chars}")
+                raise InvalidInputError(f"query part {i}: text of {len(text)} characters is over {limits.max_text_chars}")
             texts.append((i, text, weight))
         elif kind in (IMAGE, SKETCH):
             check_deadline(deadline, "decoding the query's images")
@@ -158,7 +157,7 @@ def parse_query(
         elif kind == IMAGE_SET:
             members = list(part.image_set.images)
             if not members:
-                raise invalid(f"query part {i}: empty image set")
+                raise InvalidInputError(f"query part {i}: empty image set")
             for j, data in enumerate(members, start=1):
                 check_deadline(deadline, "decoding the query's images")
                 image = decode_image(data, f"query part {i} (image set, image {j})", limits, pixels_left)
@@ -167,32 +166,31 @@ def parse_query(
         elif kind == VECTOR:
             values = np.array(part.vector.values, dtype=np.float64)
             if values.size == 0:
-                raise invalid(f"query part {i}: empty vector")
+                raise InvalidInputError(f"query part {i}: empty vector")
             try:
                 normalize_query(values, dim)
-            except ValueError as exc:
-                raise invalid(f"query part {i}: {exc}") from exc
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"query part {i}: {exc}") from exc
             vectors.append((i, values, weight))
         elif kind == MODEL:
             if not part.model_id:
-                raise invalid(f"query part {i}: empty model id")
+                raise InvalidInputError(f"query part {i}: empty model id")
             model_ids.append(checked_model_id(part.model_id, f"query part {i}"))
 
     kind_set = set(kinds)
     method = METHOD_TO_CORE.get(request.method) or default_method(kind_set)
     if method is Method.FRECHET:
         if kind_set != {MODEL} or len(model_ids) != 1:
-            raise invalid("FRECHET takes exactly one part, a stored model id")
+            raise InvalidInputError("FRECHET takes exactly one part, a stored model id")
         return ParsedQuery(method, top_k, model_id=model_ids[0], kinds=tuple(kinds))
     if model_ids:
-        raise invalid(f"a model-id part is scored with FRECHET only, not {method.name}")
+        raise InvalidInputError(f"a model-id part is scored with FRECHET only, not {method.name}")
 
     encoded: list[tuple[int, np.ndarray, float]] = list(vectors)
     if texts or images:
         if encoder is None:
-            raise RequestError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "this gateway has no encoder: send raw feature vectors or model ids, or start it with --encoder",
+            raise FailedPreconditionError(
+                "this gateway has no encoder: send raw feature vectors or model ids, or start it with --encoder"
             )
         if texts:
             rows = encoder.encode_texts([t for _, t, _ in texts])

@@ -14,14 +14,15 @@ import numpy as np
 from modelverse.core.ranking import top_k
 from modelverse.core.types import Method
 from modelverse.encoders.base import Encoder
+from modelverse.errors import FailedPreconditionError, InvalidInputError, UnavailableError
 from modelverse.serving import metrics
 from modelverse.serving.convert import CORE_TO_METHOD
-from modelverse.serving.gateway.errors import RequestError, invalid
+from modelverse.serving.errors import answer_for
+from modelverse.serving.first_stage import default_candidates
 from modelverse.serving.gateway.fanout import ShardPool
 from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, resolve_text_mode
 from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
 from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
-from modelverse.serving.messages import bounded
 from modelverse.serving.partition import shard_of
 from modelverse.v1 import search_pb2, search_pb2_grpc, shard_pb2
 
@@ -31,21 +32,6 @@ if TYPE_CHECKING:  # the generators package imports torch; a gateway without one
 log = logging.getLogger("modelverse.gateway")
 SERVICE = "gateway"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CANDIDATES = 200  # top-10 agreement >= 95 % for GAUSSIAN at 100k (docs/SERVING.md)
-# MGF recalls through the lifted first stage, whose tangent bound needs many candidates on
-# zoo-like collections: at 1M models (2 shards) and alpha = 0.05, 0.735 / 0.93 / 0.975 of the
-# exhaustive top 10 at 400 / 1,600 / 3,200 per shard; 3,200 is the smallest measured count over
-# the 0.95 bar, at about 330 ms of shard CPU per query there, most of it reading factor rows
-# the page cache cannot hold (docs/SERVING.md, run 7). FIRST_MOMENT's first stage ranks by its own
-# score (to 8-bit codes), so its misses are the inverted file's, which no number of candidates
-# mends: its agreement with the exhaustive top 10 at 1M models is the same from 10 to 800
-# candidates per shard (docs/SERVING.md), and each candidate costs rerank and message work.
-METHOD_CANDIDATES = {Method.MGF: 3200, Method.FIRST_MOMENT: 20}
-
-
-def default_candidates(method: Method) -> int:
-    """Candidates per shard when neither the request nor the operator sets them."""
-    return METHOD_CANDIDATES.get(method, DEFAULT_CANDIDATES)
 MAX_PAGE_SIZE = 1000
 MAX_SAMPLES = 16
 
@@ -92,21 +78,19 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             if self._description is None:
                 result = self.pool.fan_out("Describe", shard_pb2.DescribeRequest(), deadline)
                 if not result.answers:
-                    raise RequestError(grpc.StatusCode.UNAVAILABLE, "no recall shard is answering")
+                    raise UnavailableError("no recall shard is answering")
                 description = next(iter(result.answers.values()))
                 if description.shards != len(self.pool):
-                    raise RequestError(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        f"the shards are partitioned {description.shards} ways, the gateway knows {len(self.pool)}",
+                    raise FailedPreconditionError(
+                        f"the shards are partitioned {description.shards} ways, the gateway knows {len(self.pool)}"
                     )
                 if self.encoder is not None:
                     if self.encoder.dim != description.dim:
-                        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
-                                           f"the encoder makes {self.encoder.dim}-d features, the store holds {description.dim}-d")
+                        raise FailedPreconditionError(f"the encoder makes {self.encoder.dim}-d features, the store "
+                                                      f"holds {description.dim}-d")
                     if description.encoder and description.encoder != encoder_identity(self.encoder):
-                        raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
-                                           f"the gateway's encoder is {encoder_identity(self.encoder)!r}, the store's "
-                                           f"statistics come from {description.encoder!r}")
+                        raise FailedPreconditionError(f"the gateway's encoder is {encoder_identity(self.encoder)!r}, "
+                                                      f"the store's statistics come from {description.encoder!r}")
                 self._description = description
             return self._description
 
@@ -116,11 +100,8 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         message = ""
         try:
             return body(self._deadline(context))
-        except RequestError as exc:
-            code, message = exc.code, exc.message
-        except Exception as exc:  # a bug or a failing encoder: report it, keep serving
-            log.exception("internal error", extra={"rpc": rpc})
-            code, message = grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a user error with its code; a bug (or a failing encoder) logged, INTERNAL
+            code, message = answer_for(exc, rpc, log)
         finally:
             metrics.count_request(SERVICE, rpc, code.name)
             # Every request at DEBUG (200 QPS of INFO lines costs CPU); refusals at INFO.
@@ -128,7 +109,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
             if message:
                 fields["error"] = message
             (log.debug if code == grpc.StatusCode.OK else log.info)(rpc, extra=fields)
-        context.abort(code, bounded(message))
+        context.abort(code, message)  # answer_for bounds it
 
     # -- Search -----------------------------------------------------------------------------
 
@@ -138,7 +119,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def _recall_request(self, parsed: ParsedQuery, request: search_pb2.SearchRequest, deadline: float) -> shard_pb2.RecallRequest:
         candidates = request.candidates_per_shard or self.candidates_per_shard or default_candidates(parsed.method)
         if not 0 < candidates <= self.limits.max_candidates_per_shard:
-            raise invalid(f"candidates_per_shard must be between 1 and {self.limits.max_candidates_per_shard}, got {candidates}")
+            raise InvalidInputError(f"candidates_per_shard must be between 1 and {self.limits.max_candidates_per_shard}, got {candidates}")
         recall = shard_pb2.RecallRequest(
             method=CORE_TO_METHOD[parsed.method], candidates=max(candidates, parsed.top_k), filter=request.filter,
             top_k=parsed.top_k,
@@ -165,7 +146,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         with metrics.stage(SERVICE, "recall"):
             result = self.pool.fan_out("Recall", recall, deadline)
         if not result.answers:
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, f"none of the {len(self.pool)} recall shards answered")
+            raise UnavailableError(f"none of the {len(self.pool)} recall shards answered")
         with metrics.stage(SERVICE, "merge"):
             response = merge_hybrid(
                 result.answers.values(), parsed.top_k, parsed.method, recall.text_mode or search_pb2.CONTENT,
@@ -185,7 +166,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def GetModel(self, request: search_pb2.GetModelRequest, context: grpc.ServicerContext) -> search_pb2.Model:
         def body(deadline: float) -> search_pb2.Model:
             if not request.id:
-                raise invalid("a model id is required")
+                raise InvalidInputError("a model id is required")
             checked_model_id(request.id, "id")
             return self.pool.call(shard_of(request.id, len(self.pool)), "GetModel", request, deadline)
 
@@ -195,13 +176,13 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         def body(deadline: float) -> search_pb2.ListModelsResponse:
             size = request.page_size or 100
             if not 0 < size <= MAX_PAGE_SIZE:
-                raise invalid(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}")
+                raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}")
             # Shards page by the last id seen; clients get it wrapped in an opaque token.
             shard_request = search_pb2.ListModelsRequest(page_size=size, page_token=page_start(request.page_token))
             result = self.pool.fan_out("ListModels", shard_request, deadline)
             if result.missing:
-                raise RequestError(grpc.StatusCode.UNAVAILABLE,
-                                   f"shards {result.missing} are not answering; a listing without them would be incomplete")
+                raise UnavailableError(
+                    f"shards {result.missing} are not answering; a listing without them would be incomplete")
             models = sorted((m for answer in result.answers.values() for m in answer.models), key=lambda m: m.id)
             more = len(models) > size or any(a.next_page_token for a in result.answers.values())
             page = models[:size]
@@ -212,19 +193,18 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
     def SampleImages(self, request: search_pb2.SampleImagesRequest, context: grpc.ServicerContext) -> search_pb2.SampleImagesResponse:
         def body(deadline: float) -> search_pb2.SampleImagesResponse:
             if not 1 <= request.count <= MAX_SAMPLES:
-                raise invalid(f"count must be between 1 and {MAX_SAMPLES}, got {request.count}")
+                raise InvalidInputError(f"count must be between 1 and {MAX_SAMPLES}, got {request.count}")
             if not request.model_id:
-                raise invalid("a model_id is required")
+                raise InvalidInputError("a model_id is required")
             checked_model_id(request.model_id, "model_id")
             self.pool.call(shard_of(request.model_id, len(self.pool)), "GetModel",
                            search_pb2.GetModelRequest(id=request.model_id), deadline)
             if self.generators is None:
-                raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, "this gateway has no generators to sample from")
+                raise FailedPreconditionError("this gateway has no generators to sample from")
             try:
                 generator = self.generators(request.model_id)
             except KeyError as exc:
-                raise RequestError(grpc.StatusCode.FAILED_PRECONDITION,
-                                   f"model {request.model_id!r} has no generator here ({exc})") from exc
+                raise FailedPreconditionError(f"model {request.model_id!r} has no generator here ({exc})") from exc
             with metrics.stage(SERVICE, "sample"):
                 pixels = generator.sample(request.count, int(request.seed))
             return search_pb2.SampleImagesResponse(images=[png_bytes(image) for image in pixels])
@@ -235,7 +215,7 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
                       context: grpc.ServicerContext) -> search_pb2.GetThumbnailsResponse:
         def body(deadline: float) -> search_pb2.GetThumbnailsResponse:
             if not request.model_id:
-                raise invalid("a model_id is required")
+                raise InvalidInputError("a model_id is required")
             checked_model_id(request.model_id, "model_id")
             return self.pool.call(shard_of(request.model_id, len(self.pool)), "GetThumbnails", request, deadline)
 

@@ -1,5 +1,5 @@
 """The first stage of one shard: FAISS inner product over its models' normalised first moments,
-or, for a method with a lifted form (``serving.lifted``: MGF), over each model's lifted vectors.
+or, for a method with a lifted first stage (``core.lift``: MGF), over each model's lifted vectors.
 
 Built in one piece from the store (``main``), then changed live:
 
@@ -38,9 +38,9 @@ import faiss
 import numpy as np
 
 from modelverse.core.collection import Collection
+from modelverse.core.lift import LiftSpec, lift_models
 from modelverse.core.scores import normalized_means
 from modelverse.serving.index_choice import IndexPlan, build_index
-from modelverse.serving.lifted import LiftSpec, lift_models
 from modelverse.store.files import fsync_directory
 
 log = logging.getLogger("modelverse.shard")
@@ -173,7 +173,7 @@ class ShardIndex:
             saved_lift = record.get("lift")
             if (None if saved_lift is None else LiftSpec(**saved_lift)) != lift:
                 return None  # another first stage (or other lift parameters): rebuild
-            plan, ids, versions = IndexPlan(**record["plan"]), list(record["ids"]), list(record["versions"])
+            plan, ids, versions = IndexPlan.from_record(record["plan"]), list(record["ids"]), list(record["versions"])
             size = index_path.stat().st_size
             # Saved before checksums were kept: no digest to check, faiss's own reading decides.
             if "index_sha256" in record and (size != record["index_bytes"] or _file_sha256(index_path) != record["index_sha256"]):
@@ -249,7 +249,7 @@ class ShardIndex:
         return self._exclude if self.tombstones else None
 
     def _params(self, selector: faiss.IDSelector | None, nprobe: int | None = None) -> faiss.SearchParameters | None:
-        if self.plan.exact:
+        if self.plan.exhaustive:
             return None if selector is None else faiss.SearchParameters(sel=selector)
         params = faiss.SearchParametersIVF(nprobe=min(self.plan.nlist, nprobe or self.plan.nprobe))
         if selector is not None:

@@ -9,16 +9,13 @@ import numpy as np
 
 from modelverse.core.params import ScoringParams
 from modelverse.core.types import Method, QueryPart
+from modelverse.errors import InvalidInputError, ModelverseError
 from modelverse.serving import metrics
 from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_message, passes
+from modelverse.serving.errors import status_code
 from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
-from modelverse.serving.shard.state import (
-    Recalled,
-    ShardState,
-    first_stage_of_model,
-    first_stage_query,
-)
+from modelverse.serving.shard.state import Recalled, ShardState
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
 
@@ -30,9 +27,23 @@ def query_vector(part: shard_pb2.WeightedVector) -> np.ndarray:
     """A query part's feature: ``values_f64`` when set, else ``values``."""
     if part.values_f64:
         if len(part.values_f64) % 8:
-            raise ValueError(f"values_f64 holds {len(part.values_f64)} bytes, not whole float64 values")
+            raise InvalidInputError(f"values_f64 holds {len(part.values_f64)} bytes, not whole float64 values")
         return np.frombuffer(part.values_f64, dtype="<f8")
     return np.array(part.values, dtype=np.float64)
+
+
+def decoded_query_model(qm: shard_pb2.QueryModel, eps: float) -> QueryModelStats:
+    """A FRECHET query's model (the gateway copies it from the owning shard's GetQueryModel);
+    arrays that do not fit their stated shape are the caller's error."""
+    try:
+        return QueryModelStats.from_arrays(
+            qm.id, np.array(qm.mean, dtype=np.float64),
+            np.frombuffer(qm.diag_f16, dtype="<f2").reshape(qm.dim),
+            np.frombuffer(qm.factor_f16, dtype="<f2").reshape(qm.dim, qm.rank),
+            qm.trace, eps,
+        )
+    except ValueError as exc:  # numpy's reshape and frombuffer: sizes that do not match
+        raise InvalidInputError(f"query_model: {exc}") from exc
 
 
 TEXT_CANDIDATES = 200  # BM25 matches a shard adds to its candidates for METADATA / HYBRID
@@ -81,32 +92,25 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
         method = METHOD_TO_CORE.get(request.method)
         if method is None:
             self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, f"unknown method {request.method}")
-        dim = self.state.store.config.dim
         try:
             if method is Method.FRECHET:
                 qm = request.query_model
-                query_model = QueryModelStats.from_arrays(
-                    qm.id, np.array(qm.mean, dtype=np.float64),
-                    np.frombuffer(qm.diag_f16, dtype="<f2").reshape(qm.dim),
-                    np.frombuffer(qm.factor_f16, dtype="<f2").reshape(qm.dim, qm.rank),
-                    qm.trace, self.state.store.config.eps,
-                )
-                parts, first_stage = None, first_stage_of_model(query_model)
+                query_model = decoded_query_model(qm, self.state.store.config.eps)
+                parts = None
             else:
                 query_model = None
                 parts = [QueryPart(query_vector(p), p.weight) for p in request.parts]
                 if not parts:
-                    raise ValueError("a query needs at least one part")
-                first_stage = first_stage_query(parts, dim)
+                    raise InvalidInputError("a query needs at least one part")
             flt = request.filter
             allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
             query_text = text_query(request)
             found = self.state.recall(
-                first_stage, method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
+                method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
                 query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
             )
-        except ValueError as exc:
-            self._fail(context, "Recall", grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ModelverseError as exc:  # the caller's (dimension, NaN, ...); a bug goes on: INTERNAL (serving/errors.py)
+            self._fail(context, "Recall", status_code(exc), exc.message)
         metrics.count_request(SERVICE, "Recall", "OK")
         encoder = self.state.store.config.encoder
         snap = found.snapshot

@@ -2,9 +2,9 @@
 the store as models are added and removed.
 
 Every shard has the first-moment index (FIRST_MOMENT, GAUSSIAN, FRECHET recall from it) and one
-lifted index per method in ``ShardConfig.lifted`` (default MGF; ``serving.lifted``): the
-recall request's method picks the index. All of them are built, saved, loaded, changed live and
-rebuilt together."""
+lifted index per method in ``ShardConfig.lifted`` (default MGF; ``core.lift``). Each method's
+first stage (``serving.first_stage``) says which index it searches, with which query vector
+and nprobe. All the indexes are built, saved, loaded, changed live and rebuilt together."""
 
 from __future__ import annotations
 
@@ -12,25 +12,26 @@ import logging
 import mmap
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from modelverse.core.collection import Collection
-from modelverse.core.params import ScoringParams
+from modelverse.core.lift import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.core.ranking import top_k
-from modelverse.core.scores import normalize_query, normalized_means
+from modelverse.core.scores import normalized_means
 from modelverse.core.types import Method, QueryPart
+from modelverse.errors import InvalidInputError
 from modelverse.serving import metrics
-from modelverse.serving.index_choice import (
-    EXACT_THRESHOLD,
-    IndexPlan,
-    choose_index,
-    choose_lifted_index,
+from modelverse.serving.first_stage import (
+    SECOND_ORDER_PROBE_FACTOR,
+    FirstStage,
+    first_moment_query,
+    first_stages,
 )
-from modelverse.serving.lifted import DEFAULT_ALPHA, DEFAULT_COLUMNS, LiftSpec, lift_query
+from modelverse.serving.index_choice import EXHAUSTIVE_THRESHOLD
 from modelverse.serving.partition import shard_of
 from modelverse.serving.rerank import (
     QueryModelStats,
@@ -48,7 +49,6 @@ from modelverse.store.pack import MANIFEST, Pack
 log = logging.getLogger("modelverse.shard")
 
 DEFAULT_MEMORY_BUDGET = 8 * 1024**3
-SECOND_ORDER_PROBE_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ShardConfig:
     shards: int
     index_dir: Path
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
-    exact_threshold: int = EXACT_THRESHOLD
+    exhaustive_threshold: int = EXHAUSTIVE_THRESHOLD
     nprobe: int | None = None
     compact_index: bool = True  # 8-bit codes for the first-moment inverted file (index_choice)
     # GAUSSIAN and FRECHET recall from the first-moment index too, but rank by a score its cosine
@@ -68,12 +68,6 @@ class ShardConfig:
     lift_columns: int = DEFAULT_COLUMNS
     lift_alpha: float = DEFAULT_ALPHA
     lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
-
-    def lift_specs(self, params: ScoringParams) -> dict[Method, LiftSpec]:
-        """Columns, alpha and the store's tau shape only MGF's vectors (a GAUSSIAN index keeps
-        the defaults, so changing them does not rebuild it)."""
-        return {Method(m): LiftSpec(m, columns=self.lift_columns, alpha=self.lift_alpha, tau=params.tau)
-                if Method(m) is Method.MGF else LiftSpec(m) for m in self.lifted}
 
 
 @dataclass(frozen=True)
@@ -137,25 +131,23 @@ class ShardState:
         self._lock = threading.Lock()  # the index and the snapshot change together
         self._sync_lock = threading.Lock()  # one sync at a time
         self.snapshot = Snapshot(None, None, {}, {}, {})
-        self.lift_specs = config.lift_specs(self.store.config.scoring)
+        self.first_stages: dict[Method, FirstStage] = first_stages(config, self.store.config.scoring)
         pack = self.store.pack()
         partition = self._partition(pack)
-        index = ShardIndex.load(config.index_dir, config.memory_budget_bytes)
-        lifted = {m: ShardIndex.load(self._lifted_dir(m), config.memory_budget_bytes, spec)
-                  for m, spec in self.lift_specs.items()}
         dim = self.store.config.dim
-        if (index is None or index.dim != dim or any(i is None or i.dim != s.dim(dim) for i, s in zip(lifted.values(), self.lift_specs.values()))
-                or any(i.versions != index.versions for i in lifted.values())):
+        loaded = {method: ShardIndex.load(stage.index_dir(config.index_dir), config.memory_budget_bytes, stage.lift)
+                  for method, stage in self._index_owners().items()}
+        main = loaded[Method.FIRST_MOMENT]
+        if main is None or any(index is None or index.dim != self.first_stages[method].index_dim(dim) or index.versions != main.versions
+                               for method, index in loaded.items()):
             self._drop_damaged(pack, partition, list(partition.rows))
             index, lifted = self._build(pack, partition)
-        # A saved index keeps the plan it was built with; an operator's nprobe wins over it.
-        if config.nprobe and not index.plan.exact:
-            index.plan = replace(index.plan, nprobe=config.nprobe)
-        for lifted_index in lifted.values():
-            if config.lifted_nprobe and lifted_index is not None and not lifted_index.plan.exact:
-                lifted_index.plan = replace(lifted_index.plan, nprobe=config.lifted_nprobe)
+        else:
+            index, lifted = self._split(loaded)  # type: ignore[arg-type]
         self.index: ShardIndex = index
-        self.lifted: dict[Method, ShardIndex] = lifted  # type: ignore[assignment]
+        self.lifted: dict[Method, ShardIndex] = lifted
+        for method, owned in self._owned_indexes().items():
+            owned.plan = self.first_stages[method].loaded_plan(owned.plan)
         self.sync()
         if self.snapshot.pack is not None:
             started = time.perf_counter()
@@ -202,8 +194,22 @@ class ShardState:
                 del partition.versions[model_id]
         return [m for m in ids if m in partition.rows]
 
-    def _lifted_dir(self, method: Method) -> Path:
-        return self.config.index_dir / f"lifted-{method.value}"
+    def _index_owners(self) -> dict[Method, FirstStage]:
+        """One first stage per index of the shard: FIRST_MOMENT's (the first-moment index, which
+        the other unlifted methods share) and each lifted method's."""
+        return {m: s for m, s in self.first_stages.items() if m is Method.FIRST_MOMENT or s.lift is not None}
+
+    def _owned_indexes(self) -> dict[Method, ShardIndex]:
+        """The shard's indexes, by the method that owns them (``_index_owners``)."""
+        return {Method.FIRST_MOMENT: self.index, **self.lifted}
+
+    def _index_of(self, stage: FirstStage) -> ShardIndex:
+        return self.index if stage.lift is None else self.lifted[stage.method]
+
+    @staticmethod
+    def _split(indexes: dict[Method, ShardIndex]) -> tuple[ShardIndex, dict[Method, ShardIndex]]:
+        """(the first-moment index, the lifted ones by method)."""
+        return indexes[Method.FIRST_MOMENT], {m: i for m, i in indexes.items() if m is not Method.FIRST_MOMENT}
 
     def _rows(self, pack: Pack | None, rows: list[int]) -> ModelRows:
         if pack is None or not pack.rows:  # an empty store: nothing to read, only the dimension
@@ -219,21 +225,16 @@ class ShardState:
         rows = self._rows(pack, [partition.rows[i] for i in ids])
         versions = [partition.versions[i] for i in ids]
         cfg = self.config
-        built: dict[Method | None, ShardIndex] = {}
-        for method, spec in [(None, None), *self.lift_specs.items()]:
+        built: dict[Method, ShardIndex] = {}
+        for method, stage in self._index_owners().items():
             started = time.perf_counter()
-            if spec is None:
-                plan = choose_index(len(ids), dim, cfg.memory_budget_bytes,
-                                    exact_threshold=cfg.exact_threshold, nprobe=cfg.nprobe, compact=cfg.compact_index)
-            else:
-                plan = lifted_plan(len(ids) * spec.copies, spec.dim(dim), cfg)
-            index = ShardIndex.build(plan, ids, rows, versions, spec)
-            index.save(cfg.index_dir if method is None else self._lifted_dir(method))
+            plan = stage.plan(len(ids), dim)
+            index = ShardIndex.build(plan, ids, rows, versions, stage.lift)
+            index.save(stage.index_dir(cfg.index_dir))
             built[method] = index
-            log.info("index built", extra={"shard": cfg.shard, "models": len(ids), "first_stage": "first_moment" if method is None else method.value,
+            log.info("index built", extra={"shard": cfg.shard, "models": len(ids), "first_stage": method.value,
                                             "index_type": plan.factory, "seconds": round(time.perf_counter() - started, 3)})
-        main = built.pop(None)
-        return main, {m: i for m, i in built.items() if m is not None}
+        return self._split(built)
 
     def _indexes(self) -> list[ShardIndex]:
         return [self.index, *self.lifted.values()]
@@ -345,7 +346,6 @@ class ShardState:
 
     def recall(
         self,
-        first_stage: np.ndarray,
         method: Method,
         candidates: int,
         *,
@@ -357,28 +357,28 @@ class ShardState:
     ) -> Recalled:
         """First stage (FAISS) then the method's score on the candidates, in first-stage order.
 
-        The first stage is the method's lifted index when the shard has one (then the query
-        is lifted from ``parts``), else the first-moment index searched with ``first_stage``.
+        The query is ``parts`` (weighted vectors) or, for FRECHET, ``query_model`` (a stored
+        model, itself left out of the candidates). The method's first stage
+        (``serving.first_stage``) chooses the index, the query vector and the nprobe.
         """
         if candidates <= 0:
-            raise ValueError(f"candidates must be positive, got {candidates}")
+            raise InvalidInputError(f"candidates must be positive, got {candidates}")
         dim = self.store.config.dim
-        lifted = method in self.lifted and bool(parts)
-        q = lift_query(parts, dim) if lifted else normalize_query(first_stage, dim).astype(np.float32)  # type: ignore[arg-type]
+        stage = self.first_stages[method]
+        q = stage.query(dim, parts, query_model)
         exclude = query_model.id if query_model is not None else None
         k = candidates + (1 if exclude else 0)
         with metrics.stage("shard", "recall"), self._lock:
             snap = self.snapshot
-            index = self.lifted[method] if lifted else self.index
+            index = self._index_of(stage)
             allowed_ids = None if allowed is None else {m for m, md in snap.metadata.items() if allowed(md)}
-            nprobe = None if lifted or method is Method.FIRST_MOMENT else index.plan.nprobe * self.config.second_order_probe_factor
-            found = index.search(q, k, allowed_ids, nprobe)
+            found = index.search(q, k, allowed_ids, stage.nprobe(index.plan))
         keep = [i for i, m in enumerate(found.ids) if m != exclude][:candidates]
         ids = [found.ids[i] for i in keep]
         first = found.scores[keep].astype(np.float32)
         if query_text and snap.context is not None:  # METADATA / HYBRID: the best text matches too
             ids, first = with_text_candidates(snap, ids, first, query_text, text_candidates, allowed_ids,
-                                              normalize_query(first_stage, dim))
+                                              first_moment_query(dim, parts, query_model))
         if not ids or snap.collection is None:
             return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
         rows = np.fromiter(map(snap.row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
@@ -393,11 +393,6 @@ class ShardState:
                     parts=parts, query_model=query_model,
                 )
         return Recalled(ids, first, np.asarray(scores, dtype=np.float64), snap, rows)
-
-
-def lifted_plan(vectors: int, dim: int, config: ShardConfig) -> IndexPlan:
-    return choose_lifted_index(vectors, dim, config.memory_budget_bytes, exact_threshold=config.exact_threshold,
-                               nprobe=config.lifted_nprobe)
 
 
 # Read by every query (the first moment's rerank) and 2 KiB of a model's 20: read in at once
@@ -429,15 +424,6 @@ def advise_random_access(pack: Pack) -> None:
         mapping = getattr(column, "_mmap", None)  # np.memmap keeps its mmap.mmap here
         if mapping is not None and hasattr(mapping, "madvise"):
             mapping.madvise(mmap.MADV_WILLNEED if name in RESIDENT_COLUMNS else mmap.MADV_RANDOM)
-
-
-def first_stage_query(parts: list[QueryPart], dim: int) -> np.ndarray:
-    """sum_k w_k q_k: its inner product with mu/||mu|| is the weighted sum of the parts' cosines."""
-    return sum(p.weight * normalize_query(p.vector, dim) for p in parts)
-
-
-def first_stage_of_model(query_model: QueryModelStats) -> np.ndarray:
-    return normalized_means(query_model.mean[None])[0]
 
 
 def with_text_candidates(snap: Snapshot, ids: list[str], first: np.ndarray, query_text: str, count: int,

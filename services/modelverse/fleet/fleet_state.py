@@ -13,8 +13,8 @@ import time
 from typing import Any, Protocol
 
 from modelverse.core.moments import PartialMoments
-from modelverse.core.stats import DEFAULT_TAU, ModelStats
-from modelverse.fleet.jobs import JobRecord, JobSpec, JobState
+from modelverse.core.stats import DEFAULT_TAU, ModelStats, store_rank
+from modelverse.fleet.job_records import JobRecord, JobSpec, JobState
 from modelverse.store.directory import DirectoryStore, StoreConfig
 from modelverse.store.errors import ModelNotFoundError, StoreNotFoundError
 
@@ -96,7 +96,7 @@ class LocalState:
                tau: float | None = None) -> DirectoryStore:
         if spec is None or dim is None:
             return DirectoryStore.open(self.store_root)
-        config = StoreConfig(dim, min(spec.rank, dim), spec.eps, encoder, DEFAULT_TAU if tau is None else tau)
+        config = StoreConfig(dim, store_rank(dim, spec.rank), spec.eps, encoder, DEFAULT_TAU if tau is None else tau)
         return DirectoryStore.open_or_create(self.store_root, config)
 
     def put_partial(self, name: str, moments: PartialMoments) -> bool:

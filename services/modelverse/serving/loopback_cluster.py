@@ -22,17 +22,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import ValidationError
 
 from modelverse.client import connect, read_key_file
+from modelverse.errors import FailedPreconditionError
 from modelverse.security.keys import KeyRing, KeysFile, Role, write_secret
 from modelverse.security.tls import ClientTLS
-from modelverse.serving.index_choice import EXACT_THRESHOLD
-from modelverse.serving.shard.state import DEFAULT_MEMORY_BUDGET
+from modelverse.settings.admin import AdminSettings
+from modelverse.settings.base import ProcessSettings, describe, to_argv
+from modelverse.settings.gateway import GatewaySettings
+from modelverse.settings.shard import ShardSettings
+from modelverse.settings.web import WebSettings
 
 STATE_FILE = "cluster.json"
 KEYS_FILE = "api-keys.json"
@@ -43,12 +50,36 @@ CA_FILE = "ca.pem"
 TLS_DIR = "tls"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(FailedPreconditionError, RuntimeError):
     pass
+
+
+# Each process's settings class, and the settings the cluster decides itself for it (layout,
+# addresses, ports, keys, TLS files, logs): a ClusterSpec gives the others by name.
+SETTINGS: dict[str, type[ProcessSettings]] = {
+    "shard": ShardSettings, "gateway": GatewaySettings, "admin": AdminSettings, "web": WebSettings,
+}
+_LISTEN = {"host", "port", "port_file", "log_level"}
+_SERVER_TLS = {"tls_cert", "tls_key", "tls_client_ca"}
+_FRONT = _LISTEN | _SERVER_TLS | {"shard", "api_keys", "insecure_no_auth", "shard_tls_ca", "shard_tls_cert",
+                                  "shard_tls_key", "encoder"}
+SET_BY_CLUSTER: dict[str, frozenset[str]] = {
+    "shard": frozenset(_LISTEN | _SERVER_TLS | {"store", "shard", "shards", "index_dir"}),
+    "gateway": frozenset(_FRONT),
+    "admin": frozenset(_FRONT | {"store", "job_secret_file"}),
+    "web": frozenset(_LISTEN | {"gateway", "https_cert", "https_key", "https_client_ca", "api_key", "api_key_file",
+                                "tls_ca", "tls", "tls_cert", "tls_key"}),
+}
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """A cluster: its layout and access, and each process's settings by field name (the
+    ``shard``, ``gateway``, ``admin`` and ``web`` mappings, of settings.shard.ShardSettings' fields
+    and so on), e.g. ``ClusterSpec(store, run, shard={"nprobe": 8}, gateway={"candidates": 400})``.
+    Every process gets its mapping as flags generated from its settings class; the fields the
+    cluster decides (SET_BY_CLUSTER) are refused there."""
+
     store: Path
     run_dir: Path
     shards: int = 2
@@ -56,41 +87,53 @@ class ClusterSpec:
     host: str = "127.0.0.1"
     gateway_port: int = 0  # 0 = any free port
     admin_port: int = 0
-    candidates: int | None = None  # None: the gateway's per-method default (gateway.service)
-    exact_threshold: int = EXACT_THRESHOLD
-    memory_budget: int = DEFAULT_MEMORY_BUDGET
-    nprobe: int | None = None
-    second_order_probe_factor: int | None = None  # None: the shards' default
-    lifted_nprobe: int | None = None  # None: the shards' default (a lifted inverted file's nlist / 8)
-    lift_alpha: float | None = None  # None: the shards' default (serving.lifted.DEFAULT_ALPHA)
-    compact_index: bool = True  # the shards' --compact-index
+    web_port: int | None = None  # the web page (modelverse.web) in front of the gateway; None: none, 0: any port
+    encoder: str | None = None  # the gateway's and the admin's (generator jobs encode with it)
     threads_per_process: int = 1  # OpenMP/BLAS threads: many processes share few cores
-    gateway_workers: int = 16  # the gateway's calls at work at once (admission control)
-    gateway_queue: int | None = None  # calls waiting for one of them (None: the gateway's default)
-    gateway_metrics_port: int = 0  # 0: no /metrics endpoint
-    admin_metrics_port: int = 0  # 0: no /metrics endpoint
-    encoder: str | None = None
-    generators: str = "none"  # "zoo": SampleImages draws from the bundled zoo's generators
-    # Generator jobs of the admin (RegisterModel with a zoo_model / generator source) encode with
-    # ``encoder``; with a broker they run on that Celery fleet, else inside the admin.
-    broker: str | None = None
-    allow_python_generators: bool = False
     startup_timeout: float = 300.0
     log_level: str = "INFO"
     auth: bool = True  # False: gateway and admin run --insecure-no-auth (loopback hosts only)
     tls: bool = False  # a throw-away CA and certificates in the run directory
-    web_port: int | None = None  # the web page (modelverse.web) in front of the gateway; None: none, 0: any port
+    shard: Mapping[str, Any] = field(default_factory=dict)
+    gateway: Mapping[str, Any] = field(default_factory=dict)
+    admin: Mapping[str, Any] = field(default_factory=dict)
+    web: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for process, cls in SETTINGS.items():
+            given = set(self.options(process))
+            unknown = sorted(given - set(cls.model_fields))
+            if unknown:
+                raise ClusterError(f"ClusterSpec.{process}: no {process} setting {', '.join(map(repr, unknown))} "
+                                   f"(see `modelverse config show --process {process}`)")
+            owned = sorted(given & SET_BY_CLUSTER[process])
+            if owned:
+                raise ClusterError(f"ClusterSpec.{process}: {', '.join(owned)} set by the cluster itself")
+
+    def options(self, process: str) -> Mapping[str, Any]:
+        """The settings this spec gives ``process`` (shard, gateway, admin, web) by field name."""
+        return getattr(self, process)
 
 
 @dataclass
 class Process:
     name: str
-    argv: list[str]
-    port_file: Path
+    module: str  # python -m MODULE
+    settings: ProcessSettings
+    given: frozenset[str]  # the fields given explicitly: flags even at their default
     log_file: Path
     popen: subprocess.Popen | None = None
     port: int = 0
     scheme: str = "http"  # of an HTTP process (the web page)
+
+    @property
+    def argv(self) -> list[str]:
+        """The command line, generated from the settings (settings.base.to_argv)."""
+        return [sys.executable, "-m", self.module, *to_argv(self.settings, include=self.given)]
+
+    @property
+    def port_file(self) -> Path:
+        return Path(str(self.settings.port_file))
 
     @property
     def address(self) -> str:
@@ -121,7 +164,7 @@ class Cluster:
         the environment names ($MODELVERSE_JOB_SECRET_FILE / $MODELVERSE_JOB_SECRET, inherited by
         the admin), else the run directory's ``job.secret``, made once (mode 0600) and kept across
         restarts, so workers started with ``--job-secret-file RUN/job.secret`` keep working."""
-        if not self.spec.broker or os.environ.get("MODELVERSE_JOB_SECRET_FILE") or os.environ.get("MODELVERSE_JOB_SECRET"):
+        if not self.spec.admin.get("broker") or os.environ.get("MODELVERSE_JOB_SECRET_FILE") or os.environ.get("MODELVERSE_JOB_SECRET"):
             return
         path = self.spec.run_dir / JOB_SECRET_FILE
         if not path.exists():
@@ -161,22 +204,24 @@ class Cluster:
         self.client_tls = ClientTLS(ca_file)
         self.internal_tls = ClientTLS(ca_file, internal.cert, internal.key)
 
-    def _server_tls_args(self, name: str, client_ca: bool = False) -> list[str]:
+    def _server_tls(self, name: str, client_ca: bool = False) -> dict[str, Any]:
         if not self.spec.tls:
-            return []
+            return {}
         tls = self.spec.run_dir / TLS_DIR
-        args = ["--tls-cert", str(tls / f"{name}.pem"), "--tls-key", str(tls / f"{name}.key")]
-        return args + (["--tls-client-ca", str(self.spec.run_dir / CA_FILE)] if client_ca else [])
+        values: dict[str, Any] = {"tls_cert": tls / f"{name}.pem", "tls_key": tls / f"{name}.key"}
+        return values | ({"tls_client_ca": self.spec.run_dir / CA_FILE} if client_ca else {})
 
-    def _front_args(self, name: str) -> list[str]:
-        """Access and TLS arguments of the gateway or the admin."""
-        run = self.spec.run_dir
-        args = ["--api-keys", str(run / KEYS_FILE)] if self.spec.auth else ["--insecure-no-auth"]
-        args += self._server_tls_args(name)
+    def _front(self, name: str) -> dict[str, Any]:
+        """Access, TLS and encoder settings of the gateway or the admin."""
+        values: dict[str, Any] = ({"api_keys": self.spec.run_dir / KEYS_FILE} if self.spec.auth
+                                  else {"insecure_no_auth": True})
+        values |= self._server_tls(name)
         if self.internal_tls is not None:
-            args += ["--shard-tls-ca", str(self.internal_tls.ca), "--shard-tls-cert", str(self.internal_tls.cert),
-                     "--shard-tls-key", str(self.internal_tls.key)]
-        return args
+            values |= {"shard_tls_ca": self.internal_tls.ca, "shard_tls_cert": self.internal_tls.cert,
+                       "shard_tls_key": self.internal_tls.key}
+        if self.spec.encoder:
+            values["encoder"] = self.spec.encoder
+        return values
 
     def channel(self, process: Process, api_key: str | None = None) -> grpc.Channel:
         """A client channel to the gateway or the admin (TLS when the cluster has it) carrying
@@ -194,15 +239,18 @@ class Cluster:
         env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
         return env
 
-    def _process(self, name: str, module: str, args: list[str]) -> Process:
-        run = self.spec.run_dir
-        port_file = run / "ports" / f"{name}.port"
-        return Process(
-            name,
-            [sys.executable, "-m", module, *args, "--port-file", str(port_file), "--log-level", self.spec.log_level],
-            port_file,
-            run / "logs" / f"{name}.log",
-        )
+    def _process(self, name: str, module: str, process: str, values: Mapping[str, Any]) -> Process:
+        """One process: the spec's settings for it, then what the cluster decides (``values``,
+        host, logs, port file), validated by its settings class (settings.<process>)."""
+        spec = self.spec
+        given = {**spec.options(process), **values, "host": spec.host, "log_level": spec.log_level,
+                 "port_file": str(spec.run_dir / "ports" / f"{name}.port")}
+        cls = SETTINGS[process]
+        try:
+            settings = cls.model_validate(given)
+        except ValidationError as exc:
+            raise ClusterError(f"{name}: {describe(cls, exc, dict.fromkeys(given, 'spec'), given)}") from None
+        return Process(name, module, settings, frozenset(given), spec.run_dir / "logs" / f"{name}.log")
 
     def _launch(self, process: Process) -> None:
         process.port_file.unlink(missing_ok=True)
@@ -233,58 +281,43 @@ class Cluster:
 
     def shard_process(self, shard: int, replica: int) -> Process:
         spec = self.spec
-        args = [
-            "--store", str(spec.store), "--shard", str(shard), "--shards", str(spec.shards),
-            "--index-dir", str(spec.run_dir / "index" / f"shard-{shard}-of-{spec.shards}-r{replica}"),
-            "--host", spec.host, "--exact-threshold", str(spec.exact_threshold),
-            "--memory-budget", str(spec.memory_budget), *self._server_tls_args("shard", client_ca=True),
-        ]
-        if spec.nprobe:
-            args += ["--nprobe", str(spec.nprobe)]
-        if spec.lifted_nprobe is not None:
-            args += ["--lifted-nprobe", str(spec.lifted_nprobe)]
-        if spec.lift_alpha is not None:
-            args += ["--lift-alpha", str(spec.lift_alpha)]
-        if spec.second_order_probe_factor is not None:
-            args += ["--second-order-probe-factor", str(spec.second_order_probe_factor)]
-        if not spec.compact_index:
-            args.append("--no-compact-index")
-        return self._process(f"shard-{shard}-r{replica}", "modelverse.serving.shard", args)
+        return self._process(f"shard-{shard}-r{replica}", "modelverse.serving.shard", "shard", {
+            "store": spec.store, "shard": shard, "shards": spec.shards,
+            "index_dir": spec.run_dir / "index" / f"shard-{shard}-of-{spec.shards}-r{replica}",
+            **self._server_tls("shard", client_ca=True),
+        })
 
-    def shard_arguments(self) -> list[str]:
-        args: list[str] = []
-        for replicas in self.shard_processes:
-            args += ["--shard", ",".join(p.address for p in replicas)]
-        return args
+    def shard_addresses(self) -> list[str]:
+        """The gateway's and the admin's --shard values: one per shard, its replicas comma-separated."""
+        return [",".join(p.address for p in replicas) for replicas in self.shard_processes]
+
+    def gateway_process(self) -> Process:
+        return self._process("gateway", "modelverse.serving.gateway", "gateway", {
+            "shard": self.shard_addresses(), "port": self.spec.gateway_port, **self._front("gateway"),
+        })
+
+    def admin_process(self) -> Process:
+        spec = self.spec
+        values = {"store": spec.store, "shard": self.shard_addresses(), "port": spec.admin_port, **self._front("admin")}
+        if spec.admin.get("broker") and self.job_secret_file is not None:
+            values["job_secret_file"] = str(self.job_secret_file)
+        return self._process("admin", "modelverse.serving.admin", "admin", values)
 
     def admin_arguments(self) -> list[str]:
-        spec = self.spec
-        args = ["--store", str(spec.store), *self.shard_arguments(), "--host", spec.host, "--port", str(spec.admin_port),
-                *self._front_args("admin")]
-        if spec.admin_metrics_port:
-            args += ["--metrics-port", str(spec.admin_metrics_port)]
-        if spec.encoder:
-            args += ["--encoder", spec.encoder]
-            if spec.broker:
-                args += ["--broker", spec.broker]
-                if self.job_secret_file is not None:
-                    args += ["--job-secret-file", str(self.job_secret_file)]
-            if spec.allow_python_generators:
-                args.append("--allow-python-generators")
-        return args
+        """The admin's flags (its command line without the interpreter)."""
+        return self.admin_process().argv[3:]
 
     def web_process(self) -> Process:
         """The web page, a client of the gateway's public API with the cluster's read key."""
         spec = self.spec
         assert self.gateway is not None and spec.web_port is not None
-        args = ["--gateway", self.gateway.address, "--host", spec.host, "--port", str(spec.web_port)]
+        values: dict[str, Any] = {"gateway": self.gateway.address, "port": spec.web_port}
         if spec.auth:
-            args += ["--api-key-file", str(spec.run_dir / READ_KEY_FILE)]
+            values["api_key_file"] = str(spec.run_dir / READ_KEY_FILE)
         if self.client_tls is not None and self.client_tls.ca is not None:
             tls = spec.run_dir / TLS_DIR
-            args += ["--tls-ca", str(self.client_tls.ca),
-                     "--https-cert", str(tls / "web.pem"), "--https-key", str(tls / "web.key")]
-        process = self._process("web", "modelverse.web", args)
+            values |= {"tls_ca": self.client_tls.ca, "https_cert": tls / "web.pem", "https_key": tls / "web.key"}
+        process = self._process("web", "modelverse.web", "web", values)
         process.scheme = "https" if self.client_tls is not None else "http"
         return process
 
@@ -306,19 +339,8 @@ class Cluster:
             for replicas in self.shard_processes:
                 for p in replicas:
                     self._wait_ready(p, deadline)
-            gateway_args = [*self.shard_arguments(), "--host", spec.host, "--port", str(spec.gateway_port),
-                            "--workers", str(spec.gateway_workers), *self._front_args("gateway")]
-            if spec.gateway_queue is not None:
-                gateway_args += ["--queue", str(spec.gateway_queue)]
-            if spec.gateway_metrics_port:
-                gateway_args += ["--metrics-port", str(spec.gateway_metrics_port)]
-            if spec.candidates is not None:
-                gateway_args += ["--candidates", str(spec.candidates)]
-            if spec.encoder:
-                gateway_args += ["--encoder", spec.encoder]
-            gateway_args += ["--generators", spec.generators]
-            self.gateway = self._process("gateway", "modelverse.serving.gateway", gateway_args)
-            self.admin = self._process("admin", "modelverse.serving.admin", self.admin_arguments())
+            self.gateway = self.gateway_process()
+            self.admin = self.admin_process()
             self._launch(self.gateway)
             self._launch(self.admin)
             self._wait_ready(self.gateway, deadline)
@@ -339,7 +361,7 @@ class Cluster:
 
     def _write_state(self) -> None:
         state = {
-            "spec": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.spec).items()},
+            "spec": json.loads(json.dumps(asdict(self.spec), default=str)),
             "gateway": self.gateway.address if self.gateway else None,
             "admin": self.admin.address if self.admin else None,
             "web": self.web.url if self.web else None,
@@ -389,8 +411,8 @@ class Cluster:
         """Start the stopped gateway again on the same port (its clients know it by address)."""
         p = self.gateway
         assert p is not None
-        port_at = p.argv.index("--port") + 1
-        p.argv[port_at] = str(p.port)
+        p.settings = p.settings.model_copy(update={"port": p.port})
+        p.given |= {"port"}
         self._launch(p)
         self._wait_ready(p, time.monotonic() + timeout)
 
@@ -409,8 +431,8 @@ class Cluster:
     def restart_shard(self, shard: int, replica: int = 0, timeout: float = 120.0) -> None:
         """Start a killed replica again on the same port (the gateway knows it by address)."""
         p = self.shard_processes[shard][replica]
-        if "--port" not in p.argv:
-            p.argv[p.argv.index("--host"):p.argv.index("--host")] = ["--port", str(p.port)]
+        p.settings = p.settings.model_copy(update={"port": p.port})
+        p.given |= {"port"}
         self._launch(p)
         self._wait_ready(p, time.monotonic() + timeout)
 

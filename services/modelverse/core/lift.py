@@ -1,6 +1,9 @@
-"""Method-aware first-stage vectors: a second-order score approximated as an inner product.
+"""Lifting: a second-order score approximated as an inner product, for a first stage.
 
-The first stage ranks by the cosine of the means, which is what FIRST_MOMENT scores. The
+Pure NumPy: the vectors of the models and of a query. The FAISS indexes that hold them and the
+choice of first stage per method are in ``serving.first_stage`` and ``serving.shard.index``.
+
+A first-moment index ranks by the cosine of the means, which is what FIRST_MOMENT scores. The
 1st + 2nd moment score (MGF, text queries' default),
 
     mgf(q, m) = tau q.mu + 1/2 tau^2 (sum_j D_j q_j^2 + sum_k (w_k . q)^2),   Sigma ~ D + W W^T,
@@ -27,7 +30,7 @@ maximum of inner products of a lifted query [q, 1] with a few vectors per model:
   20 queries, tools/bench_first_stage.py): recall of the exact top 10 among the top 100 is
   0.58 for the mean alone, 0.92 for t = 1 and 0.965 for t = 2 at alpha = 0.1; top-10 agreement
   through the shards at 200 / 400 candidates per shard: 0.93 / 0.978 (docs/SERVING.md). On the
-  zoo-calibrated profile alpha = 0.07 is better (DEFAULT_ALPHA).
+  zoo-calibrated profile smaller tangent points are better: DEFAULT_ALPHA = 0.05 (see there).
 
 GAUSSIAN has the analogous single vector (the density under an isotropic covariance
 s^2 I, s^2 = mean(D) + eps, which is linear in q plus a per-model constant):
