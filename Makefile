@@ -33,8 +33,8 @@ test: $(STAMP) $(NODE_CLIENT)
 	$(BIN)/python -m pytest
 
 # The edit loop: unit and congruence tests in the pytest process, without the tests marked slow
-# (processes of their own, the open_clip encoder, the zoo; tests/README.md). 453 of 670 tests,
-# about 45 s of CPU: under a minute on 2 idle cores (2026-12-02). CI runs `make test`, everything.
+# (processes of their own, the open_clip encoder, the zoo; tests/README.md). 479 tests,
+# 34 s here (2026-12-02). CI runs `make test`, everything.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 

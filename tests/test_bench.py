@@ -60,3 +60,34 @@ def test_two_stage_curve_is_one_when_every_model_is_a_candidate(tmp_path) -> Non
         cluster.close()
     assert curve == {1000: 1.0}  # every model reranked: the exact answer, position by position
     assert reversed_truth[1000] == 0.0  # ten distinct models reversed share no position
+
+
+def test_text_queries_are_unit_vectors_near_a_group_of_means():
+    from modelverse.bench.queries import make_text_queries
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((5, 32))
+    means = np.repeat(centres, 20, axis=0) + 0.1 * rng.standard_normal((100, 32))
+    queries = make_text_queries(means, 10, seed=1, neighbours=8, noise=0.5)
+    assert queries.shape == (10, 32) and queries.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(queries, axis=1), 1.0, rtol=1e-5)
+    unit_centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    assert np.all((queries @ unit_centres.T).max(axis=1) > 0.7)  # near one group, not a random direction
+
+
+def test_structured_factors_keep_the_spectrum_and_share_a_basis():
+    from modelverse.bench.quadratic_lift import structured_factors
+    from modelverse.core.quadratic_lift import fit_basis, kept_energy
+
+    rng = np.random.default_rng(2)
+    spectrum = np.sqrt(np.linspace(1.0, 0.1, 8))
+    factor = (np.linalg.qr(rng.standard_normal((400, 64, 8)))[0] * spectrum * 0.1).astype(np.float16)
+    structured = structured_factors(factor, seed=3, power=1.0, cutoff=8.0)
+    np.testing.assert_allclose(np.linalg.norm(structured.astype(np.float64), axis=1),
+                               np.linalg.norm(factor.astype(np.float64), axis=1), rtol=2e-3)
+    gram = np.einsum("mdr,mds->mrs", structured.astype(np.float64), structured.astype(np.float64))
+    off = gram - np.einsum("mrr->mr", gram)[:, :, None] * np.eye(8)
+    assert np.abs(off).max() < 1e-4  # columns still orthogonal
+    held_out = np.arange(200, 400)
+    assert np.median(kept_energy(structured[:200], fit_basis(structured, 16, held_out))) > 0.8
+    assert np.median(kept_energy(factor[:200], fit_basis(factor, 16, held_out))) < 0.4

@@ -73,6 +73,17 @@ def test_text_queries_put_a_model_with_the_tag_first(
     assert tag in hits[0]["tags"], hits[:3]
 
 
+def test_a_hybrid_text_search_says_what_ranks_the_table(demo: tuple[Path, str]) -> None:
+    """The hybrid order fuses two rankings, so the table names both scores and the rule."""
+    store, _ = demo
+    out = run("search", "--store", str(store), "--text", "a photo of a sneaker").stdout
+    assert "text mode: hybrid; ranked by content and text together" in out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("rank"))
+    assert "content score" in header and "text score" in header
+    out = run("search", "--store", str(store), "--text", "a photo of a sneaker", "--text-mode", "content").stdout
+    assert "ranked by" not in out and "text score" not in out
+
+
 def test_image_and_image_set_queries_find_their_class(demo: tuple[Path, str]) -> None:
     store, _ = demo
     queries = store / "demo-queries"

@@ -221,13 +221,18 @@ def _print_ranked(store: DirectoryStore, hits: list[RankedHit], method: Method, 
         ])
         return
     uses_second = method in SECOND_ORDER_METHODS
+    # In hybrid mode the order is the fusion of the two rankings, so neither score column alone is
+    # monotone down the table: say so, rather than let a reader take it for a sorting mistake.
+    ranked_by = {TextMode.HYBRID: "; ranked by content and text together (hybrid)",
+                 TextMode.METADATA: "; ranked by text"}.get(text_mode, "")
     print(f"method: {method.value}" + (f" ({form.value} second order)" if uses_second else "")
-          + (f"; text mode: {text_mode.value}" if with_text else ""))
+          + (f"; text mode: {text_mode.value}" if with_text else "") + ranked_by)
     if not hits:
         print("no model fits with the confidence asked for")
         return
     print_table(
-        ["rank", "score", "confidence", *(["text"] if with_text else []), "id", "name", "tags"],
+        ["rank", "content score" if with_text else "score", "confidence", *(["text score"] if with_text else []),
+         "id", "name", "tags"],
         [[h.rank, h.score, h.confidence, *([h.text_score] if with_text else []), h.id, m.display_name, m.tags]
          for h, m in zip(hits, records)],
     )

@@ -91,7 +91,10 @@ class BackgroundModel:
 
 def confidence(evidence: np.ndarray | float, centre: float, scale: float) -> np.ndarray:
     """A logistic map of the evidence (a z-score or a log likelihood ratio) to (0, 1)."""
-    return 1.0 / (1.0 + np.exp(-(np.asarray(evidence, dtype=np.float64) - centre) / scale))
+    # The tanh form of the logistic: equal to 1 / (1 + exp(-z)), without exp overflowing (and
+    # warning) for evidence far below the centre.
+    z = (np.asarray(evidence, dtype=np.float64) - centre) / scale
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def logsumexp(values: np.ndarray) -> float:
