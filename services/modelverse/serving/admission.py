@@ -23,12 +23,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 
 from modelverse.serving import metrics
-from modelverse.serving.interceptors import Behaviour, is_exempt, method_name, wrap_unary
+from modelverse.serving.interceptors import Behaviour, UnaryCallInterceptor
 
 log = logging.getLogger("modelverse.admission")
 SPARE_THREADS = 4  # health checks and reflection, which are never queued
@@ -87,7 +87,7 @@ class Overloaded(Exception):
         self.message = message
 
 
-class AdmissionControl(grpc.ServerInterceptor):
+class AdmissionControl(UnaryCallInterceptor):
     """Put it last in a server's interceptor list: calls refused by the interceptors before it
     (no API key) take no slot."""
 
@@ -100,35 +100,23 @@ class AdmissionControl(grpc.ServerInterceptor):
         self._working = 0
         self._waiting = 0
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if is_exempt(details.method):
-            return handler
-        rpc = method_name(details.method)
+    def around(self, rpc: str, behaviour: Behaviour) -> Behaviour:
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                self._enter(rpc, context.time_remaining())
+            except Overloaded as refusal:
+                metrics.count_shed(self.service, rpc, refusal.reason)
+                metrics.count_request(self.service, rpc, grpc.StatusCode.RESOURCE_EXHAUSTED.name)
+                log.info("call shed", extra={"rpc": rpc, "reason": refusal.reason})
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
+            started = time.perf_counter()
+            try:
+                return behaviour(request, context)
+            finally:
+                self.times.observe(rpc, time.perf_counter() - started)
+                self._leave()
 
-        def admitted(behaviour: Behaviour) -> Behaviour:
-            def run(request: Any, context: grpc.ServicerContext) -> Any:
-                try:
-                    self._enter(rpc, context.time_remaining())
-                except Overloaded as refusal:
-                    metrics.count_shed(self.service, rpc, refusal.reason)
-                    metrics.count_request(self.service, rpc, grpc.StatusCode.RESOURCE_EXHAUSTED.name)
-                    log.info("call shed", extra={"rpc": rpc, "reason": refusal.reason})
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message)
-                started = time.perf_counter()
-                try:
-                    return behaviour(request, context)
-                finally:
-                    self.times.observe(rpc, time.perf_counter() - started)
-                    self._leave()
-
-            return run
-
-        return wrap_unary(handler, admitted)
+        return run
 
     def _enter(self, rpc: str, remaining: float | None) -> None:
         """Take a slot (waiting for one if need be) or raise Overloaded."""

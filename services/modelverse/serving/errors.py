@@ -10,12 +10,12 @@ answers (the gateway's ``_run``) call :func:`answer_for` themselves.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 
 from modelverse.errors import ModelverseError
-from modelverse.serving.interceptors import Behaviour, is_exempt, method_name, wrap_unary
+from modelverse.serving.interceptors import Behaviour, UnaryCallInterceptor
 from modelverse.serving.messages import bounded
 
 log = logging.getLogger("modelverse.serving.errors")
@@ -42,30 +42,18 @@ def aborted(context: grpc.ServicerContext) -> bool:
     return code is not None and code != grpc.StatusCode.OK
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
+class ErrorInterceptor(UnaryCallInterceptor):
     """The innermost interceptor: what a handler raises becomes its answer (see the module doc).
     Health and reflection are gRPC's own and are left alone."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if is_exempt(details.method):
-            return handler
-        rpc = method_name(details.method)
+    def around(self, rpc: str, behaviour: Behaviour) -> Behaviour:
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return behaviour(request, context)
+            except Exception as exc:
+                if aborted(context):  # the handler answered with context.abort: keep its answer
+                    raise
+                code, message = answer_for(exc, rpc)
+                context.abort(code, message)
 
-        def translated(behaviour: Behaviour) -> Behaviour:
-            def run(request: Any, context: grpc.ServicerContext) -> Any:
-                try:
-                    return behaviour(request, context)
-                except Exception as exc:
-                    if aborted(context):  # the handler answered with context.abort: keep its answer
-                        raise
-                    code, message = answer_for(exc, rpc)
-                    context.abort(code, message)
-
-            return run
-
-        return wrap_unary(handler, translated)
+        return run

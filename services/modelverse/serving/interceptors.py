@@ -39,3 +39,24 @@ def wrap_unary(
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+class UnaryCallInterceptor(grpc.ServerInterceptor):
+    """Base of the serving processes' interceptors that act around each call on its worker
+    thread: every unary call of the services (health and reflection are exempt) has its behaviour
+    wrapped by ``around``."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if is_exempt(details.method):
+            return handler
+        rpc = method_name(details.method)
+        return wrap_unary(handler, lambda behaviour: self.around(rpc, behaviour))
+
+    def around(self, rpc: str, behaviour: Behaviour) -> Behaviour:
+        """``behaviour`` (the handler of the call ``rpc``) with this interceptor's work around it."""
+        raise NotImplementedError

@@ -13,12 +13,12 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 from opentelemetry import trace
 
-from modelverse.serving.interceptors import is_exempt, method_name, wrap_unary
+from modelverse.serving.interceptors import Behaviour, UnaryCallInterceptor
 
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's id is kept only when it is short and plain: it is logged and echoed, and an
@@ -42,38 +42,26 @@ def request_id_from(metadata: Any) -> str:
     return uuid.uuid4().hex
 
 
-class RequestIdInterceptor(grpc.ServerInterceptor):
+class RequestIdInterceptor(UnaryCallInterceptor):
     """Sets the request id around every unary call and logs each call at DEBUG with its code."""
 
     def __init__(self, service: str) -> None:
         self.service = service
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if is_exempt(details.method):
-            return handler
-        rpc = method_name(details.method)
+    def around(self, rpc: str, behaviour: Behaviour) -> Behaviour:
+        def run(request: Any, context: grpc.ServicerContext) -> Any:
+            token = _current.set(request_id_from(context.invocation_metadata()))
+            started = time.perf_counter()
+            try:
+                context.send_initial_metadata(outgoing_metadata())
+                return behaviour(request, context)
+            finally:
+                log.debug("call", extra={"service": self.service, "rpc": rpc,
+                                         "code": _code_name(context),
+                                         "ms": round(1000 * (time.perf_counter() - started), 3)})
+                _current.reset(token)
 
-        def with_request_id(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
-            def run(request: Any, context: grpc.ServicerContext) -> Any:
-                token = _current.set(request_id_from(context.invocation_metadata()))
-                started = time.perf_counter()
-                try:
-                    context.send_initial_metadata(outgoing_metadata())
-                    return behaviour(request, context)
-                finally:
-                    log.debug("call", extra={"service": self.service, "rpc": rpc,
-                                             "code": _code_name(context),
-                                             "ms": round(1000 * (time.perf_counter() - started), 3)})
-                    _current.reset(token)
-
-            return run
-
-        return wrap_unary(handler, with_request_id)
+        return run
 
 
 def _code_name(context: grpc.ServicerContext) -> str:
