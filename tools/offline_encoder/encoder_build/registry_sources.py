@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from modelverse.zoo.datasets import load_dataset
+from modelverse.zoo.datasets import ANIMAL_SHAPE_CLASSES, DIGIT_CLASSES, load_dataset
 
 from . import concept_sources as cs
 from .samples import (
@@ -45,20 +45,9 @@ FASHION_CLASSES = (
     "bag",
     "ankle boot",
 )
-# animal-shape-mnist label order: alphabetical, as its README lists them (checked visually).
-ANIMAL_CLASSES = (
-    "bear",
-    "bird",
-    "cat",
-    "cow",
-    "dog",
-    "elephant",
-    "giraffe",
-    "horse",
-    "sheep",
-    "zebra",
-)
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# The label orders of animal-shape-mnist and the digits are the zoo's (one definition).
+ANIMAL_CLASSES = ANIMAL_SHAPE_CLASSES
+DIGIT_WORDS = DIGIT_CLASSES
 _WORDS: set[str] | None = None
 
 
