@@ -4,7 +4,6 @@ against a real redis-server on a free port."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,16 +16,9 @@ from modelverse.store.metadata import ModelMetadata
 from modelverse.store.redis_store import MODEL_READY
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def store(server: RedisServer, request: pytest.FixtureRequest) -> RedisFleetState:
-    return RedisFleetState.from_url(server.url, prefix=f"t-{request.node.name}")
+def store(redis_server: RedisServer, request: pytest.FixtureRequest) -> RedisFleetState:
+    return RedisFleetState.from_url(redis_server.url, prefix=f"t-{request.node.name}")
 
 
 def test_partials_are_written_once_and_round_trip_exactly(store: RedisFleetState) -> None:

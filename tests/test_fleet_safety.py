@@ -61,13 +61,6 @@ class Fleet:
         return wait_until(finished, timeout_s, f"job {record.job_id} to finish", interval_s=0.2)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
 def _fleet(server: RedisServer, root: Path, db: int, *, allow_python: bool, metrics: bool = False,
            **settings: object) -> Fleet:
     url = f"redis://127.0.0.1:{server.port}/{db}"
@@ -81,17 +74,17 @@ def _fleet(server: RedisServer, root: Path, db: int, *, allow_python: bool, metr
 
 
 @pytest.fixture(scope="module")
-def trusting(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def trusting(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A worker that accepts py: specs (the tests' models) and has the job secret; db 0."""
-    fleet = _fleet(server, tmp_path_factory.mktemp("trusting"), 0, allow_python=True, metrics=True)
+    fleet = _fleet(redis_server, tmp_path_factory.mktemp("trusting"), 0, allow_python=True, metrics=True)
     yield fleet
     fleet.worker.kill()
 
 
 @pytest.fixture(scope="module")
-def strict(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def strict(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A worker with its default allow-list (no py: specs); db 1, so it gets only its own jobs."""
-    fleet = _fleet(server, tmp_path_factory.mktemp("strict"), 1, allow_python=False)
+    fleet = _fleet(redis_server, tmp_path_factory.mktemp("strict"), 1, allow_python=False)
     yield fleet
     fleet.worker.kill()
 
@@ -157,10 +150,10 @@ def test_a_tampered_signed_message_is_refused(trusting: Fleet, tmp_path: Path) -
     assert not marker.exists()
 
 
-def test_a_worker_without_a_job_secret_refuses_to_start(server: RedisServer, tmp_path: Path) -> None:
-    env_config = FleetConfig(broker_url=server.url)
+def test_a_worker_without_a_job_secret_refuses_to_start(redis_server: RedisServer, tmp_path: Path) -> None:
+    env_config = FleetConfig(broker_url=redis_server.url)
     result = subprocess.run(
-        [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", server.url],
+        [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", redis_server.url],
         env={**_env_without_secret(), **{k: v for k, v in env_config.to_env().items() if "SECRET" not in k}},
         check=False, capture_output=True, text=True, timeout=120,
     )
@@ -169,7 +162,7 @@ def test_a_worker_without_a_job_secret_refuses_to_start(server: RedisServer, tmp
     short = tmp_path / "short"
     short.write_text("tooshort\n")
     result = subprocess.run(
-        [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", server.url, "--job-secret-file", str(short)],
+        [sys.executable, "-m", "modelverse.cli.main", "worker", "--broker", redis_server.url, "--job-secret-file", str(short)],
         env=_env_without_secret(), check=False, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 1 and "needs at least 16" in result.stderr and "tooshort" not in result.stderr
@@ -267,8 +260,8 @@ def test_a_worker_refuses_an_evicting_redis_and_warns_of_no_persistence(tmp_path
         volatile.stop()
 
 
-def test_a_chunk_slower_than_the_visibility_timeout_allows_fails_its_job(server: RedisServer, tmp_path: Path) -> None:
-    fleet = _fleet(server, tmp_path, 2, allow_python=True, visibility_timeout_s=4)
+def test_a_chunk_slower_than_the_visibility_timeout_allows_fails_its_job(redis_server: RedisServer, tmp_path: Path) -> None:
+    fleet = _fleet(redis_server, tmp_path, 2, allow_python=True, visibility_timeout_s=4)
     try:
         request = ModelRequest(ModelMetadata(id="slow/m"), "py:fleet_support:conv_generator?seed=2&delay_s=2.5")
         record = fleet.wait(fleet.submit(request))

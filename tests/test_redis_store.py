@@ -3,7 +3,6 @@ store on the same statistics (the same ModelStore interface must give the same a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,9 @@ from modelverse.store.model_store import ModelStore
 from modelverse.store.redis_store import MODEL_READY, MODEL_REMOVED, RedisModelStore
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def store(server: RedisServer, request: pytest.FixtureRequest) -> RedisModelStore:
-    return RedisModelStore.from_url(server.url, prefix=f"t-{request.node.name}")
+def store(redis_server: RedisServer, request: pytest.FixtureRequest) -> RedisModelStore:
+    return RedisModelStore.from_url(redis_server.url, prefix=f"t-{request.node.name}")
 
 
 def test_put_get_and_collection_match_the_directory_store(store: RedisModelStore, small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
