@@ -226,11 +226,12 @@ def test_the_shard_state_config_is_made_from_every_shard_setting() -> None:
     assert settings.shard_config() == ShardConfig(Path("/s"), 0, 2, Path("/i")), "defaults differ"
     changed = ShardSettings(store=Path("/s"), shard=0, shards=2, index_dir=Path("/i"), memory_budget=5, nprobe=4,
                             lifted="mgf,gaussian", lift_columns=3, lift_alpha=0.5, lifted_nprobe=2,
-                            compact_index=False, exhaustive_threshold=9, second_order_probe_factor=7)
+                            compact_index=False, exhaustive_threshold=9, second_order_probe_factor=7,
+                            metadata_embeddings=False)
     config = changed.shard_config()
     assert (config.memory_budget_bytes, config.nprobe, config.lifted, config.lift_columns, config.lift_alpha,
-            config.lifted_nprobe, config.compact_index, config.exhaustive_threshold, config.second_order_probe_factor) == \
-        (5, 4, ("mgf", "gaussian"), 3, 0.5, 2, False, 9, 7)
+            config.lifted_nprobe, config.compact_index, config.exhaustive_threshold, config.second_order_probe_factor,
+            config.metadata_embeddings) == (5, 4, ("mgf", "gaussian"), 3, 0.5, 2, False, 9, 7, False)
 
 
 def test_the_gateway_limits_are_every_limit_setting() -> None:

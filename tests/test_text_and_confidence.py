@@ -15,7 +15,16 @@ from modelverse.core.confidence import (
     reference_rows,
     z_scores,
 )
-from modelverse.core.fusion import Fusion, fuse, ranks, reciprocal_rank_fusion, weighted_fusion
+from modelverse.core.fusion import (
+    Fusion,
+    Signal,
+    Weights,
+    fuse,
+    metadata_ranking,
+    ranks,
+    reciprocal_rank_fusion,
+    weighted_fusion,
+)
 from modelverse.core.params import ScoringParams
 from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
@@ -57,20 +66,36 @@ def test_rrf_lets_a_text_match_overtake_and_ignores_unmatched_text() -> None:
     ids = np.array(["m0", "m1", "m2"])
     content = np.array([0.9, 0.8, 0.1])
     text = np.array([0.0, 5.0, 0.0])
-    fused = reciprocal_rank_fusion(content, text, ids)
+    fused = reciprocal_rank_fusion([Signal(content, 1.0), Signal(text, 1.0, text > 0)], ids)
     assert ids[np.argmax(fused)] == "m1"  # second by content, first by text
-    only_content = reciprocal_rank_fusion(content, np.zeros(3), ids)
+    assert fused[1] == pytest.approx(1 / 62 + 1 / 61) and fused[0] == pytest.approx(1 / 61)  # m0 gets no text term
+    unmatched = np.zeros(3)
+    only_content = reciprocal_rank_fusion([Signal(content, 1.0), Signal(unmatched, 1.0, unmatched > 0)], ids)
     np.testing.assert_array_equal(np.argsort(-only_content), np.argsort(-content))
 
 
-def test_weighted_fusion_moves_from_content_to_text_with_the_weight() -> None:
-    ids = np.array(["m0", "m1"])
-    content, text = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    assert np.argmax(weighted_fusion(content, text, 0.2)) == 0
-    assert np.argmax(weighted_fusion(content, text, 0.8)) == 1
-    assert np.argmax(fuse(Fusion.RRF, content, text, ids, 1.0)) in (0, 1)
-    with pytest.raises(ValueError, match="text weight"):
-        weighted_fusion(content, text, 1.5)
+def test_weighted_fusion_moves_from_content_to_text_with_the_weights() -> None:
+    ids = np.array(["m0", "m1", "m2"])
+    content, bm25, dense = np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.0]), np.array([0.1, 0.2, 0.6])
+    assert np.argmax(fuse(Fusion.WEIGHTED, ids, content, bm25, dense, Weights(0.8, 0.1, 0.1))) == 0
+    assert np.argmax(fuse(Fusion.WEIGHTED, ids, content, bm25, dense, Weights(0.1, 0.8, 0.1))) == 1
+    assert np.argmax(fuse(Fusion.WEIGHTED, ids, content, bm25, dense, Weights(0.1, 0.1, 0.8))) == 2
+    # each score min-max scaled over the candidates: (1 - 0) * 0.5 + ... for m2
+    np.testing.assert_allclose(weighted_fusion([Signal(content, 0.5), Signal(dense, 0.5)]),
+                               [0.5 * 1 + 0.5 * 0.0, 0.5 * 0 + 0.5 * 0.2, 0.5 * 0.5 + 0.5 * 1.0])
+    assert np.argmax(fuse(Fusion.RRF, ids, content, bm25, dense, Weights(1.0, 0.0, 3.0))) == 2
+    for bad in ((1.0, -0.1, 0.0), (0.0, 0.0, 0.0), (np.nan, 1.0, 1.0)):
+        with pytest.raises(ValueError, match="fusion weights"):
+            Weights(*bad)
+
+
+def test_a_metadata_ranking_uses_no_content_but_to_break_ties() -> None:
+    ids = np.array(["a", "b", "c"])
+    content = np.array([3.0, 2.0, 1.0])
+    nothing = np.zeros(3)
+    assert list(ids[np.argsort(-metadata_ranking(ids, content, nothing, nothing))]) == ["a", "b", "c"]
+    assert ids[np.argmax(metadata_ranking(ids, content, np.array([0.0, 0.0, 2.0]), nothing))] == "c"
+    assert ids[np.argmax(metadata_ranking(ids, content, nothing, np.array([0.1, 0.5, 0.2])))] == "b"
 
 
 def test_reference_rows_are_a_fixed_sample() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -12,13 +13,16 @@ from modelverse.cli.output import print_json, print_table
 from modelverse.core.ranking import Hit
 from modelverse.core.reference import ExactSearch
 from modelverse.core.stats import DEFAULT_EPS, DEFAULT_TAU, stats_from_features, store_rank
-from modelverse.core.text_index import MetadataDocument
+from modelverse.core.sentence_encoder import DIM as SENTENCE_DIM
+from modelverse.core.sentence_encoder import sentence_encoder
+from modelverse.core.text_index import MetadataDocument, described_texts
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
 from modelverse.errors import InvalidInputError
 from modelverse.query.hybrid import RankedHit, TextMode, rank_collection, resolve_text_mode
 from modelverse.query.images import ImageError, image_files, read_image
 from modelverse.query.parts import Query, default_method, encode_query
 from modelverse.store.directory import DirectoryStore, StoreConfig
+from modelverse.store.embedding_cache import EmbeddingCache, embed_missing
 from modelverse.store.errors import ModelExistsError, ModelNotFoundError, StoreCorruptError
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import CHECKED_COLUMNS, FLAG_COVARIANCE
@@ -198,25 +202,48 @@ def search(args: argparse.Namespace) -> int:
     except InvalidInputError as exc:
         raise CommandError(f"--text-mode: {exc}") from exc
     documents = []
+    vectors = None
     if text_mode is not TextMode.CONTENT:
         live_ids = collection.ids[collection.live_mask()].tolist()
         documents = [document_of(_metadata_or_bare(store, m)) for m in live_ids]
+        vectors = metadata_vectors(documents, EmbeddingCache(metadata_embeddings_dir(store.root)))
     ranked = rank_collection(engine, _encoded_parts(args, store, query), method, form, args.top_k,
                              texts=[t for t, _ in query.texts], text_mode=text_mode, documents=documents,
-                             min_confidence=args.min_confidence)
+                             document_vectors=vectors, min_confidence=args.min_confidence)
     _print_ranked(store, ranked, method, form, text_mode, args.json)
     return 0
 
 
+def metadata_vectors(documents: list[MetadataDocument], cache: EmbeddingCache) -> np.ndarray:
+    """The documents' sentence embeddings (zero rows: nothing beyond the id), made where ``cache``
+    lacks them."""
+    positions, texts = described_texts(documents)
+    embed_missing(cache, texts, sentence_encoder().encode)
+    vectors = np.zeros((len(documents), SENTENCE_DIM), dtype=np.float32)
+    vectors[positions] = cache.vectors(texts)
+    return vectors
+
+
+def metadata_embeddings_dir(store_root: Path) -> Path:
+    """Where the CLI keeps a store's metadata embeddings (a search may not write into the store):
+    ``$MODELVERSE_CACHE/metadata-embeddings/<hash of the store's path>``."""
+    from modelverse.encoders.bundled import default_cache_dir
+
+    name = hashlib.sha256(str(Path(store_root).resolve()).encode()).hexdigest()[:16]
+    return default_cache_dir() / "metadata-embeddings" / name
+
+
 def _print_ranked(store: DirectoryStore, hits: list[RankedHit], method: Method, form: SecondOrderForm,
                   text_mode: TextMode, as_json: bool) -> None:
-    """Hits with their confidence (and, for a metadata or hybrid text search, BM25 score)."""
+    """Hits with their confidence (and, for a metadata or hybrid text search, the BM25 score and
+    the metadata's cosine with the text: the "meaning score")."""
     records = [_metadata_or_bare(store, hit.id) for hit in hits]
     with_text = text_mode is not TextMode.CONTENT
     if as_json:
         print_json([
             {"rank": h.rank, "id": h.id, "score": h.score, "confidence": h.confidence,
-             **({"text_score": h.text_score} if with_text else {}), "name": m.display_name, "tags": list(m.tags)}
+             **({"text_score": h.text_score, "semantic_score": h.semantic_score} if with_text else {}),
+             "name": m.display_name, "tags": list(m.tags)}
             for h, m in zip(hits, records)
         ])
         return
@@ -231,10 +258,10 @@ def _print_ranked(store: DirectoryStore, hits: list[RankedHit], method: Method, 
         print("no model fits with the confidence asked for")
         return
     print_table(
-        ["rank", "content score" if with_text else "score", "confidence", *(["text score"] if with_text else []),
-         "id", "name", "tags"],
-        [[h.rank, h.score, h.confidence, *([h.text_score] if with_text else []), h.id, m.display_name, m.tags]
-         for h, m in zip(hits, records)],
+        ["rank", "content score" if with_text else "score", "confidence",
+         *(["text score", "meaning score"] if with_text else []), "id", "name", "tags"],
+        [[h.rank, h.score, h.confidence, *([h.text_score, h.semantic_score] if with_text else []), h.id,
+          m.display_name, m.tags] for h, m in zip(hits, records)],
     )
 
 

@@ -1,16 +1,19 @@
-"""Fusing a content ranking with a metadata (full-text) ranking of the same candidates.
+"""Fusing the rankings of the same candidates: content (the method's score of the encoded query),
+BM25 (the metadata's words) and the dense metadata match (the cosine of sentence embeddings).
 
 Two rules, both measured on the unseen-style set and the zoo's own descriptions
 (docs/QUALITY.md, tools/bench_unseen.py):
 
-- reciprocal rank fusion (Cormack et al., SIGIR 2009): sum over rankings of 1 / (k + rank);
-  needs no score scale, a model missing from a ranking gets nothing from it;
-- a weighted sum of the two scores, each min-max scaled over the candidates, with the text
-  weight tuned on the evaluation set.
+- reciprocal rank fusion (Cormack et al., SIGIR 2009): sum over rankings of w / (k + rank);
+  needs no score scale; a candidate a ranking did not match (BM25 0: no word shared; cosine 0:
+  no metadata embedded) gets nothing from it;
+- a weighted sum of the scores, each min-max scaled over the candidates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
@@ -23,6 +26,29 @@ class Fusion(str, Enum):
     WEIGHTED = "weighted"
 
 
+@dataclass(frozen=True)
+class Signal:
+    """One ranking's scores of the candidates, its weight, and which candidates it ranks at all."""
+
+    values: np.ndarray
+    weight: float
+    matched: np.ndarray | None = None  # bool per candidate; None: all
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The weight of each ranking in a fusion: content, BM25, the dense metadata match."""
+
+    content: float
+    bm25: float
+    semantic: float
+
+    def __post_init__(self) -> None:
+        values = (self.content, self.bm25, self.semantic)
+        if not all(np.isfinite(values)) or min(values) < 0 or sum(values) <= 0:
+            raise ValueError(f"fusion weights must be finite, not negative, and not all 0: {values}")
+
+
 def ranks(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """1-based rank of each entry, best (highest) first, ties by id."""
     order = np.lexsort((ids, -np.asarray(values, dtype=np.float64)))
@@ -31,13 +57,13 @@ def ranks(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def reciprocal_rank_fusion(content: np.ndarray, text: np.ndarray, ids: np.ndarray, k: float = RRF_K,
-                           text_weight: float = 1.0) -> np.ndarray:
-    """RRF of the content and text scores of the same candidates. A candidate whose text score is
-    0 (no word in common) takes no text term: BM25 does not rank what it did not match."""
-    fused = 1.0 / (k + ranks(content, ids))
-    matched = np.asarray(text) > 0
-    fused = fused + np.where(matched, text_weight / (k + ranks(text, ids)), 0.0)
+def reciprocal_rank_fusion(signals: Sequence[Signal], ids: np.ndarray, k: float = RRF_K) -> np.ndarray:
+    fused = np.zeros(len(ids), dtype=np.float64)
+    for signal in signals:
+        if signal.weight == 0:
+            continue
+        term = signal.weight / (k + ranks(signal.values, ids))
+        fused += term if signal.matched is None else np.where(signal.matched, term, 0.0)
     return fused
 
 
@@ -47,22 +73,51 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     return np.zeros_like(values) if span <= 0 else (values - values.min()) / span
 
 
-def weighted_fusion(content: np.ndarray, text: np.ndarray, text_weight: float) -> np.ndarray:
-    """(1 - w) * content + w * text, each min-max scaled over the candidates."""
-    if not 0.0 <= text_weight <= 1.0:
-        raise ValueError(f"the text weight must be in [0, 1], got {text_weight}")
-    return (1.0 - text_weight) * _minmax(content) + text_weight * _minmax(text)
+def weighted_fusion(signals: Sequence[Signal]) -> np.ndarray:
+    """sum of w * (scores min-max scaled over the candidates)."""
+    fused = np.zeros(len(signals[0].values) if signals else 0, dtype=np.float64)
+    for signal in signals:
+        if signal.weight != 0:
+            fused += signal.weight * _minmax(signal.values)
+    return fused
 
 
-def fuse(rule: Fusion, content: np.ndarray, text: np.ndarray, ids: np.ndarray, text_weight: float) -> np.ndarray:
+def fuse(rule: Fusion, ids: np.ndarray, content: np.ndarray, bm25: np.ndarray, semantic: np.ndarray,
+         weights: Weights) -> np.ndarray:
+    """The fused score of each candidate (higher is better)."""
+    bm25 = np.asarray(bm25)
+    semantic = np.asarray(semantic)
+    signals = [Signal(np.asarray(content), weights.content), Signal(bm25, weights.bm25, bm25 > 0),
+               Signal(semantic, weights.semantic, semantic != 0)]
     if rule is Fusion.RRF:
-        return reciprocal_rank_fusion(content, text, ids, text_weight=text_weight)
-    return weighted_fusion(content, text, text_weight)
+        return reciprocal_rank_fusion(signals, ids)
+    return weighted_fusion(signals)
 
 
-# What HYBRID serves (gateway and CLI alike): on the zoo's own descriptions the weighted sum at
-# text weight 0.6 has top-1 0.765 against 0.647 for RRF (k = 60; 0.706-0.765 for k = 1 and text
-# weights 1-3), and both leave paraphrases where content alone has them (tools/bench_unseen.py;
-# the weight is tuned on that same set: docs/QUALITY.md).
+def unit_rank(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Values mapped to (0, 1] by rank, best = 1: a tie-breaker that never outweighs a fused score
+    when scaled by 1e-9."""
+    order = np.lexsort((ids, -np.asarray(values, dtype=np.float64)))
+    out = np.empty(len(values), dtype=np.float64)
+    out[order] = 1.0 - np.arange(len(values)) / max(len(values), 1)
+    return out
+
+
+def metadata_ranking(ids: np.ndarray, content: np.ndarray, bm25: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """METADATA's order: BM25 and the dense match fused, content breaking ties only."""
+    return (fuse(METADATA_RULE, ids, content, bm25, semantic, METADATA_WEIGHTS)
+            + 1e-9 * unit_rank(np.asarray(content), ids))
+
+
+def hybrid_ranking(ids: np.ndarray, content: np.ndarray, bm25: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """HYBRID's order: content, BM25 and the dense match fused."""
+    return fuse(HYBRID_RULE, ids, content, bm25, semantic, HYBRID_WEIGHTS)
+
+
+# What METADATA and HYBRID serve (gateway and CLI alike), chosen on the zoo's own descriptions and
+# reported on the paraphrases, which played no part in the choice (tools/bench_unseen.py,
+# docs/QUALITY.md). Placeholders until measured.
 HYBRID_RULE = Fusion.WEIGHTED
-HYBRID_TEXT_WEIGHT = 0.6
+HYBRID_WEIGHTS = Weights(content=0.4, bm25=0.3, semantic=0.3)
+METADATA_RULE = Fusion.WEIGHTED
+METADATA_WEIGHTS = Weights(content=0.0, bm25=0.5, semantic=0.5)

@@ -38,6 +38,12 @@ class MetadataDocument:
     tags: Sequence[str] = ()
     creator: str = ""
 
+    @property
+    def described(self) -> bool:
+        """Whether it says anything beyond its id (bulk-written benchmark stores hold ids only)."""
+        return bool(self.name.strip() or self.description.strip() or any(t.strip() for t in self.tags)
+                    or self.creator.strip())
+
     def text(self) -> str:
         # the id too: users paste model ids ("fashion-vae-bag") into search boxes
         return " ".join([self.model_id.replace("-", " "), self.name, self.description, *self.tags, self.creator])
@@ -102,3 +108,10 @@ class TextIndex:
             positive = positive[values[positive] >= kth]
         order = positive[np.lexsort((self.ids[positive], -values[positive]))][:k]
         return self.ids[order], values[order]
+
+
+def described_texts(documents: Sequence[MetadataDocument]) -> tuple[np.ndarray, list[str]]:
+    """(positions, texts) of the documents that say anything beyond their id: what the dense
+    metadata match embeds (the others score 0 there, as a document sharing no word does in BM25)."""
+    positions = [i for i, d in enumerate(documents) if d.described]
+    return np.array(positions, dtype=np.int64), [documents[i].text() for i in positions]

@@ -33,6 +33,7 @@ class ScoredQuery:
     ranking: list[str]
     confidence: dict[str, float]
     values: np.ndarray  # the score of every model of the collection, in collection order
+    vector: np.ndarray | None = None  # the encoded query
 
 
 Ranker = Callable[[UnseenQuery, np.ndarray], np.ndarray]  # (query, content scores) -> final scores

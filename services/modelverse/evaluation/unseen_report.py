@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -15,11 +15,20 @@ from modelverse.core.confidence import (
     mixture_evidence,
     z_scores,
 )
-from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
+from modelverse.core.fusion import (
+    HYBRID_RULE,
+    HYBRID_WEIGHTS,
+    METADATA_RULE,
+    Fusion,
+    Weights,
+    hybrid_ranking,
+    metadata_ranking,
+)
 from modelverse.core.params import ScoringParams
 from modelverse.core.reference import ExactSearch
 from modelverse.core.scores import first_moment
-from modelverse.core.text_index import MetadataDocument, TextIndex
+from modelverse.core.sentence_encoder import sentence_encoder
+from modelverse.core.text_index import MetadataDocument
 from modelverse.core.types import Method, QueryPart
 from modelverse.encoders.base import Encoder
 from modelverse.evaluation.metadata_baseline import MetadataSearch
@@ -31,13 +40,29 @@ from modelverse.evaluation.unseen import (
     ranking_of,
     top_k_rates,
 )
+from modelverse.evaluation.text_fusion import (
+    Rule,
+    TextScores,
+    choose,
+    cross_validated,
+    hybrid_rules,
+    metadata_rules,
+    rates,
+    text_scores,
+)
 from modelverse.evaluation.unseen_queries import UnseenQuery
 from modelverse.query.sketches import prepare_sketch
 from modelverse.zoo.manifest import ZooEntry
 
-CONFIDENCE_MEASURES = ("raw score", "cosine", "z-score", "background", "mixture (served)")
+CONFIDENCE_MEASURES = ("raw score", "cosine", "z-score", "background", "mixture (served)", "mixture, text ranked hybrid")
 SERVED = "mixture (served)"
+# The mixture evidence of a text query's best top-10 hit when its hits are ranked by HYBRID (what
+# the gateway shows a text query now) rather than by content alone
+HYBRID_SERVED = "mixture, text ranked hybrid"
 TOP_HITS = 10
+# what HYBRID served before the dense match (content and BM25, text weight 0.6): a row for comparison
+OLD_TEXT_WEIGHT = 0.6
+OLD_HYBRID = Rule(Fusion.WEIGHTED, Weights(1 - OLD_TEXT_WEIGHT, OLD_TEXT_WEIGHT, 0.0))
 
 Row = dict[str, object]
 
@@ -70,7 +95,8 @@ def score_queries(collection: Collection, queries: Sequence[UnseenQuery], vector
     for query, vector in zip(queries, vectors):
         method, values = content_scores(search, query, vector)
         out.append(ScoredQuery(query, method, ranking_of(collection.ids, values),
-                               _confidences(search, reference, background, method, vector, values, params), values))
+                               _confidences(search, reference, background, method, vector, values, params), values,
+                               vector))
     return out
 
 
@@ -89,52 +115,80 @@ def _query_sets(scored: Sequence[ScoredQuery]) -> list[tuple[str, list[ScoredQue
     return sets
 
 
-WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
 def _text_variants(collection: Collection, scored: Sequence[ScoredQuery], encoder: Encoder,
-                   entries: Sequence[ZooEntry], params: ScoringParams) -> tuple[list[Row], list[Row]]:
+                   entries: Sequence[ZooEntry], params: ScoringParams) -> tuple[list[Row], dict[str, object]]:
     """Text queries (paraphrases and the zoo's own descriptions) by content, by metadata (TF-IDF,
-    the old baseline, and the BM25 index), and fused (RRF; weighted sum at each text weight)."""
+    the old baseline; the BM25 index; the dense match; both), and fused with content. The fusion
+    rules are chosen on the own descriptions only (``text_fusion``); the served rows use
+    core.fusion's constants, which are those choices."""
     ids = collection.ids
     by_id = {e.id: e for e in entries}
     documents = [MetadataDocument(m, by_id[m].metadata.name, by_id[m].metadata.description, by_id[m].tags,
                                   by_id[m].metadata.creator) for m in ids]
-    text_index = TextIndex(documents)
     tfidf = MetadataSearch(list(ids), [" ".join([by_id[m].metadata.name, by_id[m].metadata.description,
                                                  *by_id[m].tags]) for m in ids])
     own = [UnseenQuery(f"text/own/{e.id}", "text", "own-description", frozenset({e.id}), text=e.query_text)
            for e in entries if e.id in set(ids)]
     own_scored = score_queries(collection, own, encode_queries(own, encoder), params)
-    sets = {"text: paraphrases": [s for s in scored if s.query.style == "paraphrase"],
-            "text: own descriptions": own_scored}
+    paraphrases = [s for s in scored if s.query.style == "paraphrase"]
+    signals = text_scores(ids, documents, [*paraphrases, *own_scored], sentence_encoder())
+    sets = {"text: paraphrases": signals[:len(paraphrases)], "text: own descriptions": signals[len(paraphrases):]}
+    tuning = sets["text: own descriptions"]
 
-    content = {id(s): s.values for members in sets.values() for s in members}
-    bm25 = {id(s): text_index.scores(s.query.text) for members in sets.values() for s in members}
+    hybrid = choose(ids, hybrid_rules(), tuning)
+    metadata = choose(ids, metadata_rules(), tuning)
+    rrf = choose(ids, [r for r in hybrid_rules() if r.fusion is Fusion.RRF], tuning)
+    variants: list[tuple[str, Callable[[TextScores], np.ndarray]]] = [
+        ("content", lambda m: m.content),
+        ("metadata (TF-IDF)", lambda m: tfidf.scores(m.query.query.text or "")),
+        ("metadata (BM25 index)", lambda m: m.bm25),
+        ("metadata (dense: all-MiniLM-L6-v2)", lambda m: m.semantic),
+        (f"metadata (served: BM25 + dense, {METADATA_RULE.value})",
+         lambda m: metadata_ranking(ids, m.content, m.bm25, m.semantic)),
+        (f"hybrid before the dense match (weighted, content {1 - OLD_TEXT_WEIGHT:g}, BM25 {OLD_TEXT_WEIGHT:g})",
+         lambda m: OLD_HYBRID.scores(ids, m)),
+        (f"hybrid (best RRF on own descriptions: {rrf.label})", lambda m: rrf.scores(ids, m)),
+        (f"hybrid (served: {HYBRID_RULE.value}, content {HYBRID_WEIGHTS.content:g}, BM25 {HYBRID_WEIGHTS.bm25:g}, "
+         f"dense {HYBRID_WEIGHTS.semantic:g})", lambda m: hybrid_ranking(ids, m.content, m.bm25, m.semantic)),
+    ]
     rows: list[Row] = []
     for name, members in sets.items():
-        if name != "text: paraphrases":
-            rows.append({"set": name, "variant": "content", **top_k_rates(members)})
-        rows.append({"set": name, "variant": "metadata (TF-IDF)",
-                     **top_k_rates(members, key=lambda s: tfidf.rank(s.query.text))})
-        rows.append({"set": name, "variant": "metadata (BM25 index)",
-                     **top_k_rates(members, key=lambda s: ranking_of(ids, bm25[id(s)]))})
-        rows.append({"set": name, "variant": "hybrid (RRF)", **top_k_rates(
-            members, key=lambda s: ranking_of(ids, fuse(Fusion.RRF, content[id(s)], bm25[id(s)], ids, 1.0)))})
-        rows.append({"set": name, "variant": f"hybrid (served: {HYBRID_RULE.value}, text weight {HYBRID_TEXT_WEIGHT})",
-                     **top_k_rates(members, key=lambda s: ranking_of(
-                         ids, fuse(HYBRID_RULE, content[id(s)], bm25[id(s)], ids, HYBRID_TEXT_WEIGHT)))})
-    grid: list[Row] = []
-    for weight in WEIGHTS:
-        for name, members in sets.items():
-            grid.append({"set": name, "text_weight": weight, **top_k_rates(members, key=lambda s: ranking_of(
-                ids, fuse(Fusion.WEIGHTED, content[id(s)], bm25[id(s)], ids, weight)))})
-    best = max(WEIGHTS, key=lambda w: sum(float(g["top1"]) + float(g["top5"]) for g in grid if g["text_weight"] == w))
-    for name in sets:
-        row = next(g for g in grid if g["set"] == name and g["text_weight"] == best)
-        rows.append({"set": name, "variant": f"hybrid (weighted, text weight {best})",
-                     **{k: v for k, v in row.items() if k not in ("set", "text_weight")}})
-    return rows, grid
+        for variant, score in variants:
+            if name == "text: paraphrases" and variant == "content":
+                continue  # the query sets' own row
+            rows.append({"set": name, "variant": variant, **rates(ids, members, score)})
+    rows.append({"set": "text: own descriptions", "variant": "hybrid (rule chosen on the other folds: 5-fold "
+                 "cross-validated)", **cross_validated(ids, hybrid_rules(), tuning)})
+    flattering = choose(ids, hybrid_rules(), sets["text: paraphrases"])
+    rows.append({"set": "text: paraphrases", "variant": f"hybrid (tuned on the paraphrases themselves, "
+                 f"flattering: {flattering.label})",
+                 **rates(ids, sets["text: paraphrases"], lambda m: flattering.scores(ids, m))})
+    choices = {"chosen on": "text: own descriptions", "hybrid": hybrid.label, "metadata": metadata.label,
+               "best rrf": rrf.label, "tuned on paraphrases": flattering.label}
+    return rows, choices
+
+
+def _add_hybrid_confidence(collection: Collection, scored: Sequence[ScoredQuery], entries: Sequence[ZooEntry],
+                           params: ScoringParams) -> None:
+    """HYBRID_SERVED for every query: for a text query the mixture evidence of its best hit among
+    the top 10 of the hybrid ranking; the others keep the served measure."""
+    by_id = {e.id: e for e in entries}
+    ids = collection.ids
+    documents = [MetadataDocument(m, by_id[m].metadata.name, by_id[m].metadata.description, by_id[m].tags,
+                                  by_id[m].metadata.creator) for m in ids]
+    texts = [s for s in scored if s.query.modality == "text"]
+    reference = ExactSearch(ScoreReference.of(collection).reference, params)
+    search = ExactSearch(collection, params)
+    for signals in text_scores(ids, documents, texts, sentence_encoder()):
+        s = signals.query
+        ranking = hybrid_ranking(ids, signals.content, signals.bm25, signals.semantic)
+        shown = np.lexsort((ids, -ranking))[:TOP_HITS]
+        assert s.vector is not None
+        mgf = s.values if s.method is Method.MGF else search.score_parts([QueryPart(s.vector)], Method.MGF)
+        ref_mgf = reference.score_parts([QueryPart(s.vector)], Method.MGF)
+        s.confidence[HYBRID_SERVED] = float(mixture_evidence(mgf[shown], logsumexp(ref_mgf), len(ref_mgf)).max())
+    for s in scored:
+        s.confidence.setdefault(HYBRID_SERVED, s.confidence[SERVED])
 
 
 def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], encoder: Encoder,
@@ -156,8 +210,9 @@ def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], enco
             rows.append({"set": name, "variant": "content, sketch prepared", **top_k_rates(members)})
     scored = [s for s in scored if s.query.modality != "sketch"] + prepared
 
-    hybrid_rows, weight_grid = _text_variants(collection, scored, encoder, entries, params)
+    hybrid_rows, fusion_choices = _text_variants(collection, scored, encoder, entries, params)
     rows += hybrid_rows
+    _add_hybrid_confidence(collection, scored, entries, params)
 
     aucs: list[Row] = []
     for measure in CONFIDENCE_MEASURES:
@@ -172,7 +227,7 @@ def evaluate_unseen(collection: Collection, queries: Sequence[UnseenQuery], enco
     }
     per_query = [{"name": s.query.name, "method": s.method.value, "truth": sorted(s.query.ground_truth),
                   "top5": s.ranking[:5], "confidence": s.confidence} for s in scored]
-    return {"counts": counts, "rows": rows, "auc": aucs, "text_weight_grid": weight_grid, "calibration": calibration, "per_query": per_query}
+    return {"counts": counts, "rows": rows, "auc": aucs, "fusion_choices": fusion_choices, "calibration": calibration, "per_query": per_query}
 
 
 def _fit_calibration(scored: Sequence[ScoredQuery]) -> dict[str, float]:

@@ -1,6 +1,7 @@
 """Issue 17 over a whole collection in one process (the CLI's exact search): the text mode's
-ranking (content, metadata BM25, or their fusion) and each hit's confidence, with the same core
-functions and constants as the gateway (serving/gateway/hybrid.py), so both rank alike."""
+ranking (content; the metadata by BM25 and by sentence embeddings; or all fused) and each hit's
+confidence, with the same core functions and constants as the gateway
+(serving/gateway/hybrid.py), so both rank alike."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from modelverse.core.confidence import (
     mixture_evidence,
     reference_rows,
 )
-from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, Fusion, fuse
+from modelverse.core.fusion import hybrid_ranking, metadata_ranking
+from modelverse.core.sentence_encoder import sentence_encoder
 from modelverse.core.ranking import top_k
 from modelverse.core.reference import ExactSearch
 from modelverse.core.text_index import MetadataDocument, TextIndex
@@ -46,6 +48,7 @@ class RankedHit:
     rank: int
     confidence: float
     text_score: float
+    semantic_score: float = 0.0
 
 
 def rank_collection(
@@ -58,10 +61,12 @@ def rank_collection(
     texts: Sequence[str] = (),
     text_mode: TextMode = TextMode.CONTENT,
     documents: Sequence[MetadataDocument] = (),
+    document_vectors: np.ndarray | None = None,
     min_confidence: float | None = None,
 ) -> list[RankedHit]:
     """The top ``k`` live models for the query; ``documents`` (one per live model, in
-    collection order) are needed for METADATA and HYBRID."""
+    collection order) are needed for METADATA and HYBRID, and their sentence embeddings
+    ``document_vectors`` (zero rows: not embedded; None: BM25 alone) for the dense match."""
     collection = engine.collection
     live = collection.live_mask()
     ids = collection.ids[live]
@@ -71,15 +76,20 @@ def rank_collection(
     mgf = content if method is Method.MGF else engine.score_parts(parts, Method.MGF, form)[live]
     reference = mgf[reference_rows(len(ids))]
     confidence = calibrated_confidence(mixture_evidence(mgf, logsumexp(reference), len(reference)))
-    text = np.zeros(len(ids), dtype=np.float32)
+    text = semantic = np.zeros(len(ids), dtype=np.float32)
     if text_mode is not TextMode.CONTENT:
         if len(documents) != len(ids):
             raise ValueError(f"{len(documents)} metadata documents for {len(ids)} models")
-        text = TextIndex(documents).scores(" ".join(texts))
+        query_text = " ".join(texts)
+        text = TextIndex(documents).scores(query_text)
+        if document_vectors is not None:
+            if document_vectors.shape[0] != len(ids):
+                raise ValueError(f"{document_vectors.shape[0]} metadata embeddings for {len(ids)} models")
+            semantic = (document_vectors @ sentence_encoder().encode([query_text])[0]).astype(np.float32)
     if text_mode is TextMode.METADATA:
-        order_key = text.astype(np.float64) + 1e-9 * fuse(Fusion.WEIGHTED, content, np.zeros_like(text), ids, 0.0)
+        order_key = metadata_ranking(ids, content, text, semantic)
     elif text_mode is TextMode.HYBRID:
-        order_key = fuse(HYBRID_RULE, content, text, ids, HYBRID_TEXT_WEIGHT)
+        order_key = hybrid_ranking(ids, content, text, semantic)
     else:
         order_key = content
     position = {model_id: i for i, model_id in enumerate(ids.tolist())}
@@ -88,5 +98,6 @@ def rank_collection(
         i = position[hit.id]
         if min_confidence is not None and confidence[i] < min_confidence:
             continue
-        hits.append(RankedHit(hit.id, float(content[i]), len(hits) + 1, float(confidence[i]), float(text[i])))
+        hits.append(RankedHit(hit.id, float(content[i]), len(hits) + 1, float(confidence[i]), float(text[i]),
+                              float(semantic[i])))
     return hits

@@ -62,6 +62,9 @@ class ShardSettings(GrpcServerSettings, AdmissionSettings, ServerTLSSettings):
     lift_alpha: float = setting(_default("lift_alpha"), "MGF: tangent point, alpha |w_k|")
     lifted_nprobe: int | None = setting(_default("lifted_nprobe"),
                                         "nprobe of a lifted inverted file (default: nlist / 8)")
+    metadata_embeddings: bool = setting(_default("metadata_embeddings"),
+                                        "embed the models' metadata (all-MiniLM-L6-v2, cached in the index dir) "
+                                        "for the dense half of a metadata / hybrid text search; off: BM25 alone")
     poll_interval: float = setting(0.5, "seconds between store checks")
     workers: int = workers_setting(8)
     queue: int = queue_setting(32)

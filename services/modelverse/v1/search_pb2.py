@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelverse/v1/search.proto\x12\rmodelverse.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x1a\n\x08ImageSet\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"\xd4\x01\n\tQueryPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06sketch\x18\x03 \x01(\x0cH\x00\x12\'\n\x06vector\x18\x04 \x01(\x0b\x32\x15.modelverse.v1.VectorH\x00\x12\x12\n\x08model_id\x18\x05 \x01(\tH\x00\x12,\n\timage_set\x18\x06 \x01(\x0b\x32\x17.modelverse.v1.ImageSetH\x00\x12\x13\n\x06weight\x18\n \x01(\x02H\x01\x88\x01\x01\x42\t\n\x07\x63ontentB\t\n\x07_weight\"X\n\x06\x46ilter\x12\x0c\n\x04tags\x18\x01 \x03(\t\x12\x10\n\x08\x66\x61milies\x18\x02 \x03(\t\x12\x16\n\x0emin_resolution\x18\x03 \x01(\x05\x12\x16\n\x0emax_resolution\x18\x04 \x01(\x05\"\xd3\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0e\n\x06\x66\x61mily\x18\x05 \x01(\t\x12\x12\n\nresolution\x18\x06 \x01(\x05\x12\x0f\n\x07\x63reator\x18\x07 \x01(\t\x12\x0f\n\x07license\x18\x08 \x01(\t\x12\x0e\n\x06source\x18\t \x01(\t\x12\x15\n\rstats_version\x18\n \x01(\x05\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\x12\x0f\n\x07samples\x18\x0c \x01(\x03\"\x9e\x02\n\rSearchRequest\x12\'\n\x05parts\x18\x01 \x03(\x0b\x32\x18.modelverse.v1.QueryPart\x12\x12\n\x05top_k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12%\n\x06method\x18\x03 \x01(\x0e\x32\x15.modelverse.v1.Method\x12%\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x15.modelverse.v1.Filter\x12\x1c\n\x14\x63\x61ndidates_per_shard\x18\x05 \x01(\x05\x12*\n\ttext_mode\x18\x14 \x01(\x0e\x32\x17.modelverse.v1.TextMode\x12\x1b\n\x0emin_confidence\x18\x15 \x01(\x02H\x01\x88\x01\x01\x42\x08\n\x06_top_kB\x11\n\x0f_min_confidence\"\xaa\x01\n\tSearchHit\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelverse.v1.Model\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\x18\n\x10\x66irst_stage_rank\x18\x04 \x01(\x05\x12\x19\n\x11\x66irst_stage_score\x18\x05 \x01(\x02\x12\x12\n\nconfidence\x18\x14 \x01(\x02\x12\x12\n\ntext_score\x18\x15 \x01(\x02\"\xc8\x01\n\x0eSearchResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.modelverse.v1.SearchHit\x12%\n\x06method\x18\x02 \x01(\x0e\x32\x15.modelverse.v1.Method\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x16\n\x0emissing_shards\x18\x04 \x03(\x05\x12\x12\n\ncandidates\x18\x05 \x01(\x05\x12*\n\ttext_mode\x18\x14 \x01(\x0e\x32\x17.modelverse.v1.TextMode\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.modelverse.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x13SampleImagesRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x0c\n\x04seed\x18\x03 \x01(\x04\"&\n\x14SampleImagesResponse\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"(\n\x14GetThumbnailsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\">\n\x15GetThumbnailsResponse\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x15\n\rstats_version\x18\x02 \x01(\x05*V\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46IRST_MOMENT\x10\x01\x12\x07\n\x03MGF\x10\x02\x12\x0c\n\x08GAUSSIAN\x10\x03\x12\x0b\n\x07\x46RECHET\x10\x04*L\n\x08TextMode\x12\x19\n\x15TEXT_MODE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43ONTENT\x10\x01\x12\x0c\n\x08METADATA\x10\x02\x12\n\n\x06HYBRID\x10\x03\x32\xa0\x03\n\rSearchService\x12\x45\n\x06Search\x12\x1c.modelverse.v1.SearchRequest\x1a\x1d.modelverse.v1.SearchResponse\x12@\n\x08GetModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x14.modelverse.v1.Model\x12Q\n\nListModels\x12 .modelverse.v1.ListModelsRequest\x1a!.modelverse.v1.ListModelsResponse\x12W\n\x0cSampleImages\x12\".modelverse.v1.SampleImagesRequest\x1a#.modelverse.v1.SampleImagesResponse\x12Z\n\rGetThumbnails\x12#.modelverse.v1.GetThumbnailsRequest\x1a$.modelverse.v1.GetThumbnailsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amodelverse/v1/search.proto\x12\rmodelverse.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x1a\n\x08ImageSet\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"\xd4\x01\n\tQueryPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x0f\n\x05image\x18\x02 \x01(\x0cH\x00\x12\x10\n\x06sketch\x18\x03 \x01(\x0cH\x00\x12\'\n\x06vector\x18\x04 \x01(\x0b\x32\x15.modelverse.v1.VectorH\x00\x12\x12\n\x08model_id\x18\x05 \x01(\tH\x00\x12,\n\timage_set\x18\x06 \x01(\x0b\x32\x17.modelverse.v1.ImageSetH\x00\x12\x13\n\x06weight\x18\n \x01(\x02H\x01\x88\x01\x01\x42\t\n\x07\x63ontentB\t\n\x07_weight\"X\n\x06\x46ilter\x12\x0c\n\x04tags\x18\x01 \x03(\t\x12\x10\n\x08\x66\x61milies\x18\x02 \x03(\t\x12\x16\n\x0emin_resolution\x18\x03 \x01(\x05\x12\x16\n\x0emax_resolution\x18\x04 \x01(\x05\"\xd3\x01\n\x05Model\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0e\n\x06\x66\x61mily\x18\x05 \x01(\t\x12\x12\n\nresolution\x18\x06 \x01(\x05\x12\x0f\n\x07\x63reator\x18\x07 \x01(\t\x12\x0f\n\x07license\x18\x08 \x01(\t\x12\x0e\n\x06source\x18\t \x01(\t\x12\x15\n\rstats_version\x18\n \x01(\x05\x12\x0f\n\x07\x65ncoder\x18\x0b \x01(\t\x12\x0f\n\x07samples\x18\x0c \x01(\x03\"\x9e\x02\n\rSearchRequest\x12\'\n\x05parts\x18\x01 \x03(\x0b\x32\x18.modelverse.v1.QueryPart\x12\x12\n\x05top_k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12%\n\x06method\x18\x03 \x01(\x0e\x32\x15.modelverse.v1.Method\x12%\n\x06\x66ilter\x18\x04 \x01(\x0b\x32\x15.modelverse.v1.Filter\x12\x1c\n\x14\x63\x61ndidates_per_shard\x18\x05 \x01(\x05\x12*\n\ttext_mode\x18\x14 \x01(\x0e\x32\x17.modelverse.v1.TextMode\x12\x1b\n\x0emin_confidence\x18\x15 \x01(\x02H\x01\x88\x01\x01\x42\x08\n\x06_top_kB\x11\n\x0f_min_confidence\"\xc2\x01\n\tSearchHit\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.modelverse.v1.Model\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\x05\x12\x18\n\x10\x66irst_stage_rank\x18\x04 \x01(\x05\x12\x19\n\x11\x66irst_stage_score\x18\x05 \x01(\x02\x12\x12\n\nconfidence\x18\x14 \x01(\x02\x12\x12\n\ntext_score\x18\x15 \x01(\x02\x12\x16\n\x0esemantic_score\x18\x16 \x01(\x02\"\xc8\x01\n\x0eSearchResponse\x12&\n\x04hits\x18\x01 \x03(\x0b\x32\x18.modelverse.v1.SearchHit\x12%\n\x06method\x18\x02 \x01(\x0e\x32\x15.modelverse.v1.Method\x12\x0f\n\x07partial\x18\x03 \x01(\x08\x12\x16\n\x0emissing_shards\x18\x04 \x03(\x05\x12\x12\n\ncandidates\x18\x05 \x01(\x05\x12*\n\ttext_mode\x18\x14 \x01(\x0e\x32\x17.modelverse.v1.TextMode\"\x1d\n\x0fGetModelRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.modelverse.v1.Model\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x13SampleImagesRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x0c\n\x04seed\x18\x03 \x01(\x04\"&\n\x14SampleImagesResponse\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"(\n\x14GetThumbnailsRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\">\n\x15GetThumbnailsResponse\x12\x0e\n\x06images\x18\x01 \x03(\x0c\x12\x15\n\rstats_version\x18\x02 \x01(\x05*V\n\x06Method\x12\x16\n\x12METHOD_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x46IRST_MOMENT\x10\x01\x12\x07\n\x03MGF\x10\x02\x12\x0c\n\x08GAUSSIAN\x10\x03\x12\x0b\n\x07\x46RECHET\x10\x04*L\n\x08TextMode\x12\x19\n\x15TEXT_MODE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43ONTENT\x10\x01\x12\x0c\n\x08METADATA\x10\x02\x12\n\n\x06HYBRID\x10\x03\x32\xa0\x03\n\rSearchService\x12\x45\n\x06Search\x12\x1c.modelverse.v1.SearchRequest\x1a\x1d.modelverse.v1.SearchResponse\x12@\n\x08GetModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x14.modelverse.v1.Model\x12Q\n\nListModels\x12 .modelverse.v1.ListModelsRequest\x1a!.modelverse.v1.ListModelsResponse\x12W\n\x0cSampleImages\x12\".modelverse.v1.SampleImagesRequest\x1a#.modelverse.v1.SampleImagesResponse\x12Z\n\rGetThumbnails\x12#.modelverse.v1.GetThumbnailsRequest\x1a$.modelverse.v1.GetThumbnailsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelverse.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METHOD']._serialized_start=1675
-  _globals['_METHOD']._serialized_end=1761
-  _globals['_TEXTMODE']._serialized_start=1763
-  _globals['_TEXTMODE']._serialized_end=1839
+  _globals['_METHOD']._serialized_start=1699
+  _globals['_METHOD']._serialized_end=1785
+  _globals['_TEXTMODE']._serialized_start=1787
+  _globals['_TEXTMODE']._serialized_end=1863
   _globals['_VECTOR']._serialized_start=45
   _globals['_VECTOR']._serialized_end=69
   _globals['_IMAGESET']._serialized_start=71
@@ -48,23 +48,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREQUEST']._serialized_start=619
   _globals['_SEARCHREQUEST']._serialized_end=905
   _globals['_SEARCHHIT']._serialized_start=908
-  _globals['_SEARCHHIT']._serialized_end=1078
-  _globals['_SEARCHRESPONSE']._serialized_start=1081
-  _globals['_SEARCHRESPONSE']._serialized_end=1281
-  _globals['_GETMODELREQUEST']._serialized_start=1283
-  _globals['_GETMODELREQUEST']._serialized_end=1312
-  _globals['_LISTMODELSREQUEST']._serialized_start=1314
-  _globals['_LISTMODELSREQUEST']._serialized_end=1372
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1374
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1457
-  _globals['_SAMPLEIMAGESREQUEST']._serialized_start=1459
-  _globals['_SAMPLEIMAGESREQUEST']._serialized_end=1527
-  _globals['_SAMPLEIMAGESRESPONSE']._serialized_start=1529
-  _globals['_SAMPLEIMAGESRESPONSE']._serialized_end=1567
-  _globals['_GETTHUMBNAILSREQUEST']._serialized_start=1569
-  _globals['_GETTHUMBNAILSREQUEST']._serialized_end=1609
-  _globals['_GETTHUMBNAILSRESPONSE']._serialized_start=1611
-  _globals['_GETTHUMBNAILSRESPONSE']._serialized_end=1673
-  _globals['_SEARCHSERVICE']._serialized_start=1842
-  _globals['_SEARCHSERVICE']._serialized_end=2258
+  _globals['_SEARCHHIT']._serialized_end=1102
+  _globals['_SEARCHRESPONSE']._serialized_start=1105
+  _globals['_SEARCHRESPONSE']._serialized_end=1305
+  _globals['_GETMODELREQUEST']._serialized_start=1307
+  _globals['_GETMODELREQUEST']._serialized_end=1336
+  _globals['_LISTMODELSREQUEST']._serialized_start=1338
+  _globals['_LISTMODELSREQUEST']._serialized_end=1396
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1398
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1481
+  _globals['_SAMPLEIMAGESREQUEST']._serialized_start=1483
+  _globals['_SAMPLEIMAGESREQUEST']._serialized_end=1551
+  _globals['_SAMPLEIMAGESRESPONSE']._serialized_start=1553
+  _globals['_SAMPLEIMAGESRESPONSE']._serialized_end=1591
+  _globals['_GETTHUMBNAILSREQUEST']._serialized_start=1593
+  _globals['_GETTHUMBNAILSREQUEST']._serialized_end=1633
+  _globals['_GETTHUMBNAILSRESPONSE']._serialized_start=1635
+  _globals['_GETTHUMBNAILSRESPONSE']._serialized_end=1697
+  _globals['_SEARCHSERVICE']._serialized_start=1866
+  _globals['_SEARCHSERVICE']._serialized_end=2282
 # @@protoc_insertion_point(module_scope)

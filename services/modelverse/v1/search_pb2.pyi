@@ -120,7 +120,7 @@ class SearchRequest(_message.Message):
     def __init__(self, parts: _Optional[_Iterable[_Union[QueryPart, _Mapping]]] = ..., top_k: _Optional[int] = ..., method: _Optional[_Union[Method, str]] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., candidates_per_shard: _Optional[int] = ..., text_mode: _Optional[_Union[TextMode, str]] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class SearchHit(_message.Message):
-    __slots__ = ("model", "score", "rank", "first_stage_rank", "first_stage_score", "confidence", "text_score")
+    __slots__ = ("model", "score", "rank", "first_stage_rank", "first_stage_score", "confidence", "text_score", "semantic_score")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class SearchHit(_message.Message):
     FIRST_STAGE_SCORE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     TEXT_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_SCORE_FIELD_NUMBER: _ClassVar[int]
     model: Model
     score: float
     rank: int
@@ -135,7 +136,8 @@ class SearchHit(_message.Message):
     first_stage_score: float
     confidence: float
     text_score: float
-    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., first_stage_rank: _Optional[int] = ..., first_stage_score: _Optional[float] = ..., confidence: _Optional[float] = ..., text_score: _Optional[float] = ...) -> None: ...
+    semantic_score: float
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., first_stage_rank: _Optional[int] = ..., first_stage_score: _Optional[float] = ..., confidence: _Optional[float] = ..., text_score: _Optional[float] = ..., semantic_score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("hits", "method", "partial", "missing_shards", "candidates", "text_mode")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modelverse.v1 import search_pb2 as modelverse_dot_v1_dot_search__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelverse/v1/shard.proto\x12\rmodelverse.v1\x1a\x1amodelverse/v1/search.proto\"D\n\x0eWeightedVector\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x12\n\nvalues_f64\x18\x03 \x01(\x0c\"v\n\nQueryModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04mean\x18\x02 \x03(\x01\x12\x10\n\x08\x64iag_f16\x18\x03 \x01(\x0c\x12\x12\n\nfactor_f16\x18\x04 \x01(\x0c\x12\r\n\x05trace\x18\x05 \x01(\x01\x12\x0b\n\x03\x64im\x18\x06 \x01(\x05\x12\x0c\n\x04rank\x18\x07 \x01(\x05\"\x9e\x02\n\rRecallRequest\x12,\n\x05parts\x18\x01 \x03(\x0b\x32\x1d.modelverse.v1.WeightedVector\x12.\n\x0bquery_model\x18\x02 \x01(\x0b\x32\x19.modelverse.v1.QueryModel\x12%\n\x06method\x18\x03 \x01(\x0e\x32\x15.modelverse.v1.Method\x12\x12\n\ncandidates\x18\x04 \x01(\x05\x12%\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x15.modelverse.v1.Filter\x12\r\n\x05top_k\x18\x06 \x01(\x05\x12\x12\n\nquery_text\x18\x14 \x01(\t\x12*\n\ttext_mode\x18\x15 \x01(\x0e\x32\x17.modelverse.v1.TextMode\"\x9e\x02\n\x0eRecallResponse\x12\r\n\x05shard\x18\x02 \x01(\x05\x12\x0e\n\x06models\x18\x03 \x01(\x03\x12\x0b\n\x03ids\x18\x04 \x03(\t\x12\x1a\n\x12\x66irst_stage_scores\x18\x05 \x03(\x02\x12\x0e\n\x06scores\x18\x06 \x03(\x01\x12!\n\x03top\x18\x07 \x03(\x0b\x32\x14.modelverse.v1.Model\x12\x13\n\x0btext_scores\x18\x14 \x03(\x02\x12\x1b\n\x13reference_logsumexp\x18\x15 \x01(\x01\x12\x17\n\x0freference_count\x18\x17 \x01(\x05\x12\x12\n\nmgf_scores\x18\x19 \x03(\x01\x12&\n\x08text_top\x18\x18 \x03(\x0b\x32\x14.modelverse.v1.ModelJ\x04\x08\x01\x10\x02J\x04\x08\x16\x10\x17\"\x11\n\x0f\x44\x65scribeRequest\"\xa8\x01\n\x10ShardDescription\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x0e\n\x06shards\x18\x02 \x01(\x05\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x0b\n\x03\x65ps\x18\x05 \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12\x0e\n\x06models\x18\x07 \x01(\x03\x12\x12\n\nindex_type\x18\x08 \x01(\t\x12\x18\n\x10store_generation\x18\t \x01(\x03\"\r\n\x0bSyncRequest\">\n\x0cSyncResponse\x12\x0e\n\x06models\x18\x01 \x01(\x03\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x0f\n\x07removed\x18\x03 \x01(\x05\x32\xa0\x04\n\x0cShardService\x12\x45\n\x06Recall\x12\x1c.modelverse.v1.RecallRequest\x1a\x1d.modelverse.v1.RecallResponse\x12K\n\x08\x44\x65scribe\x12\x1e.modelverse.v1.DescribeRequest\x1a\x1f.modelverse.v1.ShardDescription\x12@\n\x08GetModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x14.modelverse.v1.Model\x12J\n\rGetQueryModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x19.modelverse.v1.QueryModel\x12Q\n\nListModels\x12 .modelverse.v1.ListModelsRequest\x1a!.modelverse.v1.ListModelsResponse\x12?\n\x04Sync\x12\x1a.modelverse.v1.SyncRequest\x1a\x1b.modelverse.v1.SyncResponse\x12Z\n\rGetThumbnails\x12#.modelverse.v1.GetThumbnailsRequest\x1a$.modelverse.v1.GetThumbnailsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelverse/v1/shard.proto\x12\rmodelverse.v1\x1a\x1amodelverse/v1/search.proto\"D\n\x0eWeightedVector\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x12\n\nvalues_f64\x18\x03 \x01(\x0c\"v\n\nQueryModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04mean\x18\x02 \x03(\x01\x12\x10\n\x08\x64iag_f16\x18\x03 \x01(\x0c\x12\x12\n\nfactor_f16\x18\x04 \x01(\x0c\x12\r\n\x05trace\x18\x05 \x01(\x01\x12\x0b\n\x03\x64im\x18\x06 \x01(\x05\x12\x0c\n\x04rank\x18\x07 \x01(\x05\"\xbb\x02\n\rRecallRequest\x12,\n\x05parts\x18\x01 \x03(\x0b\x32\x1d.modelverse.v1.WeightedVector\x12.\n\x0bquery_model\x18\x02 \x01(\x0b\x32\x19.modelverse.v1.QueryModel\x12%\n\x06method\x18\x03 \x01(\x0e\x32\x15.modelverse.v1.Method\x12\x12\n\ncandidates\x18\x04 \x01(\x05\x12%\n\x06\x66ilter\x18\x05 \x01(\x0b\x32\x15.modelverse.v1.Filter\x12\r\n\x05top_k\x18\x06 \x01(\x05\x12\x12\n\nquery_text\x18\x14 \x01(\t\x12*\n\ttext_mode\x18\x15 \x01(\x0e\x32\x17.modelverse.v1.TextMode\x12\x1b\n\x13query_embedding_f32\x18\x16 \x01(\x0c\"\xb7\x02\n\x0eRecallResponse\x12\r\n\x05shard\x18\x02 \x01(\x05\x12\x0e\n\x06models\x18\x03 \x01(\x03\x12\x0b\n\x03ids\x18\x04 \x03(\t\x12\x1a\n\x12\x66irst_stage_scores\x18\x05 \x03(\x02\x12\x0e\n\x06scores\x18\x06 \x03(\x01\x12!\n\x03top\x18\x07 \x03(\x0b\x32\x14.modelverse.v1.Model\x12\x13\n\x0btext_scores\x18\x14 \x03(\x02\x12\x1b\n\x13reference_logsumexp\x18\x15 \x01(\x01\x12\x17\n\x0freference_count\x18\x17 \x01(\x05\x12\x12\n\nmgf_scores\x18\x19 \x03(\x01\x12&\n\x08text_top\x18\x18 \x03(\x0b\x32\x14.modelverse.v1.Model\x12\x17\n\x0fsemantic_scores\x18\x1a \x03(\x02J\x04\x08\x01\x10\x02J\x04\x08\x16\x10\x17\"\x11\n\x0f\x44\x65scribeRequest\"\xa8\x01\n\x10ShardDescription\x12\r\n\x05shard\x18\x01 \x01(\x05\x12\x0e\n\x06shards\x18\x02 \x01(\x05\x12\x0b\n\x03\x64im\x18\x03 \x01(\x05\x12\x0c\n\x04rank\x18\x04 \x01(\x05\x12\x0b\n\x03\x65ps\x18\x05 \x01(\x01\x12\x0f\n\x07\x65ncoder\x18\x06 \x01(\t\x12\x0e\n\x06models\x18\x07 \x01(\x03\x12\x12\n\nindex_type\x18\x08 \x01(\t\x12\x18\n\x10store_generation\x18\t \x01(\x03\"\r\n\x0bSyncRequest\">\n\x0cSyncResponse\x12\x0e\n\x06models\x18\x01 \x01(\x03\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x0f\n\x07removed\x18\x03 \x01(\x05\x32\xa0\x04\n\x0cShardService\x12\x45\n\x06Recall\x12\x1c.modelverse.v1.RecallRequest\x1a\x1d.modelverse.v1.RecallResponse\x12K\n\x08\x44\x65scribe\x12\x1e.modelverse.v1.DescribeRequest\x1a\x1f.modelverse.v1.ShardDescription\x12@\n\x08GetModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x14.modelverse.v1.Model\x12J\n\rGetQueryModel\x12\x1e.modelverse.v1.GetModelRequest\x1a\x19.modelverse.v1.QueryModel\x12Q\n\nListModels\x12 .modelverse.v1.ListModelsRequest\x1a!.modelverse.v1.ListModelsResponse\x12?\n\x04Sync\x12\x1a.modelverse.v1.SyncRequest\x1a\x1b.modelverse.v1.SyncResponse\x12Z\n\rGetThumbnails\x12#.modelverse.v1.GetThumbnailsRequest\x1a$.modelverse.v1.GetThumbnailsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYMODEL']._serialized_start=142
   _globals['_QUERYMODEL']._serialized_end=260
   _globals['_RECALLREQUEST']._serialized_start=263
-  _globals['_RECALLREQUEST']._serialized_end=549
-  _globals['_RECALLRESPONSE']._serialized_start=552
-  _globals['_RECALLRESPONSE']._serialized_end=838
-  _globals['_DESCRIBEREQUEST']._serialized_start=840
-  _globals['_DESCRIBEREQUEST']._serialized_end=857
-  _globals['_SHARDDESCRIPTION']._serialized_start=860
-  _globals['_SHARDDESCRIPTION']._serialized_end=1028
-  _globals['_SYNCREQUEST']._serialized_start=1030
-  _globals['_SYNCREQUEST']._serialized_end=1043
-  _globals['_SYNCRESPONSE']._serialized_start=1045
-  _globals['_SYNCRESPONSE']._serialized_end=1107
-  _globals['_SHARDSERVICE']._serialized_start=1110
-  _globals['_SHARDSERVICE']._serialized_end=1654
+  _globals['_RECALLREQUEST']._serialized_end=578
+  _globals['_RECALLRESPONSE']._serialized_start=581
+  _globals['_RECALLRESPONSE']._serialized_end=892
+  _globals['_DESCRIBEREQUEST']._serialized_start=894
+  _globals['_DESCRIBEREQUEST']._serialized_end=911
+  _globals['_SHARDDESCRIPTION']._serialized_start=914
+  _globals['_SHARDDESCRIPTION']._serialized_end=1082
+  _globals['_SYNCREQUEST']._serialized_start=1084
+  _globals['_SYNCREQUEST']._serialized_end=1097
+  _globals['_SYNCRESPONSE']._serialized_start=1099
+  _globals['_SYNCRESPONSE']._serialized_end=1161
+  _globals['_SHARDSERVICE']._serialized_start=1164
+  _globals['_SHARDSERVICE']._serialized_end=1708
 # @@protoc_insertion_point(module_scope)

@@ -36,7 +36,7 @@ class QueryModel(_message.Message):
     def __init__(self, id: _Optional[str] = ..., mean: _Optional[_Iterable[float]] = ..., diag_f16: _Optional[bytes] = ..., factor_f16: _Optional[bytes] = ..., trace: _Optional[float] = ..., dim: _Optional[int] = ..., rank: _Optional[int] = ...) -> None: ...
 
 class RecallRequest(_message.Message):
-    __slots__ = ("parts", "query_model", "method", "candidates", "filter", "top_k", "query_text", "text_mode")
+    __slots__ = ("parts", "query_model", "method", "candidates", "filter", "top_k", "query_text", "text_mode", "query_embedding_f32")
     PARTS_FIELD_NUMBER: _ClassVar[int]
     QUERY_MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class RecallRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     QUERY_TEXT_FIELD_NUMBER: _ClassVar[int]
     TEXT_MODE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EMBEDDING_F32_FIELD_NUMBER: _ClassVar[int]
     parts: _containers.RepeatedCompositeFieldContainer[WeightedVector]
     query_model: QueryModel
     method: _search_pb2.Method
@@ -53,10 +54,11 @@ class RecallRequest(_message.Message):
     top_k: int
     query_text: str
     text_mode: _search_pb2.TextMode
-    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ..., query_text: _Optional[str] = ..., text_mode: _Optional[_Union[_search_pb2.TextMode, str]] = ...) -> None: ...
+    query_embedding_f32: bytes
+    def __init__(self, parts: _Optional[_Iterable[_Union[WeightedVector, _Mapping]]] = ..., query_model: _Optional[_Union[QueryModel, _Mapping]] = ..., method: _Optional[_Union[_search_pb2.Method, str]] = ..., candidates: _Optional[int] = ..., filter: _Optional[_Union[_search_pb2.Filter, _Mapping]] = ..., top_k: _Optional[int] = ..., query_text: _Optional[str] = ..., text_mode: _Optional[_Union[_search_pb2.TextMode, str]] = ..., query_embedding_f32: _Optional[bytes] = ...) -> None: ...
 
 class RecallResponse(_message.Message):
-    __slots__ = ("shard", "models", "ids", "first_stage_scores", "scores", "top", "text_scores", "reference_logsumexp", "reference_count", "mgf_scores", "text_top")
+    __slots__ = ("shard", "models", "ids", "first_stage_scores", "scores", "top", "text_scores", "reference_logsumexp", "reference_count", "mgf_scores", "text_top", "semantic_scores")
     SHARD_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +70,7 @@ class RecallResponse(_message.Message):
     REFERENCE_COUNT_FIELD_NUMBER: _ClassVar[int]
     MGF_SCORES_FIELD_NUMBER: _ClassVar[int]
     TEXT_TOP_FIELD_NUMBER: _ClassVar[int]
+    SEMANTIC_SCORES_FIELD_NUMBER: _ClassVar[int]
     shard: int
     models: int
     ids: _containers.RepeatedScalarFieldContainer[str]
@@ -79,7 +82,8 @@ class RecallResponse(_message.Message):
     reference_count: int
     mgf_scores: _containers.RepeatedScalarFieldContainer[float]
     text_top: _containers.RepeatedCompositeFieldContainer[_search_pb2.Model]
-    def __init__(self, shard: _Optional[int] = ..., models: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., first_stage_scores: _Optional[_Iterable[float]] = ..., scores: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ..., text_scores: _Optional[_Iterable[float]] = ..., reference_logsumexp: _Optional[float] = ..., reference_count: _Optional[int] = ..., mgf_scores: _Optional[_Iterable[float]] = ..., text_top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ...) -> None: ...
+    semantic_scores: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, shard: _Optional[int] = ..., models: _Optional[int] = ..., ids: _Optional[_Iterable[str]] = ..., first_stage_scores: _Optional[_Iterable[float]] = ..., scores: _Optional[_Iterable[float]] = ..., top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ..., text_scores: _Optional[_Iterable[float]] = ..., reference_logsumexp: _Optional[float] = ..., reference_count: _Optional[int] = ..., mgf_scores: _Optional[_Iterable[float]] = ..., text_top: _Optional[_Iterable[_Union[_search_pb2.Model, _Mapping]]] = ..., semantic_scores: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class DescribeRequest(_message.Message):
     __slots__ = ()

@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 
+from modelverse.core.sentence_encoder import sentence_encoder
 from modelverse.encoders.base import Encoder
 from modelverse.security.server import interceptors_from_args
 from modelverse.security.tls import server_tls_from_args, shard_client_tls_from_args
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     tls = server_tls_from_args(args)
     pool = ShardPool([spec.split(",") for spec in args.shard], tls=shard_client_tls_from_args(args), tracing=tracing)
     encoder = load_named_encoder(args.encoder) if args.encoder else None
+    if encoder is not None:  # text queries are possible: the metadata's sentence encoder loads now, not on the first
+        sentence_encoder()
     generators = None
     if args.generators == "zoo":
         from modelverse.zoo.loader import load_generator  # imports torch: only when asked

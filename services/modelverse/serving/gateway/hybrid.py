@@ -1,8 +1,10 @@
-"""Issue 17 in the gateway: the text mode of a request, the fusion of the shards' content and
-BM25 rankings, and each hit's confidence; kept apart from the fan-out and the plain merge.
+"""Issue 17 in the gateway: the text mode of a request, the fusion of the shards' content, BM25
+and dense metadata rankings, and each hit's confidence; kept apart from the fan-out and the plain
+merge.
 
 Fusion needs global ranks, so it runs here over all shards' candidates: each shard adds its best
-BM25 matches to its content candidates and reports every candidate's BM25 score (shard.proto).
+BM25 and dense matches to its content candidates and reports every candidate's BM25 score and
+metadata cosine (shard.proto). The query text is embedded here, once (``query_text_embedding``).
 Confidence compares each candidate's MGF score with the mixture of the reference models the
 shards report (a fixed sample of models per shard), through ``core.confidence``.
 """
@@ -15,7 +17,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from modelverse.core.confidence import calibrated_confidence, logsumexp, mixture_evidence
-from modelverse.core.fusion import HYBRID_RULE, HYBRID_TEXT_WEIGHT, fuse
+from modelverse.core.fusion import hybrid_ranking, metadata_ranking
+from modelverse.core.sentence_encoder import sentence_encoder
 from modelverse.core.ranking import top_k
 from modelverse.core.types import Method
 from modelverse.errors import InvalidInputError
@@ -34,6 +37,17 @@ def resolve_text_mode(request: search_pb2.SearchRequest, has_text: bool) -> int:
     if mode in (search_pb2.METADATA, search_pb2.HYBRID) and not has_text:
         raise InvalidInputError(f"text_mode {search_pb2.TextMode.Name(mode)} needs a text part in the query")
     return mode
+
+
+def query_text_embedding(text: str) -> bytes:
+    """RecallRequest.query_embedding_f32: the text's sentence embedding, little-endian float32."""
+    return sentence_encoder().encode([text])[0].astype("<f4").tobytes()
+
+
+def _parallel(answers: list[shard_pb2.RecallResponse], field: str) -> np.ndarray:
+    """A per-candidate float field of every answer, concatenated; zeros for an answer without it."""
+    return np.concatenate([np.asarray(getattr(a, field), dtype=np.float32) if len(getattr(a, field)) == len(a.ids)
+                           else np.zeros(len(a.ids), dtype=np.float32) for a in answers])
 
 
 def min_confidence(request: search_pb2.SearchRequest) -> float | None:
@@ -61,8 +75,8 @@ def merge_hybrid(
     least_confidence: float | None,
     fetch_model: Callable[[str], search_pb2.Model],
 ) -> search_pb2.SearchResponse:
-    """All shards' candidates -> the top k by the text mode's ranking (content score, BM25, or
-    their fusion), each hit with its confidence; hits under ``least_confidence`` are dropped.
+    """All shards' candidates -> the top k by the text mode's ranking (content score, the metadata
+    match (BM25 and dense), or all fused), each hit with its confidence; hits under ``least_confidence`` are dropped.
     ``fetch_model`` supplies the metadata of a hit that no shard sent (a fused answer may hold
     a model that was in neither of its shard's short lists)."""
     answers = list(answers)
@@ -74,14 +88,13 @@ def merge_hybrid(
     first = np.array([s for a in answers for s in a.first_stage_scores], dtype=np.float32)
     content = np.array([s for a in answers for s in a.scores], dtype=np.float64)
     if text_mode == search_pb2.CONTENT:
-        text = np.zeros(len(ids), dtype=np.float32)
+        text = semantic = np.zeros(len(ids), dtype=np.float32)
     else:
-        text = np.concatenate([np.asarray(a.text_scores, dtype=np.float32) if len(a.text_scores) == len(a.ids)
-                               else np.zeros(len(a.ids), dtype=np.float32) for a in answers])
+        text, semantic = _parallel(answers, "text_scores"), _parallel(answers, "semantic_scores")
     if text_mode == search_pb2.METADATA:
-        ranking = text.astype(np.float64) + 1e-9 * _unit_rank(content, ids)  # BM25, content breaks ties
+        ranking = metadata_ranking(ids, content, text, semantic)
     elif text_mode == search_pb2.HYBRID:
-        ranking = fuse(HYBRID_RULE, content, text, ids, HYBRID_TEXT_WEIGHT)
+        ranking = hybrid_ranking(ids, content, text, semantic)
     else:
         ranking = content
     mixture = pooled_mixture(answers) if method is not Method.FRECHET else None
@@ -104,13 +117,6 @@ def merge_hybrid(
         model = models.get(hit.id) or fetch_model(hit.id)
         response.hits.add(model=model, score=float(content[i]), rank=rank, first_stage_rank=int(first_rank[i]),
                           first_stage_score=float(first[i]), confidence=float(confidence[i]),
-                          text_score=float(text[i]))
+                          text_score=float(text[i]), semantic_score=float(semantic[i]))
     return response
 
-
-def _unit_rank(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Values mapped to (0, 1] by rank, best = 1: a tie-breaker that never outweighs BM25."""
-    order = np.lexsort((ids, -values))
-    out = np.empty(len(values), dtype=np.float64)
-    out[order] = 1.0 - np.arange(len(values)) / max(len(values), 1)
-    return out

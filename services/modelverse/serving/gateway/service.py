@@ -20,7 +20,7 @@ from modelverse.serving.convert import CORE_TO_METHOD
 from modelverse.serving.errors import answer_for
 from modelverse.serving.first_stage import default_candidates
 from modelverse.serving.gateway.fanout import ShardPool
-from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, resolve_text_mode
+from modelverse.serving.gateway.hybrid import merge_hybrid, min_confidence, query_text_embedding, resolve_text_mode
 from modelverse.serving.gateway.ids import checked_model_id, page_start, page_token
 from modelverse.serving.gateway.query import Limits, ParsedQuery, parse_query
 from modelverse.serving.partition import shard_of
@@ -128,6 +128,8 @@ class GatewayServicer(search_pb2_grpc.SearchServiceServicer):
         min_confidence(request)  # refused before any shard is asked
         if text_mode != search_pb2.CONTENT:
             recall.text_mode, recall.query_text = text_mode, " ".join(parsed.texts)
+            with metrics.stage(SERVICE, "embed_text"):
+                recall.query_embedding_f32 = query_text_embedding(recall.query_text)
         if parsed.method is Method.FRECHET:
             owner = shard_of(parsed.model_id, len(self.pool))
             recall.query_model.CopyFrom(

@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 
 from modelverse.core.params import ScoringParams
+from modelverse.core.sentence_encoder import DIM as SENTENCE_DIM
 from modelverse.core.types import Method, QueryPart
 from modelverse.errors import InvalidInputError, ModelverseError
 from modelverse.serving import metrics
@@ -15,6 +16,7 @@ from modelverse.serving.convert import METHOD_TO_CORE, filter_is_set, model_mess
 from modelverse.serving.errors import status_code
 from modelverse.serving.messages import bounded
 from modelverse.serving.rerank import QueryModelStats, candidates_collection, rerank_scores
+from modelverse.serving.shard.semantic_index import query_embedding
 from modelverse.serving.shard.state import Recalled, ShardState
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.v1 import search_pb2, shard_pb2, shard_pb2_grpc
@@ -46,7 +48,7 @@ def decoded_query_model(qm: shard_pb2.QueryModel, eps: float) -> QueryModelStats
         raise InvalidInputError(f"query_model: {exc}") from exc
 
 
-TEXT_CANDIDATES = 200  # BM25 matches a shard adds to its candidates for METADATA / HYBRID
+TEXT_CANDIDATES = 200  # BM25 matches, and dense matches, a shard adds to its candidates for METADATA / HYBRID
 
 
 def text_query(request: shard_pb2.RecallRequest) -> str:
@@ -56,20 +58,37 @@ def text_query(request: shard_pb2.RecallRequest) -> str:
     return ""
 
 
+def text_embedding(request: shard_pb2.RecallRequest) -> np.ndarray | None:
+    """The query text's sentence embedding, for METADATA and HYBRID when the gateway sent one."""
+    if request.text_mode in (search_pb2.METADATA, search_pb2.HYBRID):
+        return query_embedding(request.query_embedding_f32, SENTENCE_DIM)
+    return None
+
+
 def add_query_context(response: shard_pb2.RecallResponse, found: Recalled, parts: list[QueryPart] | None,
-                      method: Method, query_text: str, top_k: int, params: ScoringParams, encoder: str) -> None:
-    """Issue 17's fields: every candidate's BM25 score and the metadata of the best text matches
-    (METADATA / HYBRID), and the reference scores' mean and spread (SearchHit.confidence)."""
+                      method: Method, query_text: str, embedding: np.ndarray | None, top_k: int,
+                      params: ScoringParams, encoder: str) -> None:
+    """Issue 17's fields: every candidate's BM25 score and dense metadata cosine and the metadata of
+    the best matches by either (METADATA / HYBRID), and the reference scores' mean and spread
+    (SearchHit.confidence)."""
     snap = found.snapshot
     if snap.context is None:
         return
     if query_text:
-        text_scores = snap.context.text_scores(query_text, found.rows if found.rows is not None else np.zeros(0))
+        rows = found.rows if found.rows is not None else np.zeros(0, dtype=np.int64)
+        text_scores = snap.context.text_scores(query_text, rows)
         response.text_scores.extend(text_scores.tolist())
+        best: list[int] = []
         if found.ids:
-            best = np.lexsort((np.array(found.ids), -text_scores))[:top_k]
-            response.text_top.extend(model_message(snap.metadata[found.ids[i]], snap.versions[found.ids[i]], encoder)
-                                     for i in best if text_scores[i] > 0)
+            ids = np.array(found.ids)
+            best = [int(i) for i in np.lexsort((ids, -text_scores))[:top_k] if text_scores[i] > 0]
+        semantic = None if embedding is None else snap.context.semantic_scores(embedding, rows)
+        if semantic is not None:
+            response.semantic_scores.extend(semantic.tolist())
+            if found.ids:
+                best += [int(i) for i in np.lexsort((ids, -semantic))[:top_k] if semantic[i] != 0]
+        response.text_top.extend(model_message(snap.metadata[found.ids[i]], snap.versions[found.ids[i]], encoder)
+                                 for i in dict.fromkeys(best))
     if parts and method is not Method.FRECHET:
         response.reference_logsumexp, response.reference_count = snap.context.reference_summary(parts, params)
         if method is Method.MGF:
@@ -105,9 +124,10 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
             flt = request.filter
             allowed = (lambda md: passes(md, flt)) if filter_is_set(flt) else None
             query_text = text_query(request)
+            embedding = text_embedding(request) if query_text else None
             found = self.state.recall(
                 method, request.candidates, parts=parts, query_model=query_model, allowed=allowed,
-                query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES),
+                query_text=query_text, text_candidates=max(request.top_k, TEXT_CANDIDATES), query_embedding=embedding,
             )
         except ModelverseError as exc:  # the caller's (dimension, NaN, ...); a bug goes on: INTERNAL (serving/errors.py)
             self._fail(context, "Recall", status_code(exc), exc.message)
@@ -119,7 +139,7 @@ class ShardServicer(shard_pb2_grpc.ShardServiceServicer):
             first_stage_scores=found.first_stage_scores.tolist(), scores=found.scores.tolist(),
             top=[model_message(snap.metadata[m], snap.versions[m], encoder) for m in found.best(request.top_k or len(found))],
         )
-        add_query_context(response, found, parts, method, query_text, request.top_k or len(found),
+        add_query_context(response, found, parts, method, query_text, embedding, request.top_k or len(found),
                           self.state.store.config.scoring, encoder)
         return response
 

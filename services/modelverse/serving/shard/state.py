@@ -8,6 +8,7 @@ and nprobe. All the indexes are built, saved, loaded, changed live and rebuilt t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import threading
@@ -21,7 +22,9 @@ import numpy as np
 from modelverse.core.collection import Collection
 from modelverse.core.lift import DEFAULT_ALPHA, DEFAULT_COLUMNS
 from modelverse.core.ranking import top_k
+from modelverse.core.sentence_encoder import sentence_encoder
 from modelverse.core.scores import normalized_means
+from modelverse.core.text_index import described_texts
 from modelverse.core.types import Method, QueryPart
 from modelverse.errors import InvalidInputError
 from modelverse.serving import metrics
@@ -41,7 +44,9 @@ from modelverse.serving.rerank import (
 )
 from modelverse.serving.shard.index import ModelRows, ShardIndex
 from modelverse.serving.shard.query_context import QueryContext
+from modelverse.serving.shard.semantic_index import SemanticIndex
 from modelverse.store.directory import DirectoryStore
+from modelverse.store.embedding_cache import EmbeddingCache, embed_missing
 from modelverse.store.errors import ModelNotFoundError, StoreError
 from modelverse.store.metadata import ModelMetadata
 from modelverse.store.pack import MANIFEST, Pack
@@ -49,6 +54,9 @@ from modelverse.store.pack import MANIFEST, Pack
 log = logging.getLogger("modelverse.shard")
 
 DEFAULT_MEMORY_BUDGET = 8 * 1024**3
+EMBEDDINGS_DIR = "metadata-embeddings"
+# A sync embeds metadata for about this long, then serves (the watch loop's next sync goes on)
+EMBED_SLICE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,9 @@ class ShardConfig:
     lift_columns: int = DEFAULT_COLUMNS
     lift_alpha: float = DEFAULT_ALPHA
     lifted_nprobe: int | None = None  # None: nlist / 8 (index_choice.choose_lifted_index)
+    # Embed the models' metadata (all-MiniLM-L6-v2, cached beside the index) for the dense half of
+    # a METADATA / HYBRID text search; off: BM25 alone
+    metadata_embeddings: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ class Snapshot:
     # The pack's means as a plain ndarray view (indexing an np.memmap pays for the subclass):
     # FIRST_MOMENT's rerank reads its candidates' rows from it.
     means: np.ndarray | None = None
-    # The full-text index and the confidence reference of these models (issue 17)
+    # The metadata search (BM25, embeddings) and the confidence reference of these models (issue 17)
     context: QueryContext | None = None
 
 
@@ -132,6 +143,8 @@ class ShardState:
         self._sync_lock = threading.Lock()  # one sync at a time
         self.snapshot = Snapshot(None, None, {}, {}, {})
         self.first_stages: dict[Method, FirstStage] = first_stages(config, self.store.config.scoring)
+        # the metadata's sentence embeddings, kept beside the index so a restart does not embed again
+        self.embeddings = EmbeddingCache(config.index_dir / EMBEDDINGS_DIR) if config.metadata_embeddings else None
         pack = self.store.pack()
         partition = self._partition(pack)
         dim = self.store.config.dim
@@ -269,7 +282,7 @@ class ShardState:
             means = None if collection is None else np.asarray(collection.means)
             context = old.context
             if context is None or added or removed:
-                context = QueryContext.build(metadata, collection, partition.rows)
+                context = QueryContext.build(metadata, collection, partition.rows, self.embeddings, old.context)
             snapshot = Snapshot(pack, collection, partition.rows, metadata, partition.versions, means, context)
             rebuilt = False
             if added or removed:
@@ -293,10 +306,37 @@ class ShardState:
             if added or removed:
                 log.info("synced", extra={"shard": self.config.shard, "added": len(added),
                                           "removed": len(removed), "models": len(partition.rows), "rebuilt": rebuilt})
+            self._embed_pending(None if old.context is None else old.context.semantic)
             return SyncResult(len(partition.rows), len(added), len(removed), rebuilt)
 
+    @property
+    def semantic_pending(self) -> bool:
+        """Whether some model's metadata is still to embed (the dense match is off until then)."""
+        context = self.snapshot.context
+        return context is not None and context.semantic_pending
+
+    def _embed_pending(self, previous: SemanticIndex | None = None) -> None:
+        """Embed a slice (EMBED_SLICE_SECONDS) of the metadata the cache lacks; once none is left,
+        the snapshot's context gets its dense match. Called by every sync, so the watch loop goes
+        on while ``semantic_pending``; a store of a few hundred models is done in the first.
+        ``previous``: the dense index being replaced (its training is reused)."""
+        context = self.snapshot.context
+        if context is None or not context.semantic_pending or self.embeddings is None:
+            return
+        _, texts = described_texts(context.documents)
+        left = embed_missing(self.embeddings, texts, lambda batch: sentence_encoder().encode(batch),
+                             EMBED_SLICE_SECONDS)
+        if left:
+            log.info("metadata still to embed", extra={"shard": self.config.shard, "left": left})
+            return
+        self.embeddings.prune(texts)
+        with_semantic = context.with_semantic(self.embeddings, previous)
+        with self._lock:
+            self.snapshot = dataclasses.replace(self.snapshot, context=with_semantic)
+
     def watch(self, stop: threading.Event, interval: float) -> None:
-        """Sync whenever the pack's manifest changes (models added or removed by any writer)."""
+        """Sync whenever the pack's manifest changes (models added or removed by any writer), and
+        while metadata is still to embed."""
         last = None
         while not stop.wait(interval):
             try:
@@ -304,7 +344,7 @@ class ShardState:
                 current = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
             except FileNotFoundError:
                 current = None
-            if current != last:
+            if current != last or self.semantic_pending:
                 try:
                     self.sync()
                     last = current
@@ -354,12 +394,15 @@ class ShardState:
         allowed: Callable[[ModelMetadata], bool] | None = None,
         query_text: str = "",
         text_candidates: int = 200,
+        query_embedding: np.ndarray | None = None,
     ) -> Recalled:
         """First stage (FAISS) then the method's score on the candidates, in first-stage order.
 
         The query is ``parts`` (weighted vectors) or, for FRECHET, ``query_model`` (a stored
         model, itself left out of the candidates). The method's first stage
         (``serving.first_stage``) chooses the index, the query vector and the nprobe.
+        ``query_text`` (METADATA / HYBRID) adds the best BM25 matches to the candidates, and
+        ``query_embedding`` (the text's sentence embedding) the best dense metadata matches.
         """
         if candidates <= 0:
             raise InvalidInputError(f"candidates must be positive, got {candidates}")
@@ -377,8 +420,8 @@ class ShardState:
         ids = [found.ids[i] for i in keep]
         first = found.scores[keep].astype(np.float32)
         if query_text and snap.context is not None:  # METADATA / HYBRID: the best text matches too
-            ids, first = with_text_candidates(snap, ids, first, query_text, text_candidates, allowed_ids,
-                                              first_moment_query(dim, parts, query_model))
+            ids, first = with_text_candidates(snap, ids, first, query_text, query_embedding, text_candidates,
+                                              allowed_ids, first_moment_query(dim, parts, query_model))
         if not ids or snap.collection is None:
             return Recalled([], np.zeros(0, np.float32), np.zeros(0), snap)
         rows = np.fromiter(map(snap.row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
@@ -426,14 +469,19 @@ def advise_random_access(pack: Pack) -> None:
             mapping.madvise(mmap.MADV_WILLNEED if name in RESIDENT_COLUMNS else mmap.MADV_RANDOM)
 
 
-def with_text_candidates(snap: Snapshot, ids: list[str], first: np.ndarray, query_text: str, count: int,
-                         allowed_ids: set[str] | None, q: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """``ids`` plus the shard's ``count`` best BM25 matches not among them, each with the cosine
-    of its first moment with the query ``q`` as first-stage score (after a lifted first stage,
-    whose inner products live in another space, that cosine orders them only roughly)."""
+def with_text_candidates(snap: Snapshot, ids: list[str], first: np.ndarray, query_text: str,
+                         query_embedding: np.ndarray | None, count: int, allowed_ids: set[str] | None,
+                         q: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """``ids`` plus the shard's ``count`` best BM25 matches and its ``count`` best dense matches
+    (when the query's embedding came) not among them, each with the cosine of its first
+    moment with the query ``q`` as first-stage score (after a lifted first stage, whose inner
+    products live in another space, that cosine orders them only roughly)."""
     assert snap.context is not None
+    matches = snap.context.text_candidates(query_text, count, allowed_ids)
+    if query_embedding is not None:
+        matches += snap.context.semantic_candidates(query_embedding, count, allowed_ids)
     present = set(ids)
-    extra = [m for m in snap.context.text_candidates(query_text, count, allowed_ids) if m not in present]
+    extra = [m for m in dict.fromkeys(matches) if m not in present]
     if not extra or snap.means is None:
         return ids, first
     rows = np.fromiter(map(snap.row_of.__getitem__, extra), dtype=np.int64, count=len(extra))
