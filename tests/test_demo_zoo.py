@@ -79,7 +79,7 @@ def test_a_hybrid_text_search_says_what_ranks_the_table(demo: tuple[Path, str]) 
     out = run("search", "--store", str(store), "--text", "a photo of a sneaker").stdout
     assert "text mode: hybrid; ranked by content and text together" in out
     header = next(line for line in out.splitlines() if line.lstrip().startswith("rank"))
-    assert "content score" in header and "text score" in header
+    assert "content score" in header and "text score" in header and "meaning score" in header
     out = run("search", "--store", str(store), "--text", "a photo of a sneaker", "--text-mode", "content").stdout
     assert "ranked by" not in out and "text score" not in out
 

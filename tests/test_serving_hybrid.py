@@ -12,6 +12,7 @@ from PIL import Image
 from serving_fixtures import start_in_process
 
 from modelverse.core.reference import ExactSearch
+from modelverse.core.sentence_encoder import sentence_encoder
 from modelverse.core.stats import stats_from_features
 from modelverse.core.types import Method, QueryPart, SecondOrderForm
 from modelverse.query.hybrid import TextMode, rank_collection
@@ -79,6 +80,7 @@ def test_content_mode_and_confidence_equal_the_in_process_ranking(hybrid) -> Non
         response = cluster.gateway.Search(search_pb2.SearchRequest(
             parts=[search_pb2.QueryPart(text=text)], top_k=6, candidates_per_shard=100, text_mode=search_pb2.CONTENT))
         parts = [QueryPart(encoder.encode_texts([text])[0].astype(np.float64))]
+        parts = [QueryPart(encoder.encode_texts([text])[0].astype(np.float64))]
         expected = rank_collection(engine, parts, Method.MGF, SecondOrderForm.COMPRESSED, 6)
         assert [h.model.id for h in response.hits] == [e.id for e in expected]
         np.testing.assert_allclose([h.confidence for h in response.hits], [e.confidence for e in expected], rtol=1e-4,
@@ -91,11 +93,17 @@ def test_hybrid_text_scores_match_the_in_process_metadata_search(hybrid) -> None
     collection = store.collection()
     documents = [document_of(store.get(m).metadata) for m in collection.ids.tolist()]
     engine = ExactSearch(collection, store.config.scoring)
-    parts = [QueryPart(encoder.encode_texts(["black zebra"])[0].astype(np.float64))]
-    expected = rank_collection(engine, parts, Method.MGF, SecondOrderForm.COMPRESSED, 6, texts=["black zebra"],
-                               text_mode=TextMode.METADATA, documents=documents)
-    response = search(cluster, "black zebra", text_mode=search_pb2.METADATA)
-    assert response.hits[0].model.id == expected[0].id == "colour-4"
+    vectors = sentence_encoder().encode([d.text() for d in documents])
+    for text, mode in (("black zebra", TextMode.METADATA), ("the sea", TextMode.METADATA), ("the sea", TextMode.HYBRID)):
+        parts = [QueryPart(encoder.encode_texts([text])[0].astype(np.float64))]
+        expected = rank_collection(engine, parts, Method.MGF, SecondOrderForm.COMPRESSED, 6, texts=[text],
+                                   text_mode=mode, documents=documents, document_vectors=vectors)
+        response = search(cluster, text, text_mode=search_pb2.TextMode.Value(mode.name))
+        assert response.hits[0].model.id == expected[0].id
+        got = {h.model.id: h.semantic_score for h in response.hits}
+        np.testing.assert_allclose([got[e.id] for e in expected if e.id in got],
+                                   [e.semantic_score for e in expected if e.id in got], atol=1e-5)
+    assert response.hits[0].model.id == "colour-2"
 
 
 def test_min_confidence_leaves_out_hits_below_it(hybrid) -> None:
@@ -150,3 +158,24 @@ def test_a_model_added_to_the_store_is_found_by_its_metadata_after_the_shards_sy
     for state in cluster.states:
         state.sync()
     assert "colour-new" not in [h.model.id for h in search(cluster, "aubergine", text_mode=search_pb2.METADATA).hits]
+
+
+def test_a_paraphrase_finds_its_model_by_meaning_through_the_gateway(hybrid) -> None:
+    cluster, _, _ = hybrid
+    for text, right in (("the sea", "colour-2"), ("grass", "colour-1")):  # no word of their metadata
+        metadata = search(cluster, text, text_mode=search_pb2.METADATA)
+        top = metadata.hits[0]
+        assert top.model.id == right and top.text_score == 0 and top.semantic_score > 0.3, (text, top)
+        assert top.semantic_score == max(h.semantic_score for h in metadata.hits)
+        hybrid_hits = search(cluster, text).hits  # HYBRID, one content candidate per shard: found all the same
+        assert right in [h.model.id for h in hybrid_hits] and all(h.semantic_score != 0 for h in hybrid_hits)
+    assert all(h.semantic_score == 0 for h in search(cluster, "the sea", text_mode=search_pb2.CONTENT).hits)
+
+
+@pytest.mark.parametrize("text, fragment", [("   ", "empty text"), ("sea " * 600, "characters is over 2000")])
+def test_an_empty_or_oversize_text_is_invalid_argument(hybrid, text, fragment) -> None:
+    cluster, _, _ = hybrid
+    for mode in (search_pb2.HYBRID, search_pb2.METADATA):
+        with pytest.raises(grpc.RpcError) as caught:
+            search(cluster, text, text_mode=mode)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in caught.value.details()

@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="covariance form for second-order scores; auto = full when every model has it")
     search.add_argument("--top-k", type=int, default=10, metavar="K")
     search.add_argument("--text-mode", choices=[m.value for m in TextMode], default=None,
-                        help="how --text finds models: content (the encoded text), metadata (a keyword search of "
-                             "names, descriptions, tags), hybrid (both fused; the default for a query with text)")
+                        help="how --text finds models: content (the encoded text), metadata (names, descriptions, "
+                             "tags by their words (BM25) and by meaning (sentence embeddings)), hybrid (all fused; "
+                             "the default for a query with text)")
     search.add_argument("--min-confidence", type=float, default=None, metavar="P",
                         help="leave out hits whose confidence (0..1: that the model fits the query at all) is below P")
     _json_argument(search)
